@@ -1,0 +1,20 @@
+SHELL := /bin/bash
+ENV := source scripts/env.sh &&
+
+.PHONY: bootstrap up test bench down
+bootstrap:
+	@./scripts/bootstrap.sh
+
+## Starts Redis (if REDIS_URL is unreachable), the planner and 2 workers, runs a sample workload, serves until Ctrl-C.
+up: bootstrap
+	@$(ENV) node --no-node-snapshot scripts/up.mjs
+
+## Runs every test (CI calls this through .ci/run).
+test: bootstrap
+	@$(ENV) pnpm run test
+
+bench: bootstrap
+	@$(ENV) node --no-node-snapshot bench/run.mjs
+
+down:
+	@$(ENV) node scripts/down.mjs

@@ -1,0 +1,61 @@
+import { z } from 'zod';
+import { ToolName } from './tool.js';
+import type { SerializedError } from './errors.js';
+
+export const CallStatus = {
+  QUEUED: 'queued',
+  AWAITING_APPROVAL: 'awaiting_approval',
+  RUNNING: 'running',
+  SUCCEEDED: 'succeeded',
+  FAILED: 'failed',
+  CANCELLED: 'cancelled',
+} as const;
+export type CallStatus = (typeof CallStatus)[keyof typeof CallStatus];
+
+/** The longest a `POST /v1/calls` may hold the connection open for `wait`. */
+export const MAX_WAIT_MS = 300_000;
+export const DEFAULT_WAIT_MS = 30_000;
+
+/** The body of `POST /v1/calls`. */
+export const CallRequest = z
+  .object({
+    tool: ToolName,
+    arguments: z.unknown().default({}),
+    idempotencyKey: z.string().min(1).max(256).optional(),
+    priority: z.number().int().min(1).max(1000).optional(),
+    delayMs: z.number().int().min(0).max(86_400_000).optional(),
+    wait: z.union([z.boolean(), z.number().int().min(0).max(MAX_WAIT_MS)]).optional(),
+  })
+  .strict();
+export type CallRequest = z.infer<typeof CallRequest>;
+
+/** What travels on the queue. Validated again by the worker when it dequeues. */
+export const CallJobData = z.object({
+  tool: ToolName,
+  version: z.number().int().min(1),
+  arguments: z.unknown(),
+  tenant: z.string().min(1),
+  enqueuedAt: z.number().int(),
+});
+export type CallJobData = z.infer<typeof CallJobData>;
+
+/** What a worker stores as the job's return value. */
+export type CallOutput = { result: unknown; logs: string[] };
+
+/** A call as the API shows it. */
+export type CallRecord = {
+  id: string;
+  tool: string;
+  version: number;
+  status: CallStatus;
+  result?: unknown;
+  error?: SerializedError;
+  logs?: string[];
+  attempts: number;
+  createdAt: string;
+  timings: { queuedMs: number | null; runMs: number | null };
+};
+
+export function isFinished(status: CallStatus): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'cancelled';
+}

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+
+/** A TCP port from an environment variable; 0 asks the OS for a free one. */
+export const Port = z.coerce.number().int().min(0).max(65_535);
+
+/** `true/false/1/0/yes/no/on/off` from an environment variable. */
+export const BoolEnv = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes' || v === 'on');
+
+export const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export const RedisUrl = z
+  .string()
+  .regex(/^(rediss?|redis-cluster):\/\/.+/, 'must be redis://, rediss:// or redis-cluster://host:port,…');
+
+/** Thrown once at start with every bad variable named, so a broken deploy says what to fix. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+/** Parses the environment with a service's schema; never call at import time. */
+export function parseConfig<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): z.infer<S> {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(cleaned);
+  if (parsed.success) return parsed.data;
+  throw new ConfigError(
+    parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
+  );
+}

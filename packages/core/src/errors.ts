@@ -1,0 +1,85 @@
+import { z } from 'zod';
+
+/** Codes a request to the API can fail with. Stable: clients switch on them. */
+export const RequestErrorCode = z.enum([
+  'INVALID_JSON',
+  'INVALID_REQUEST',
+  'PAYLOAD_TOO_LARGE',
+  'NOT_FOUND',
+  'TOOL_NOT_FOUND',
+  'INVALID_TOOL',
+  'INVALID_ARGUMENTS',
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+  'CONFLICT',
+  'RATE_LIMITED',
+  'UNAVAILABLE',
+  'INTERNAL',
+]);
+export type RequestErrorCode = z.infer<typeof RequestErrorCode>;
+
+/** Codes a tool call can end with. Stable: they are stored with the call. */
+export const CallErrorCode = z.enum([
+  'TIMEOUT',
+  'OUT_OF_MEMORY',
+  'RESULT_TOO_LARGE',
+  'TOOL_ERROR',
+  'SANDBOX_ERROR',
+  'EGRESS_DENIED',
+  'CANCELLED',
+  'REJECTED',
+]);
+export type CallErrorCode = z.infer<typeof CallErrorCode>;
+
+export type ErrorCode = RequestErrorCode | CallErrorCode;
+
+/** How errors cross process and isolate boundaries: plain data, never an instance. */
+export const SerializedError = z.object({
+  code: z.string(),
+  message: z.string(),
+  retryable: z.boolean().optional(),
+  details: z.unknown().optional(),
+});
+export type SerializedError = z.infer<typeof SerializedError>;
+
+/** An error the API answers with a status and a stable code. */
+export class RequestError extends Error {
+  override readonly name: string = 'RequestError';
+  constructor(
+    readonly code: RequestErrorCode,
+    message: string,
+    readonly details?: unknown,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A tool call that ended badly. The error says itself whether another attempt may help. */
+export class ToolExecError extends Error {
+  override readonly name: string = 'ToolExecError';
+  constructor(
+    readonly code: CallErrorCode,
+    message: string,
+    readonly opts: { retryable: boolean; cause?: unknown },
+  ) {
+    super(message, { cause: opts.cause });
+  }
+
+  toJSON(): SerializedError {
+    return { code: this.code, message: this.message, retryable: this.opts.retryable };
+  }
+}
+
+export function isToolExecError(err: unknown): err is ToolExecError {
+  return err instanceof ToolExecError;
+}
+
+export function isRequestError(err: unknown): err is RequestError {
+  return err instanceof RequestError;
+}
+
+/** Exhaustiveness guard for `switch` statements over unions. */
+export function assertNever(value: never): never {
+  throw new Error(`unexpected value: ${JSON.stringify(value)}`);
+}

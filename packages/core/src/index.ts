@@ -1,0 +1,44 @@
+/**
+ * Types, schemas, errors and config helpers shared by every Toolplane package and service.
+ *
+ * @example
+ * ```ts
+ * import { ToolSpec, RequestError } from '@toolplane/core';
+ * const spec = ToolSpec.parse(body);
+ * if (!spec.parameters.type) throw new RequestError('INVALID_TOOL', 'parameters must be an object schema');
+ * ```
+ */
+export {
+  RequestErrorCode,
+  CallErrorCode,
+  SerializedError,
+  RequestError,
+  ToolExecError,
+  isToolExecError,
+  isRequestError,
+  assertNever,
+} from './errors.js';
+export type { ErrorCode } from './errors.js';
+export {
+  ToolName,
+  ToolLimits,
+  ToolRateLimit,
+  ToolRetries,
+  ToolBreaker,
+  ToolSpec,
+  MAX_TOOL_CODE_BYTES,
+} from './tool.js';
+export type { Tool, ToolSpecInput } from './tool.js';
+export {
+  CallStatus,
+  CallRequest,
+  CallJobData,
+  MAX_WAIT_MS,
+  DEFAULT_WAIT_MS,
+  isFinished,
+} from './call.js';
+export type { CallRecord, CallOutput } from './call.js';
+export { Port, BoolEnv, LogLevel, RedisUrl, ConfigError, parseConfig } from './config.js';
+export { createLogger, silentLogger } from './logger.js';
+export type { Logger } from './logger.js';
+export { newCallId, CALL_ID_PATTERN } from './ids.js';

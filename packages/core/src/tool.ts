@@ -1,0 +1,69 @@
+import { z } from 'zod';
+
+/** OpenAI function names allow `[a-zA-Z0-9_-]{1,64}`; the dot is kept for MCP upstreams (`server.tool`). */
+export const ToolName = z
+  .string()
+  .regex(/^[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,63}$/, 'letters, digits, _ - . only, at most 64');
+export type ToolName = z.infer<typeof ToolName>;
+
+/** Code larger than this is refused at registration: tools are small glue, not bundles. */
+export const MAX_TOOL_CODE_BYTES = 256 * 1024;
+
+export const ToolLimits = z
+  .object({
+    /** Wall time of the whole call, promises and `ctx` calls included. */
+    timeoutMs: z.number().int().min(10).max(300_000).default(10_000),
+    /** Heap cap of the isolate; isolated-vm's minimum is 8. */
+    memoryMb: z.number().int().min(8).max(1024).default(64),
+    /** Largest JSON result accepted, measured inside the isolate. */
+    maxResultBytes: z.number().int().min(16).max(16 * 1024 * 1024).default(1024 * 1024),
+  })
+  .strict();
+export type ToolLimits = z.infer<typeof ToolLimits>;
+
+export const ToolRateLimit = z
+  .object({ max: z.number().int().min(1), perMs: z.number().int().min(1).max(86_400_000) })
+  .strict();
+export type ToolRateLimit = z.infer<typeof ToolRateLimit>;
+
+export const ToolRetries = z
+  .object({
+    attempts: z.number().int().min(1).max(20).default(3),
+    backoffMs: z.number().int().min(0).max(3_600_000).default(200),
+  })
+  .strict();
+export type ToolRetries = z.infer<typeof ToolRetries>;
+
+export const ToolBreaker = z
+  .object({
+    errorThresholdPercentage: z.number().min(1).max(100).default(50),
+    volumeThreshold: z.number().int().min(1).default(10),
+    resetTimeoutMs: z.number().int().min(10).max(3_600_000).default(10_000),
+  })
+  .strict();
+export type ToolBreaker = z.infer<typeof ToolBreaker>;
+
+/** The body of `PUT /v1/tools/{name}`. Everything but description, parameters and code has a default. */
+export const ToolSpec = z
+  .object({
+    description: z.string().min(1).max(4096),
+    parameters: z.record(z.string(), z.unknown()),
+    code: z.string().min(1),
+    limits: ToolLimits.default(ToolLimits.parse({})),
+    rateLimit: ToolRateLimit.optional(),
+    concurrency: z.number().int().min(1).max(10_000).default(50),
+    retries: ToolRetries.default(ToolRetries.parse({})),
+    breaker: ToolBreaker.default(ToolBreaker.parse({})),
+    egress: z.array(z.string().min(1).max(253)).max(100).default([]),
+    cacheTtlMs: z.number().int().min(0).max(86_400_000).default(0),
+  })
+  .strict();
+export type ToolSpec = z.infer<typeof ToolSpec>;
+export type ToolSpecInput = z.input<typeof ToolSpec>;
+
+/** A registered tool: its spec, frozen under a name and a version that grows with each replace. */
+export type Tool = ToolSpec & {
+  name: string;
+  version: number;
+  createdAt: string;
+};

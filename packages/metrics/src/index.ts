@@ -1,0 +1,20 @@
+/**
+ * prom-client registries and the metric sets of Toolplane's services. Only services import this.
+ *
+ * @example
+ * ```ts
+ * const registry = createRegistry({ service: 'worker' });
+ * const m = createToolMetrics(registry);
+ * m.calls.inc({ tool: 'add', outcome: 'success' });
+ * res.end(await registry.metrics());
+ * ```
+ */
+export {
+  createRegistry,
+  createToolMetrics,
+  createHttpMetrics,
+  createQueueGauge,
+  CALL_SECONDS_BUCKETS,
+} from './metrics.js';
+export type { ToolMetrics, HttpMetrics, CallOutcome } from './metrics.js';
+export type { Registry } from 'prom-client';

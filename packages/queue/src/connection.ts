@@ -1,0 +1,88 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+
+/** A connection to a single Redis or to a Redis Cluster; everything Toolplane does works on both. */
+export type RedisConnection = Redis | Cluster;
+
+/**
+ * - `worker`: BullMQ workers and anything that should wait out an outage (`maxRetriesPerRequest: null`
+ *   is what BullMQ requires for blocking connections).
+ * - `client`: request paths that must fail fast while Redis is down (the API answers 503 within a
+ *   second instead of hanging), so no offline queue and a command timeout.
+ * - `subscriber`: pub/sub; reconnects and resubscribes by itself.
+ */
+export type ConnectionRole = 'worker' | 'client' | 'subscriber';
+
+const ROLE_OPTIONS: Record<ConnectionRole, RedisOptions> = {
+  worker: { maxRetriesPerRequest: null, enableReadyCheck: true },
+  client: { maxRetriesPerRequest: 0, enableOfflineQueue: false, commandTimeout: 1_000, connectTimeout: 1_000 },
+  subscriber: { maxRetriesPerRequest: null },
+};
+
+/** Caps reconnect backoff at 1 s so service resumes within a second of Redis coming back. */
+function retryStrategy(times: number): number {
+  return Math.min(50 * 2 ** Math.min(times, 5), 1_000);
+}
+
+/**
+ * Opens a connection from `redis://…`, `rediss://…` or `redis-cluster://host:port,host:port` (seed nodes).
+ */
+export function createRedisConnection(url: string, role: ConnectionRole): RedisConnection {
+  const base: RedisOptions = { ...ROLE_OPTIONS[role], retryStrategy, lazyConnect: false };
+  if (url.startsWith('redis-cluster://')) {
+    const nodes = url
+      .slice('redis-cluster://'.length)
+      .split(',')
+      .map((hp) => {
+        const [host, port] = hp.trim().split(':');
+        return { host: host || '127.0.0.1', port: Number(port) || 6379 };
+      });
+    return new Cluster(nodes, {
+      redisOptions: base,
+      enableOfflineQueue: base.enableOfflineQueue ?? true,
+      clusterRetryStrategy: retryStrategy,
+      ...(role === 'client' ? { maxRedirections: 4 } : {}),
+    });
+  }
+  return new Redis(url, base);
+}
+
+/** Resolves once the connection is ready, or rejects after `timeoutMs`. */
+export async function waitForRedis(conn: RedisConnection, timeoutMs = 10_000): Promise<void> {
+  if (conn.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`redis not ready after ${timeoutMs}ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      conn.off('ready', onReady);
+    };
+    conn.on('ready', onReady);
+  });
+}
+
+/** Closes politely, then hard if Redis does not answer. */
+export async function closeRedis(conn: RedisConnection): Promise<void> {
+  try {
+    await Promise.race([conn.quit(), new Promise((r) => setTimeout(r, 500))]);
+  } catch {
+    // already closed or unreachable: disconnect below is enough
+  }
+  conn.disconnect();
+}
+
+/** True for the errors ioredis raises while Redis cannot be reached (no offline queue, timeouts, retries exhausted). */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return (
+    err.name === 'MaxRetriesPerRequestError' ||
+    /enableOfflineQueue|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|LOADING|Stream isn't writeable|CLUSTERDOWN|None of startup nodes/i.test(
+      err.message,
+    )
+  );
+}

@@ -1,0 +1,24 @@
+/**
+ * BullMQ and Redis wiring: connections, key names, the tool registry, the producer and the worker
+ * factory. No sandbox, no HTTP.
+ *
+ * @example
+ * ```ts
+ * const redis = createRedisConnection(url, 'client');
+ * const keys = createKeys('toolplane');
+ * const registry = new ToolRegistry(redis, keys);
+ * const queues = new ToolQueues(redis, keys);
+ * const { id } = await queues.enqueue(await registry.get('add'), { a: 1, b: 2 }, { tenant: 'default' });
+ * ```
+ */
+export { createRedisConnection, waitForRedis, closeRedis, isRedisUnavailable } from './connection.js';
+export type { RedisConnection, ConnectionRole } from './connection.js';
+export { createKeys } from './keys.js';
+export type { Keys } from './keys.js';
+export { ToolRegistry } from './registry.js';
+export { ToolQueues, idempotentCallId } from './calls.js';
+export type { EnqueueOptions, ToolQueuesOptions } from './calls.js';
+export { CallWaiter, announceCallDone } from './call-waiter.js';
+export { createToolWorker } from './tool-worker.js';
+export type { ToolWorkerOptions, CallProcessor } from './tool-worker.js';
+export { encodeFailure, decodeFailure } from './failure.js';

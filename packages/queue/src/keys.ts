@@ -1,0 +1,25 @@
+/**
+ * Every Redis key Toolplane writes, in one place.
+ *
+ * Cluster rule: keys used together in one command or script share a `{hash tag}`. The registry lives
+ * under `{prefix}`; each tool's BullMQ queue under its own `{tool}` tag, so different tools' queues
+ * spread over the cluster's slots.
+ */
+export type Keys = ReturnType<typeof createKeys>;
+
+export function createKeys(prefix: string) {
+  const reg = `{${prefix}}`;
+  return {
+    /** BullMQ `prefix` option. */
+    bullPrefix: prefix,
+    /** BullMQ queue name for a tool: the braces make it the key's hash tag. */
+    queueName: (tool: string) => `{${tool}}`,
+    toolFromQueueName: (queueName: string) => queueName.slice(1, -1),
+    registrySpecs: `${reg}:tools:spec`,
+    registryCurrent: `${reg}:tools:current`,
+    registrySeq: `${reg}:tools:seq`,
+    registryChanged: `${reg}:tools:changed`,
+    callIndex: (id: string) => `${prefix}:call:${id}`,
+    callDone: `${reg}:calls:done`,
+  };
+}

@@ -1,0 +1,42 @@
+import ivm from 'isolated-vm';
+
+/** Registration-time checks run in a throwaway isolate with tight limits. */
+const CHECK_MEMORY_MB = 16;
+const CHECK_TIMEOUT_MS = 200;
+
+/**
+ * Checks that `code` is an ES module without imports whose default export is a function, by compiling
+ * and evaluating it in a throwaway isolate. Returns the compiler's or evaluator's message on failure.
+ */
+export async function checkToolCode(code: string): Promise<{ ok: true } | { ok: false; message: string }> {
+  const isolate = new ivm.Isolate({ memoryLimit: CHECK_MEMORY_MB, onCatastrophicError: () => {} });
+  try {
+    const context = await isolate.createContext();
+    let module: ivm.Module;
+    try {
+      module = await isolate.compileModule(code, { filename: 'tool' });
+    } catch (err: unknown) {
+      return { ok: false, message: `code does not compile as a module: ${messageOf(err)}` };
+    }
+    if (module.dependencySpecifiers.length > 0) {
+      return { ok: false, message: `imports are not allowed in tool code: ${module.dependencySpecifiers.join(', ')}` };
+    }
+    try {
+      await module.instantiate(context, (s) => {
+        throw new Error(`import of '${s}' is not allowed`);
+      });
+      await module.evaluate({ timeout: CHECK_TIMEOUT_MS });
+      const kind = module.namespace.getSync('default', { reference: true }).typeof;
+      if (kind !== 'function') return { ok: false, message: `the default export must be a function, got ${kind}` };
+    } catch (err: unknown) {
+      return { ok: false, message: `module evaluation failed: ${messageOf(err)}` };
+    }
+    return { ok: true };
+  } finally {
+    if (!isolate.isDisposed) isolate.dispose();
+  }
+}
+
+function messageOf(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).slice(0, 2000);
+}

@@ -1,0 +1,79 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { ConfigError, createLogger } from '@toolplane/core';
+import { createHttpMetrics, createQueueGauge, createRegistry } from '@toolplane/metrics';
+import { CallWaiter, ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
+import { createPlannerApp } from './app.js';
+import { loadConfig } from './config.js';
+import { ArgumentValidator } from './validation.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err: unknown) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`toolplane planner: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger({ name: 'planner', level: config.LOG_LEVEL });
+  const keys = createKeys(config.TOOLPLANE_PREFIX);
+  const redis = createRedisConnection(config.REDIS_URL, 'client');
+  const subscriber = createRedisConnection(config.REDIS_URL, 'subscriber');
+  for (const conn of [redis, subscriber]) {
+    conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
+  }
+  const registry = new ToolRegistry(redis, keys);
+  const queues = new ToolQueues(redis, keys, { retentionMs: config.CALL_RETENTION_MS });
+  const waiter = new CallWaiter(subscriber, keys);
+  void waiter.start().catch((err: unknown) => logger.warn({ err }, 'subscribe failed'));
+  const promRegistry = createRegistry();
+  const httpMetrics = createHttpMetrics(promRegistry);
+  createQueueGauge(promRegistry, async () => {
+    const names = await registry.names();
+    return Promise.all(
+      names.map(async (tool) => ({
+        tool,
+        counts: await queues.queue(tool).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'),
+      })),
+    );
+  });
+  const app = createPlannerApp({
+    redis,
+    registry,
+    queues,
+    waiter,
+    validator: new ArgumentValidator(),
+    promRegistry,
+    httpMetrics,
+    logger,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+  });
+  const server = app.listen(config.PORT, config.HOST);
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ port }, 'planner listening');
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    server.closeIdleConnections();
+    await Promise.race([closed, new Promise((r) => setTimeout(r, config.SHUTDOWN_TIMEOUT_MS).unref())]);
+    server.closeAllConnections();
+    await Promise.all([closeRedis(redis), closeRedis(subscriber)]);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`toolplane planner failed to start: ${String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,30 @@
+import type { Tool } from '@toolplane/core';
+
+/** The tool as the API returns it. */
+export function toolView(tool: Tool) {
+  return {
+    name: tool.name,
+    version: tool.version,
+    description: tool.description,
+    parameters: tool.parameters,
+    code: tool.code,
+    limits: tool.limits,
+    ...(tool.rateLimit ? { rateLimit: tool.rateLimit } : {}),
+    concurrency: tool.concurrency,
+    retries: tool.retries,
+    breaker: tool.breaker,
+    egress: tool.egress,
+    cacheTtlMs: tool.cacheTtlMs,
+    createdAt: tool.createdAt,
+  };
+}
+
+/** OpenAI function-calling format (`tools` of Chat Completions). */
+export function openAiTool(tool: Tool) {
+  return { type: 'function' as const, function: { name: tool.name, description: tool.description, parameters: tool.parameters } };
+}
+
+/** MCP `Tool` object as in `tools/list`. */
+export function mcpTool(tool: Tool) {
+  return { name: tool.name, description: tool.description, inputSchema: tool.parameters };
+}

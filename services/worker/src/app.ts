@@ -1,0 +1,123 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import type { Worker } from 'bullmq';
+import type { CallJobData, CallOutput, Logger } from '@toolplane/core';
+import { createRegistry, createToolMetrics } from '@toolplane/metrics';
+import {
+  ToolRegistry,
+  announceCallDone,
+  closeRedis,
+  createKeys,
+  createRedisConnection,
+  createToolWorker,
+} from '@toolplane/queue';
+import { Sandbox } from '@toolplane/sandbox';
+import type { WorkerConfig } from './config.js';
+import { createOpsServer } from './http.js';
+import { createProcessor } from './processor.js';
+
+/**
+ * - `INITIALIZED`: built, not consuming yet.
+ * - `RUNNING`: consuming every tool queue it knows of.
+ * - `DRAINING`: SIGTERM received; takes no new calls, finishes the ones it holds.
+ * - `STOPPED`: everything closed.
+ */
+export type WorkerState = 'INITIALIZED' | 'RUNNING' | 'DRAINING' | 'STOPPED';
+
+export type WorkerApp = {
+  readonly state: WorkerState;
+  /** Port of the ops server (`/healthz`, `/readyz`, `/metrics`). */
+  readonly metricsPort: number;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+};
+
+/** Wires Redis, the registry, the sandbox and one BullMQ worker per tool queue. Touches no `process`. */
+export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp {
+  const keys = createKeys(config.TOOLPLANE_PREFIX);
+  const redis = createRedisConnection(config.REDIS_URL, 'worker');
+  const subscriber = createRedisConnection(config.REDIS_URL, 'subscriber');
+  const registry = new ToolRegistry(redis, keys);
+  const promRegistry = createRegistry();
+  const metrics = createToolMetrics(promRegistry);
+  const sandbox = new Sandbox({
+    maxIsolatesPerTool: config.WORKER_CONCURRENCY,
+    logger: logger.child({ component: 'sandbox' }),
+    onDispose: (reason) => metrics.sandboxDisposals.inc({ reason }),
+  });
+  const processor = createProcessor({ registry, sandbox, metrics, logger });
+  const consumers = new Map<string, Worker<CallJobData, CallOutput>>();
+  const ops = createOpsServer(promRegistry, () => state === 'RUNNING' && redis.status === 'ready');
+  let state: WorkerState = 'INITIALIZED';
+  let discovery: NodeJS.Timeout | undefined;
+  let metricsPort = config.WORKER_METRICS_PORT;
+
+  for (const conn of [redis, subscriber]) {
+    conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
+  }
+
+  const consume = (tool: string) => {
+    if (consumers.has(tool) || state !== 'RUNNING') return;
+    const worker = createToolWorker(tool, keys, createRedisConnection(config.REDIS_URL, 'worker'), processor, {
+      concurrency: config.WORKER_CONCURRENCY,
+    });
+    const announce = (job: { id?: string } | undefined) => {
+      if (job?.id) announceCallDone(redis, keys, job.id).catch(() => {});
+    };
+    worker.on('completed', announce);
+    worker.on('failed', announce);
+    worker.on('error', (err) => logger.warn({ err: err.message, tool }, 'queue worker error'));
+    consumers.set(tool, worker);
+    logger.info({ tool }, 'consuming tool queue');
+  };
+
+  const discover = async () => {
+    try {
+      for (const name of await registry.names()) consume(name);
+    } catch (err: unknown) {
+      logger.warn({ err: (err as Error).message }, 'tool discovery failed');
+    }
+  };
+
+  subscriber.on('message', (channel: string, tool: string) => {
+    if (channel === keys.registryChanged) consume(tool);
+  });
+
+  return {
+    get state() {
+      return state;
+    },
+    get metricsPort() {
+      return metricsPort;
+    },
+    async start() {
+      ops.listen(config.WORKER_METRICS_PORT);
+      await once(ops, 'listening');
+      metricsPort = (ops.address() as AddressInfo).port;
+      state = 'RUNNING';
+      await subscriber.subscribe(keys.registryChanged);
+      await discover();
+      discovery = setInterval(() => void discover(), config.TOOL_DISCOVERY_INTERVAL_MS);
+      logger.info({ metricsPort, tools: consumers.size }, 'worker started');
+    },
+    async stop() {
+      if (state === 'STOPPED' || state === 'DRAINING') return;
+      state = 'DRAINING';
+      clearInterval(discovery);
+      logger.info({ running: consumers.size }, 'worker draining');
+      const workers = [...consumers.values()];
+      const graceful = Promise.all(workers.map((w) => w.close()));
+      const timedOut = await Promise.race([
+        graceful.then(() => false),
+        new Promise<boolean>((r) => setTimeout(() => r(true), config.SHUTDOWN_TIMEOUT_MS).unref()),
+      ]);
+      // Calls still running go back to the queue through stalled-job recovery on another worker.
+      if (timedOut) await Promise.all(workers.map((w) => w.close(true)));
+      await sandbox.close();
+      await Promise.all([closeRedis(redis), closeRedis(subscriber)]);
+      await new Promise<void>((r) => ops.close(() => r()));
+      state = 'STOPPED';
+      logger.info('worker stopped');
+    },
+  };
+}

@@ -1,0 +1,21 @@
+import { z } from 'zod';
+import { LogLevel, Port, RedisUrl, parseConfig } from '@toolplane/core';
+
+export const WorkerConfig = z.object({
+  REDIS_URL: RedisUrl.default('redis://127.0.0.1:6379'),
+  /** Key prefix; two deployments on one Redis use two prefixes. */
+  TOOLPLANE_PREFIX: z.string().regex(/^[a-zA-Z0-9_-]{1,32}$/).default('toolplane'),
+  WORKER_METRICS_PORT: Port.default(9464),
+  /** Calls of one tool this process runs at once (also its isolates per tool version). */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
+  /** How often the registry is read again, in case a change notice was missed during a disconnect. */
+  TOOL_DISCOVERY_INTERVAL_MS: z.coerce.number().int().min(100).default(5_000),
+  /** On SIGTERM, running calls get this long to finish before the process exits. */
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+  LOG_LEVEL: LogLevel.default('info'),
+});
+export type WorkerConfig = z.infer<typeof WorkerConfig>;
+
+export function loadConfig(env: Record<string, string | undefined>): WorkerConfig {
+  return parseConfig(WorkerConfig, env);
+}

@@ -1,0 +1,22 @@
+import { createServer, type Server } from 'node:http';
+import type { Registry } from '@toolplane/metrics';
+
+/** `/healthz` (alive), `/readyz` (`ready()` says so) and `/metrics` on their own small server. */
+export function createOpsServer(registry: Registry, ready: () => boolean): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    } else if (path === '/readyz') {
+      const ok = ready();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready: ok }));
+    } else if (path === '/metrics') {
+      registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"NOT_FOUND","message":"no such path"}}');
+    }
+  });
+}
