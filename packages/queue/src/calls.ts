@@ -94,9 +94,14 @@ export class ToolQueues {
   async get(id: string): Promise<CallRecord | undefined> {
     const tool = await this.redis.get(this.keys.callIndex(id));
     if (tool === null) return undefined;
-    const job = await Job.fromId<CallJobData, CallOutput>(this.queue(tool), id);
+    const queue = this.queue(tool);
+    let job = await Job.fromId<CallJobData, CallOutput>(queue, id);
     if (!job) return undefined;
     const state = await job.getState();
+    // The call may have finished between the two reads: read the job again to get its outcome.
+    if ((state === 'completed' || state === 'failed') && !job.finishedOn) {
+      job = (await Job.fromId<CallJobData, CallOutput>(queue, id)) ?? job;
+    }
     return toCallRecord(job, state);
   }
 }

@@ -1,0 +1,120 @@
+// `make up`: Redis (a local one with AOF when REDIS_URL is unreachable), the planner, 2 workers,
+// the sample tools and a short sample workload; then serves until Ctrl-C and stops everything.
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dataDir = join(root, '.data');
+mkdirSync(dataDir, { recursive: true });
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const PORT = Number(process.env.PORT ?? 8080);
+const WORKERS = Number(process.env.WORKERS ?? 2);
+process.env.LOG_LEVEL ??= 'warn';
+const children = [];
+
+const say = (msg) => process.stdout.write(`\x1b[36m[toolplane]\x1b[0m ${msg}\n`);
+
+function reachable(url) {
+  const u = new URL(url.replace(/^redis-cluster:\/\/([^,]+).*/, 'redis://$1'));
+  return new Promise((resolve) => {
+    const s = connect(Number(u.port || 6379), u.hostname);
+    s.setTimeout(500);
+    s.once('connect', () => (s.end(), resolve(true)));
+    s.once('error', () => resolve(false));
+    s.once('timeout', () => (s.destroy(), resolve(false)));
+  });
+}
+
+function start(name, cmd, args, env = {}) {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
+  child.on('exit', (code, signal) => {
+    if (!stopping) say(`${name} exited (${code ?? signal})`);
+  });
+  children.push({ name, child });
+  return child;
+}
+
+async function waitHealthy(url, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} not healthy after ${timeoutMs}ms`);
+}
+
+async function api(method, path, body) {
+  const res = await fetch(`http://127.0.0.1:${PORT}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+let stopping = false;
+async function stopAll(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  say('stopping…');
+  for (const { child } of [...children].reverse()) child.kill('SIGTERM');
+  await Promise.all(children.map(({ child }) => child.exitCode !== null || child.signalCode !== null ? null : new Promise((r) => child.once('exit', r))));
+  rmSync(join(dataDir, 'pids.json'), { force: true });
+  say('stopped');
+  process.exit(code);
+}
+process.on('SIGINT', () => void stopAll());
+process.on('SIGTERM', () => void stopAll());
+
+try {
+  if (!(await reachable(REDIS_URL))) {
+    const port = new URL(REDIS_URL).port || '6379';
+    say(`${REDIS_URL} unreachable: starting redis-server on ${port} with AOF in .data/`);
+    start('redis', 'redis-server', ['--port', port, '--bind', '127.0.0.1', '--dir', dataDir, '--appendonly', 'yes',
+      '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--save', '', '--loglevel', 'warning']);
+    for (let i = 0; i < 50 && !(await reachable(REDIS_URL)); i++) await new Promise((r) => setTimeout(r, 100));
+  }
+  const nodeArgs = ['--no-node-snapshot'];
+  start('planner', process.execPath, [...nodeArgs, join(root, 'services/planner/dist/main.js')], { REDIS_URL, PORT: String(PORT) });
+  const workerPorts = [];
+  for (let i = 0; i < WORKERS; i++) {
+    const mp = 9464 + i;
+    workerPorts.push(mp);
+    start(`worker-${i + 1}`, process.execPath, [...nodeArgs, join(root, 'services/worker/dist/main.js')], {
+      REDIS_URL,
+      WORKER_METRICS_PORT: String(mp),
+    });
+  }
+  writeFileSync(join(dataDir, 'pids.json'), JSON.stringify(children.map(({ name, child }) => ({ name, pid: child.pid }))));
+  await waitHealthy(`http://127.0.0.1:${PORT}/readyz`);
+  for (const mp of workerPorts) await waitHealthy(`http://127.0.0.1:${mp}/readyz`);
+
+  const samples = JSON.parse(readFileSync(join(root, 'scripts/sample-tools.json'), 'utf8'));
+  for (const [name, spec] of Object.entries(samples)) {
+    const r = await api('PUT', `/v1/tools/${name}`, spec);
+    say(`registered tool ${name} (version ${r.body.version})`);
+  }
+  const workload = [
+    { tool: 'add', arguments: { a: 2, b: 3 } },
+    { tool: 'add', arguments: { a: 40, b: 2 } },
+    { tool: 'wordcount', arguments: { text: 'the quick brown fox jumps over the lazy dog the end' } },
+    { tool: 'add', arguments: { a: 'x' } },
+  ];
+  for (const call of workload) {
+    const r = await api('POST', '/v1/calls', { ...call, wait: 10_000 });
+    const shown = r.body.status ? `${r.body.status} → ${JSON.stringify(r.body.result ?? r.body.error)}` : `${r.status} ${r.body.error.code}`;
+    say(`call ${call.tool}(${JSON.stringify(call.arguments)}): ${shown}`);
+  }
+  say(`API        http://127.0.0.1:${PORT}/v1/tools`);
+  say(`metrics    http://127.0.0.1:${PORT}/metrics  ${workerPorts.map((p) => `http://127.0.0.1:${p}/metrics`).join('  ')}`);
+  say(`try        curl -s -XPOST localhost:${PORT}/v1/calls -d '{"tool":"add","arguments":{"a":2,"b":3},"wait":true}'`);
+  say('serving; Ctrl-C stops everything');
+} catch (err) {
+  say(`failed: ${err.message}`);
+  await stopAll(1);
+}

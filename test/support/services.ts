@@ -1,0 +1,97 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '@toolplane/queue/testing';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export type ServiceProcess = {
+  url: string;
+  port: number;
+  proc: ChildProcess;
+  output: () => string;
+  /** Sends a signal and waits for the exit. */
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+};
+
+/** A key prefix of its own, so suites sharing one Redis never see each other's tools or calls. */
+export function uniquePrefix(): string {
+  return `t${randomBytes(5).toString('hex')}`;
+}
+
+async function waitHealthy(url: string, proc: ChildProcess, output: () => string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`process exited with ${proc.exitCode}:\n${output()}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`service at ${url} not healthy after ${timeoutMs}ms:\n${output()}`);
+}
+
+async function startService(service: 'planner' | 'worker', env: Record<string, string>, portVar: string): Promise<ServiceProcess> {
+  const port = await freePort();
+  let out = '';
+  const proc = spawn(process.execPath, ['--no-node-snapshot', join(ROOT, 'services', service, 'dist', 'main.js')], {
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env, [portVar]: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  proc.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  const url = `http://127.0.0.1:${port}`;
+  const svc: ServiceProcess = {
+    url,
+    port,
+    proc,
+    output: () => out,
+    kill: (signal = 'SIGTERM') =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
+        proc.once('exit', (code) => resolve(code));
+        proc.kill(signal);
+      }),
+  };
+  await waitHealthy(url, proc, svc.output);
+  return svc;
+}
+
+export function startPlanner(env: { REDIS_URL: string; TOOLPLANE_PREFIX: string } & Record<string, string>) {
+  return startService('planner', { HOST: '127.0.0.1', ...env }, 'PORT');
+}
+
+export function startWorker(env: { REDIS_URL: string; TOOLPLANE_PREFIX: string } & Record<string, string>) {
+  return startService('worker', { TOOL_DISCOVERY_INTERVAL_MS: '500', ...env }, 'WORKER_METRICS_PORT');
+}
+
+/** JSON over HTTP with the status kept. */
+export async function api(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  let json: any;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = text;
+  }
+  return { status: res.status, body: json, headers: res.headers };
+}
+
+export const ADD_TOOL = {
+  description: 'Adds two numbers',
+  parameters: {
+    type: 'object',
+    properties: { a: { type: 'number' }, b: { type: 'number' } },
+    required: ['a', 'b'],
+  },
+  code: 'export default async function (args, ctx) { return args.a + args.b }',
+};
