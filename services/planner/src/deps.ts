@@ -1,0 +1,18 @@
+import type { Logger } from '@toolplane/core';
+import type { HttpMetrics, Registry } from '@toolplane/metrics';
+import type { CallWaiter, RedisConnection, ToolQueues, ToolRegistry } from '@toolplane/queue';
+import type { ArgumentValidator } from './validation.js';
+
+/** Everything the HTTP API needs; built in main.ts, replaced piecewise in tests. */
+export type PlannerDeps = {
+  redis: RedisConnection;
+  registry: ToolRegistry;
+  queues: ToolQueues;
+  waiter: CallWaiter;
+  validator: ArgumentValidator;
+  promRegistry: Registry;
+  httpMetrics: HttpMetrics;
+  logger: Logger;
+  maxBodyBytes: number;
+};
+

@@ -1,0 +1,57 @@
+import { Router } from 'express';
+import { MAX_TOOL_CODE_BYTES, RequestError, ToolSpec } from '@toolplane/core';
+import { checkToolCode } from '@toolplane/sandbox';
+import type { PlannerDeps } from './deps.js';
+import { parseToolName, toolNotFound, zodIssues } from './http-util.js';
+import { mcpTool, openAiTool, toolView } from './tool-formats.js';
+
+/** `/v1/tools`: the registry. */
+export function toolsRouter(deps: PlannerDeps): Router {
+  const v1 = Router();
+  v1.put('/tools/:name', async (req, res) => {
+    const name = parseToolName(req.params.name);
+    const parsed = ToolSpec.safeParse(req.body);
+    if (!parsed.success) {
+      throw new RequestError('INVALID_TOOL', 'tool body is invalid', { issues: zodIssues(parsed.error.issues) });
+    }
+    const spec = parsed.data;
+    if (Buffer.byteLength(spec.code) > MAX_TOOL_CODE_BYTES) {
+      throw new RequestError('INVALID_TOOL', `code is larger than ${MAX_TOOL_CODE_BYTES} bytes`);
+    }
+    deps.validator.checkSchema(spec.parameters);
+    const check = await checkToolCode(spec.code);
+    if (!check.ok) throw new RequestError('INVALID_TOOL', check.message);
+    const { tool, created } = await deps.registry.put(name, spec);
+    res.status(created ? 201 : 200).json(toolView(tool));
+  });
+
+  v1.get('/tools', async (req, res) => {
+    const tools = await deps.registry.list();
+    switch (req.query.format) {
+      case 'openai':
+        return void res.json(tools.map(openAiTool));
+      case 'mcp':
+        return void res.json({ tools: tools.map(mcpTool) });
+      case undefined:
+        return void res.json({ tools: tools.map(toolView) });
+      default:
+        throw new RequestError('INVALID_REQUEST', 'format must be openai or mcp');
+    }
+  });
+
+  v1.get('/tools/:name', async (req, res) => {
+    const name = parseToolName(req.params.name);
+    const tool = await deps.registry.get(name);
+    if (!tool) throw toolNotFound(name);
+    const counts = await deps.queues.queue(name).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed');
+    res.json({ ...toolView(tool), stats: { queue: counts } });
+  });
+
+  v1.delete('/tools/:name', async (req, res) => {
+    const name = parseToolName(req.params.name);
+    if (!(await deps.registry.delete(name))) throw toolNotFound(name);
+    res.status(204).end();
+  });
+
+  return v1;
+}
