@@ -36,11 +36,13 @@ export const CallJobData = z.object({
   arguments: z.unknown(),
   tenant: z.string().min(1),
   enqueuedAt: z.number().int(),
+  /** sha256 of the canonical JSON of the arguments: the audit trail and approvals refer to it. */
+  argsHash: z.string().length(64),
 });
 export type CallJobData = z.infer<typeof CallJobData>;
 
 /** What a worker stores as the job's return value. */
-export type CallOutput = { result: unknown; logs: string[] };
+export type CallOutput = { result: unknown; logs: string[]; cached?: boolean; startedAt?: number };
 
 /** A call as the API shows it. */
 export type CallRecord = {
@@ -48,12 +50,15 @@ export type CallRecord = {
   tool: string;
   version: number;
   status: CallStatus;
+  tenant?: string;
+  argsHash?: string;
   result?: unknown;
+  cached?: boolean;
   error?: SerializedError;
   logs?: string[];
   attempts: number;
   createdAt: string;
-  timings: { queuedMs: number | null; runMs: number | null };
+  timings: { queuedMs: number | null; runMs: number | null; startedAt?: number };
 };
 
 export function isFinished(status: CallStatus): boolean {

@@ -42,3 +42,4 @@ export { Port, BoolEnv, LogLevel, RedisUrl, ConfigError, parseConfig } from './c
 export { createLogger, silentLogger } from './logger.js';
 export type { Logger } from './logger.js';
 export { newCallId, CALL_ID_PATTERN } from './ids.js';
+export { canonicalJson, hashArguments } from './canonical.js';

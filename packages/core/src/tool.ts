@@ -51,6 +51,10 @@ export const ToolSpec = z
     code: z.string().min(1),
     limits: ToolLimits.default(ToolLimits.parse({})),
     rateLimit: ToolRateLimit.optional(),
+    /** Each tenant's calls of this tool are limited separately, on top of `rateLimit`. */
+    tenantRateLimit: ToolRateLimit.optional(),
+    /** Calls wait in `awaiting_approval` until approved or rejected through the API. */
+    requiresApproval: z.boolean().default(false),
     concurrency: z.number().int().min(1).max(10_000).default(50),
     retries: ToolRetries.default(ToolRetries.parse({})),
     breaker: ToolBreaker.default(ToolBreaker.parse({})),

@@ -61,6 +61,13 @@ export function createToolMetrics(registry: Registry) {
       labelNames: ['tool'] as const,
       registers: [registry],
     }),
+    /** Calls held back by a rate limit (scope: tool, tenant) and put back to wait their turn. */
+    rateLimited: new Counter({
+      name: 'toolplane_rate_limited_total',
+      help: 'Tool calls held back by a rate limit and put back to wait, by tool and scope.',
+      labelNames: ['tool', 'scope'] as const,
+      registers: [registry],
+    }),
     /** Isolates thrown away, by reason. */
     sandboxDisposals: new Counter({
       name: 'toolplane_sandbox_disposals_total',

@@ -21,5 +21,18 @@ export function createKeys(prefix: string) {
     registryChanged: `${reg}:tools:changed`,
     callIndex: (id: string) => `${prefix}:call:${id}`,
     callDone: `${reg}:calls:done`,
+    callCancel: `${reg}:calls:cancel`,
+    /** Per-tool keys below share the tool queue's `{tool}` tag, so one script may use them together. */
+    cancelMarker: (tool: string, id: string) => `${prefix}:{${tool}}:cancel:${id}`,
+    breakerOpen: (tool: string) => `${prefix}:{${tool}}:breaker:open`,
+    breakerTripped: (tool: string) => `${prefix}:{${tool}}:breaker:tripped`,
+    breakerTrial: (tool: string) => `${prefix}:{${tool}}:breaker:trial`,
+    rateHold: (tool: string) => `${prefix}:{${tool}}:rl:hold`,
+    rateWindow: (tool: string) => `${prefix}:{${tool}}:rl:window`,
+    tenantWindow: (tool: string, tenant: string) => `${prefix}:{${tool}}:rl:tenant:${tenant}`,
+    resultCache: (tool: string, version: number, argsHash: string) => `${prefix}:{${tool}}:cache:${version}:${argsHash}`,
+    callLog: (tool: string) => `${prefix}:{${tool}}:calls`,
+    approvalPending: (tool: string, id: string) => `${prefix}:{${tool}}:approval:${id}`,
+    approvalGrant: (tool: string, id: string) => `${prefix}:{${tool}}:approved:${id}`,
   };
 }

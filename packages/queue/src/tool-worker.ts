@@ -1,4 +1,4 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { isToolExecError, type CallJobData, type CallOutput } from '@toolplane/core';
 import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
@@ -17,7 +17,11 @@ export type ToolWorkerOptions = {
   stalledIntervalMs?: number;
 };
 
-export type CallProcessor = (job: Job<CallJobData, CallOutput>, signal: AbortSignal) => Promise<CallOutput>;
+export type CallProcessor = (
+  job: Job<CallJobData, CallOutput>,
+  token: string | undefined,
+  signal: AbortSignal,
+) => Promise<CallOutput>;
 
 /**
  * A BullMQ worker for one tool's queue. The processor throws {@link ToolExecError}s; here they become
@@ -33,10 +37,11 @@ export function createToolWorker(
 ): Worker<CallJobData, CallOutput> {
   return new Worker<CallJobData, CallOutput>(
     keys.queueName(tool),
-    async (job, _token, signal) => {
+    async (job, token, signal) => {
       try {
-        return await processor(job, signal ?? new AbortController().signal);
+        return await processor(job, token, signal ?? new AbortController().signal);
       } catch (err: unknown) {
+        if (err instanceof DelayedError || (err instanceof Error && err.name === 'RateLimitError')) throw err;
         if (isToolExecError(err)) {
           const reason = encodeFailure(err.toJSON());
           throw err.opts.retryable ? new Error(reason, { cause: err }) : new UnrecoverableError(reason);

@@ -1,6 +1,6 @@
 import type { Logger } from '@toolplane/core';
 import type { HttpMetrics, Registry } from '@toolplane/metrics';
-import type { CallWaiter, RedisConnection, ToolQueues, ToolRegistry } from '@toolplane/queue';
+import type { CallGate, CallWaiter, RedisConnection, ToolQueues, ToolRegistry } from '@toolplane/queue';
 import type { ArgumentValidator } from './validation.js';
 
 /** Everything the HTTP API needs; built in main.ts, replaced piecewise in tests. */
@@ -8,6 +8,7 @@ export type PlannerDeps = {
   redis: RedisConnection;
   registry: ToolRegistry;
   queues: ToolQueues;
+  gate: CallGate;
   waiter: CallWaiter;
   validator: ArgumentValidator;
   promRegistry: Registry;

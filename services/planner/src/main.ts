@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createLogger } from '@toolplane/core';
 import { createHttpMetrics, createQueueGauge, createRegistry } from '@toolplane/metrics';
-import { CallWaiter, ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
+import { CallGate, CallWaiter, ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
 import { createPlannerApp } from './app.js';
 import { loadConfig } from './config.js';
 import { ArgumentValidator } from './validation.js';
@@ -44,6 +44,7 @@ async function main(): Promise<void> {
     redis,
     registry,
     queues,
+    gate: new CallGate(redis, keys),
     waiter,
     validator: new ArgumentValidator(),
     promRegistry,

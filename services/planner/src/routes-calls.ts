@@ -1,7 +1,9 @@
 import { Router, type Request } from 'express';
+import { z } from 'zod';
 import {
   CALL_ID_PATTERN,
   CallRequest,
+  ToolName,
   DEFAULT_WAIT_MS,
   RequestError,
   isFinished,
@@ -37,14 +39,69 @@ export function callsRouter(deps: PlannerDeps): Router {
     res.status(record && isFinished(record.status) ? 200 : 202).json(record ?? { id, status: 'queued' });
   });
 
+  v1.get('/calls', async (req, res) => {
+    const q = ListQuery.safeParse(req.query);
+    if (!q.success) throw new RequestError('INVALID_REQUEST', 'invalid query', { issues: zodIssues(q.error.issues) });
+    const tools = q.data.tool ? [q.data.tool] : await deps.registry.names();
+    const page = await deps.queues.list({
+      tools,
+      limit: q.data.limit,
+      ...(q.data.status ? { status: q.data.status } : {}),
+      ...(q.data.since !== undefined ? { since: q.data.since } : {}),
+      ...(q.data.cursor ? { cursor: q.data.cursor } : {}),
+    });
+    res.json(page);
+  });
+
   v1.get('/calls/:id', async (req, res) => {
+    res.json(await found(String(req.params.id), (id) => deps.queues.get(id)));
+  });
+
+  v1.post('/calls/:id/cancel', async (req, res) => {
     const id = String(req.params.id);
-    const record = CALL_ID_PATTERN.test(id) ? await deps.queues.get(id) : undefined;
-    if (!record) throw new RequestError('NOT_FOUND', `no call with id '${id}'`);
+    let record = await found(id, (i) => deps.queues.cancel(i));
+    // A running call is aborted by its worker within milliseconds: answer with the settled state.
+    if (record.status === 'running' || record.status === 'queued') {
+      record = (await waitForCall(deps, id, CANCEL_SETTLE_MS, req)) ?? record;
+    }
     res.json(record);
   });
 
+  v1.post('/calls/:id/retry', async (req, res) => {
+    res.status(202).json(await found(String(req.params.id), (id) => deps.queues.retry(id)));
+  });
+
+  v1.post('/calls/:id/approve', async (req, res) => {
+    const body = ApproveBody.safeParse(req.body ?? {});
+    if (!body.success) throw new RequestError('INVALID_REQUEST', 'invalid approval', { issues: zodIssues(body.error.issues) });
+    res.json(await found(String(req.params.id), (id) => deps.queues.approve(id, body.data.argsHash)));
+  });
+
+  v1.post('/calls/:id/reject', async (req, res) => {
+    res.json(await found(String(req.params.id), (id) => deps.queues.reject(id)));
+  });
+
   return v1;
+}
+
+const CANCEL_SETTLE_MS = 2_000;
+
+const ListQuery = z
+  .object({
+    tool: ToolName.optional(),
+    status: z.enum(['queued', 'awaiting_approval', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
+    since: z.union([z.coerce.number().int().min(0), z.iso.datetime().transform((d) => Date.parse(d))]).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(50),
+    cursor: z.string().max(200).optional(),
+  })
+  .strict();
+
+const ApproveBody = z.object({ argsHash: z.string().length(64).optional() }).strict();
+
+async function found(id: string, read: (id: string) => Promise<CallRecord | undefined>): Promise<CallRecord> {
+  const record = CALL_ID_PATTERN.test(id) ? await read(id) : undefined;
+  if (!record) throw new RequestError('NOT_FOUND', `no call with id '${id}'`);
+  return record;
 }
 
 /**

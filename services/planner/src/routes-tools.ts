@@ -22,6 +22,7 @@ export function toolsRouter(deps: PlannerDeps): Router {
     const check = await checkToolCode(spec.code);
     if (!check.ok) throw new RequestError('INVALID_TOOL', check.message);
     const { tool, created } = await deps.registry.put(name, spec);
+    await deps.queues.applyToolSettings(tool);
     res.status(created ? 201 : 200).json(toolView(tool));
   });
 
@@ -43,8 +44,28 @@ export function toolsRouter(deps: PlannerDeps): Router {
     const name = parseToolName(req.params.name);
     const tool = await deps.registry.get(name);
     if (!tool) throw toolNotFound(name);
-    const counts = await deps.queues.queue(name).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed');
-    res.json({ ...toolView(tool), stats: { queue: counts } });
+    const queue = deps.queues.queue(name);
+    const [counts, breaker, holdMs, recent] = await Promise.all([
+      queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'),
+      deps.gate.breakerState(name),
+      deps.gate.holdRemaining(name),
+      queue.getJobs(['completed', 'failed'], 0, STATS_SAMPLE - 1),
+    ]);
+    const runs = recent
+      .filter((j) => j.processedOn && j.finishedOn)
+      .map((j) => j.finishedOn! - j.processedOn!)
+      .sort((a, b) => a - b);
+    res.json({
+      ...toolView(tool),
+      stats: {
+        calls: counts.completed! + counts.failed!,
+        errors: counts.failed,
+        latencyMs: { p50: percentile(runs, 0.5), p95: percentile(runs, 0.95), sample: runs.length },
+        breaker,
+        rateLimitHoldMs: holdMs,
+        queue: counts,
+      },
+    });
   });
 
   v1.delete('/tools/:name', async (req, res) => {
@@ -54,4 +75,12 @@ export function toolsRouter(deps: PlannerDeps): Router {
   });
 
   return v1;
+}
+
+/** Latency figures come from the most recent finished calls kept in the queue. */
+const STATS_SAMPLE = 200;
+
+function percentile(sorted: number[], q: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }

@@ -4,6 +4,8 @@ import type { Worker } from 'bullmq';
 import type { CallJobData, CallOutput, Logger } from '@toolplane/core';
 import { createRegistry, createToolMetrics } from '@toolplane/metrics';
 import {
+  CallGate,
+  ToolQueues,
   ToolRegistry,
   announceCallDone,
   closeRedis,
@@ -13,6 +15,7 @@ import {
 } from '@toolplane/queue';
 import { Sandbox } from '@toolplane/sandbox';
 import type { WorkerConfig } from './config.js';
+import { ToolBreakers } from './breakers.js';
 import { createOpsServer } from './http.js';
 import { createProcessor } from './processor.js';
 
@@ -45,7 +48,13 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     logger: logger.child({ component: 'sandbox' }),
     onDispose: (reason) => metrics.sandboxDisposals.inc({ reason }),
   });
-  const processor = createProcessor({ registry, sandbox, metrics, logger });
+  const queues = new ToolQueues(redis, keys);
+  const gate = new CallGate(redis, keys);
+  const breakers = new ToolBreakers((tool) => {
+    metrics.circuitState.set({ tool: tool.name }, 2);
+    gate.trip(tool).catch((err: unknown) => logger.warn({ err, tool: tool.name }, 'could not open breaker fleet-wide'));
+  }, logger);
+  const processor = createProcessor({ registry, queues, gate, breakers, sandbox, metrics, redis, keys, logger });
   const consumers = new Map<string, Worker<CallJobData, CallOutput>>();
   const ops = createOpsServer(promRegistry, () => state === 'RUNNING' && redis.status === 'ready');
   let state: WorkerState = 'INITIALIZED';
@@ -68,6 +77,11 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     worker.on('failed', announce);
     worker.on('error', (err) => logger.warn({ err: err.message, tool }, 'queue worker error'));
     consumers.set(tool, worker);
+    metrics.circuitState.set({ tool }, 0);
+    registry
+      .get(tool)
+      .then((t) => t && queues.applyToolSettings(t))
+      .catch((err: unknown) => logger.warn({ err, tool }, 'could not apply tool settings'));
     logger.info({ tool }, 'consuming tool queue');
   };
 
@@ -79,8 +93,13 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     }
   };
 
-  subscriber.on('message', (channel: string, tool: string) => {
-    if (channel === keys.registryChanged) consume(tool);
+  subscriber.on('message', (channel: string, message: string) => {
+    if (channel === keys.registryChanged) consume(message);
+    if (channel === keys.callCancel) {
+      const [tool, id] = message.split('\n');
+      // Aborts the processor's signal if this process runs the call; the sandbox then disposes its isolate.
+      if (tool && id) consumers.get(tool)?.cancelJob(id, 'cancelled');
+    }
   });
 
   return {
@@ -95,7 +114,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       await once(ops, 'listening');
       metricsPort = (ops.address() as AddressInfo).port;
       state = 'RUNNING';
-      await subscriber.subscribe(keys.registryChanged);
+      await subscriber.subscribe(keys.registryChanged, keys.callCancel);
       await discover();
       discovery = setInterval(() => void discover(), config.TOOL_DISCOVERY_INTERVAL_MS);
       logger.info({ metricsPort, tools: consumers.size }, 'worker started');
@@ -114,6 +133,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       // Calls still running go back to the queue through stalled-job recovery on another worker.
       if (timedOut) await Promise.all(workers.map((w) => w.close(true)));
       await sandbox.close();
+      breakers.shutdown();
       await Promise.all([closeRedis(redis), closeRedis(subscriber)]);
       await new Promise<void>((r) => ops.close(() => r()));
       state = 'STOPPED';

@@ -1,13 +1,19 @@
-import type { Job } from 'bullmq';
-import { CallJobData, ToolExecError, type CallOutput, type Logger } from '@toolplane/core';
+import { DelayedError, Worker, type Job } from 'bullmq';
+import { CallJobData, ToolExecError, hashArguments, type CallOutput, type Logger, type Tool } from '@toolplane/core';
 import type { ToolMetrics, CallOutcome } from '@toolplane/metrics';
-import type { ToolRegistry } from '@toolplane/queue';
+import type { CallGate, ToolQueues, ToolRegistry, RedisConnection, Keys } from '@toolplane/queue';
 import type { Sandbox } from '@toolplane/sandbox';
+import type { ToolBreakers } from './breakers.js';
 
 export type ProcessorDeps = {
   registry: ToolRegistry;
+  queues: ToolQueues;
+  gate: CallGate;
+  breakers: ToolBreakers;
   sandbox: Sandbox;
   metrics: ToolMetrics;
+  redis: RedisConnection;
+  keys: Keys;
   logger: Logger;
 };
 
@@ -18,9 +24,19 @@ const OUTCOME: Record<string, CallOutcome> = {
   REJECTED: 'rejected',
 };
 
-/** One call: validate the job, load the exact tool version it was accepted for, run it, measure it. */
+const CIRCUIT_STATE = { closed: 0, half_open: 1, open: 2 } as const;
+
+/**
+ * One call: validate the job, load the exact tool version it was accepted for, pass the fleet-wide
+ * gate (cancel, breaker, rate limits), answer from the result cache or run it in the sandbox.
+ * A call held back by a limit or an open breaker is put back (delayed), never failed.
+ */
 export function createProcessor(deps: ProcessorDeps) {
-  return async function processCall(job: Job<CallJobData, CallOutput>, signal: AbortSignal): Promise<CallOutput> {
+  return async function processCall(
+    job: Job<CallJobData, CallOutput>,
+    token: string | undefined,
+    signal: AbortSignal,
+  ): Promise<CallOutput> {
     const parsed = CallJobData.safeParse(job.data);
     if (!parsed.success) {
       throw new ToolExecError('REJECTED', `malformed job data: ${parsed.error.message}`, { retryable: false });
@@ -31,30 +47,75 @@ export function createProcessor(deps: ProcessorDeps) {
     if (!tool) {
       throw new ToolExecError('REJECTED', `tool ${data.tool}@${data.version} no longer exists`, { retryable: false });
     }
-    const startedAt = Date.now();
+    if (tool.requiresApproval) await checkApproval(deps, tool, job.id!, data);
+
+    const admission = await deps.gate.admit(tool, job.id!, data.tenant, tool.tenantRateLimit);
+    switch (admission.verdict) {
+      case 'cancelled':
+        throw new ToolExecError('CANCELLED', 'call was cancelled', { retryable: false });
+      case 'open':
+      case 'busy_trial':
+        deps.metrics.calls.inc({ tool: tool.name, outcome: 'circuit_open' });
+        deps.metrics.circuitState.set({ tool: tool.name }, admission.verdict === 'open' ? CIRCUIT_STATE.open : CIRCUIT_STATE.half_open);
+        return putBack(job, token, admission.waitMs);
+      case 'hold':
+      case 'tool_limit':
+        deps.metrics.calls.inc({ tool: tool.name, outcome: 'rate_limited' });
+        deps.metrics.rateLimited.inc({ tool: tool.name, scope: 'tool' });
+        // Pauses this tool's queue for every worker until a slot frees up; other tools go on.
+        await deps.queues.queue(tool.name).rateLimit(admission.waitMs);
+        throw Worker.RateLimitError();
+      case 'tenant_limit':
+        deps.metrics.calls.inc({ tool: tool.name, outcome: 'rate_limited' });
+        deps.metrics.rateLimited.inc({ tool: tool.name, scope: 'tenant' });
+        return putBack(job, token, admission.waitMs);
+      case 'run':
+      case 'trial':
+        break;
+    }
+    const startedAt = admission.nowMs;
+    const trial = admission.verdict === 'trial';
+    deps.metrics.circuitState.set({ tool: tool.name }, trial ? CIRCUIT_STATE.half_open : CIRCUIT_STATE.closed);
     deps.metrics.queueWait.observe({ tool: tool.name }, Math.max(0, startedAt - job.timestamp - (job.delay ?? 0)) / 1000);
+
+    const cacheKey = tool.cacheTtlMs > 0 ? deps.keys.resultCache(tool.name, tool.version, data.argsHash) : undefined;
+    if (cacheKey) {
+      const hit = await deps.redis.get(cacheKey);
+      if (hit !== null) {
+        if (trial) await deps.gate.releaseTrial(tool);
+        deps.metrics.calls.inc({ tool: tool.name, outcome: 'success' });
+        return { result: JSON.parse(hit) as unknown, logs: [], cached: true, startedAt };
+      }
+    }
+
     deps.metrics.active.inc({ tool: tool.name });
     try {
-      const { value, logs, runMs } = await deps.sandbox.run(
-        {
-          key: `${tool.name}@${tool.version}`,
-          code: tool.code,
-          timeoutMs: tool.limits.timeoutMs,
-          memoryMb: tool.limits.memoryMb,
-          maxResultBytes: tool.limits.maxResultBytes,
-        },
-        data.arguments,
-        { signal },
+      const { value, logs, runMs } = await deps.breakers.fire(tool, () =>
+        deps.sandbox.run(
+          {
+            key: `${tool.name}@${tool.version}`,
+            code: tool.code,
+            timeoutMs: tool.limits.timeoutMs,
+            memoryMb: tool.limits.memoryMb,
+            maxResultBytes: tool.limits.maxResultBytes,
+          },
+          data.arguments,
+          { signal },
+        ),
       );
+      if (trial) await deps.gate.settleTrial(tool, true);
+      if (cacheKey) await deps.redis.set(cacheKey, JSON.stringify(value ?? null), 'PX', tool.cacheTtlMs);
       deps.metrics.duration.observe({ tool: tool.name }, runMs / 1000);
       deps.metrics.calls.inc({ tool: tool.name, outcome: 'success' });
       log.debug({ runMs }, 'tool call succeeded');
-      return { result: value, logs };
+      return { result: value, logs, startedAt };
     } catch (err: unknown) {
       deps.metrics.duration.observe({ tool: tool.name }, (Date.now() - startedAt) / 1000);
+      const retryable = err instanceof ToolExecError && err.opts.retryable;
+      if (trial) await (retryable ? deps.gate.settleTrial(tool, false) : deps.gate.releaseTrial(tool));
       const code = err instanceof ToolExecError ? err.code : 'SANDBOX_ERROR';
       deps.metrics.calls.inc({ tool: tool.name, outcome: OUTCOME[code] ?? 'error' });
-      const retrying = err instanceof ToolExecError && err.opts.retryable && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+      const retrying = retryable && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
       if (retrying) deps.metrics.retries.inc({ tool: tool.name });
       log.info({ code, retrying }, 'tool call failed');
       throw err;
@@ -62,4 +123,18 @@ export function createProcessor(deps: ProcessorDeps) {
       deps.metrics.active.dec({ tool: tool.name });
     }
   };
+}
+
+/** Puts the call back on its queue to run after `waitMs`, without using up an attempt. */
+async function putBack(job: Job, token: string | undefined, waitMs: number): Promise<never> {
+  await job.moveToDelayed(Date.now() + Math.max(1, waitMs), token);
+  throw new DelayedError();
+}
+
+/** A call of a tool that needs approval runs only with a grant for exactly its arguments. */
+async function checkApproval(deps: ProcessorDeps, tool: Tool, id: string, data: CallJobData): Promise<void> {
+  const grant = await deps.queues.approvalGrant(tool.name, id);
+  if (grant === null || grant !== data.argsHash || hashArguments(data.arguments) !== grant) {
+    throw new ToolExecError('REJECTED', 'call was not approved for these arguments', { retryable: false });
+  }
 }
