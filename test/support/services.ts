@@ -95,3 +95,54 @@ export const ADD_TOOL = {
   },
   code: 'export default async function (args, ctx) { return args.a + args.b }',
 };
+
+/** Polls `check` until it returns a value other than `undefined`, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs}ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Waits until every call has finished; returns their records in the order of `ids`. */
+export async function waitForCalls(base: string, ids: string[], timeoutMs = 60_000): Promise<any[]> {
+  const done = new Map<string, any>();
+  await eventually(async () => {
+    const pending = ids.filter((id) => !done.has(id));
+    await Promise.all(
+      pending.slice(0, 100).map(async (id) => {
+        const r = await api(base, 'GET', `/v1/calls/${id}`);
+        if (['succeeded', 'failed', 'cancelled'].includes(r.body?.status)) done.set(id, r.body);
+      }),
+    );
+    return done.size === ids.length ? true : undefined;
+  }, timeoutMs, 200);
+  return ids.map((id) => done.get(id));
+}
+
+/** Sums a counter over every series whose labels contain `labels`, across several /metrics texts. */
+export function sumMetric(texts: string[], name: string, labels: Record<string, string> = {}): number {
+  let total = 0;
+  for (const text of texts) {
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
+      if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) total += Number(line.split(' ').at(-1));
+    }
+  }
+  return total;
+}
+
+/** Largest number of timestamps inside any half-open window `[t, t + windowMs)`. */
+export function maxInWindow(timestamps: number[], windowMs: number): number {
+  const ts = [...timestamps].sort((a, b) => a - b);
+  let max = 0;
+  let lo = 0;
+  for (let hi = 0; hi < ts.length; hi++) {
+    while (ts[hi]! - ts[lo]! >= windowMs) lo++;
+    max = Math.max(max, hi - lo + 1);
+  }
+  return max;
+}
