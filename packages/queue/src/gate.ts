@@ -39,7 +39,8 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   if redis.call('SET', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[6]) then
     verdict = 'trial'
   else
-    return {'busy_trial', math.max(redis.call('PTTL', KEYS[4]), 50), now}
+    -- The trial usually ends long before its token expires: look again soon.
+    return {'busy_trial', math.min(math.max(redis.call('PTTL', KEYS[4]), 50), 250), now}
   end
 end
 if toolMax > 0 then

@@ -130,7 +130,9 @@ export class Sandbox {
           slot.isolate.dispose();
           reject(fail('CANCELLED', 'call was cancelled'));
         };
-        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        // The signal may have fired while an isolate was being created for this call.
+        if (opts.signal?.aborted) onAbort();
+        else opts.signal?.addEventListener('abort', onAbort, { once: true });
       });
       const out = await Promise.race([this.invoke(slot, pool, tool, args, opts, deadline), limit]);
       const parsed = JSON.parse(out) as
@@ -139,6 +141,9 @@ export class Sandbox {
       if (!parsed.ok) throw Object.assign(fail(parsed.code, parsed.message), { logs: parsed.logs });
       return { value: parsed.value, logs: parsed.logs, runMs: performance.now() - started };
     } catch (err: unknown) {
+      // Once the host pulled the plug, whatever the isolate reported after is a consequence of it.
+      if (broken === 'cancelled') throw fail('CANCELLED', 'call was cancelled');
+      if (broken === 'timeout') throw fail('TIMEOUT', `tool exceeded ${tool.timeoutMs}ms`);
       if (err instanceof ToolExecError) throw err;
       const classified = this.classify(err, slot);
       broken ??= classified.code === 'OUT_OF_MEMORY' ? 'oom' : classified.code === 'TIMEOUT' ? 'timeout' : 'error';
