@@ -57,6 +57,8 @@ export type CallRecord = {
   error?: SerializedError;
   logs?: string[];
   attempts: number;
+  /** Times a worker took the call up: more than `attempts` when a worker died mid-run or a limit put it back. */
+  starts?: number;
   createdAt: string;
   timings: { queuedMs: number | null; runMs: number | null; startedAt?: number };
 };

@@ -330,6 +330,7 @@ function toCallRecord(job: Job<CallJobData, CallOutput>, state: string): CallRec
     tenant: job.data.tenant,
     argsHash: job.data.argsHash,
     attempts: job.attemptsMade,
+    starts: job.attemptsStarted,
     createdAt: new Date(job.timestamp).toISOString(),
     timings: { queuedMs, runMs },
   };

@@ -86,3 +86,24 @@ export function isRedisUnavailable(err: unknown): boolean {
     )
   );
 }
+
+/**
+ * Refuses a Redis that may evict keys: an evicted job is a lost call. Managed Redis services that
+ * forbid CONFIG report `unknown` and are trusted to be configured right (documented in the README).
+ */
+export async function checkNoEviction(conn: RedisConnection): Promise<'ok' | 'unknown'> {
+  let policy: string | undefined;
+  try {
+    const reply = (await conn.call('CONFIG', 'GET', 'maxmemory-policy')) as string[] | Record<string, string>;
+    policy = Array.isArray(reply) ? reply[1] : reply['maxmemory-policy'];
+  } catch {
+    return 'unknown';
+  }
+  if (policy !== undefined && policy !== 'noeviction') {
+    throw new Error(
+      `redis maxmemory-policy is '${policy}': Toolplane needs 'noeviction' so that no accepted call is ever evicted ` +
+        `(set it with CONFIG SET maxmemory-policy noeviction or in redis.conf)`,
+    );
+  }
+  return policy === undefined ? 'unknown' : 'ok';
+}

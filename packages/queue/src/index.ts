@@ -11,7 +11,7 @@
  * const { id } = await queues.enqueue(await registry.get('add'), { a: 1, b: 2 }, { tenant: 'default' });
  * ```
  */
-export { createRedisConnection, waitForRedis, closeRedis, isRedisUnavailable } from './connection.js';
+export { createRedisConnection, waitForRedis, closeRedis, isRedisUnavailable, checkNoEviction } from './connection.js';
 export type { RedisConnection, ConnectionRole } from './connection.js';
 export { createKeys } from './keys.js';
 export type { Keys } from './keys.js';

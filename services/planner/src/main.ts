@@ -2,7 +2,17 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createLogger } from '@toolplane/core';
 import { createHttpMetrics, createQueueGauge, createRegistry } from '@toolplane/metrics';
-import { CallGate, CallWaiter, ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
+import {
+  CallGate,
+  CallWaiter,
+  ToolQueues,
+  ToolRegistry,
+  checkNoEviction,
+  closeRedis,
+  createKeys,
+  createRedisConnection,
+  waitForRedis,
+} from '@toolplane/queue';
 import { createPlannerApp } from './app.js';
 import { loadConfig } from './config.js';
 import { ArgumentValidator } from './validation.js';
@@ -24,6 +34,14 @@ async function main(): Promise<void> {
   const subscriber = createRedisConnection(config.REDIS_URL, 'subscriber');
   for (const conn of [redis, subscriber]) {
     conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
+  }
+  try {
+    await waitForRedis(redis, 30_000);
+    await checkNoEviction(redis);
+  } catch (err: unknown) {
+    logger.fatal({ err: (err as Error).message }, 'cannot start');
+    process.stderr.write(`toolplane planner: ${(err as Error).message}\n`);
+    process.exit(2);
   }
   const registry = new ToolRegistry(redis, keys);
   const queues = new ToolQueues(redis, keys, { retentionMs: config.CALL_RETENTION_MS });

@@ -8,6 +8,8 @@ import {
   ToolQueues,
   ToolRegistry,
   announceCallDone,
+  checkNoEviction,
+  waitForRedis,
   closeRedis,
   createKeys,
   createRedisConnection,
@@ -69,6 +71,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     if (consumers.has(tool) || state !== 'RUNNING') return;
     const worker = createToolWorker(tool, keys, createRedisConnection(config.REDIS_URL, 'worker'), processor, {
       concurrency: config.WORKER_CONCURRENCY,
+      lockDurationMs: config.WORKER_LOCK_DURATION_MS,
+      stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,
     });
     const announce = (job: { id?: string } | undefined) => {
       if (job?.id) announceCallDone(redis, keys, job.id).catch(() => {});
@@ -110,6 +114,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       return metricsPort;
     },
     async start() {
+      await waitForRedis(redis, 30_000);
+      await checkNoEviction(redis);
       ops.listen(config.WORKER_METRICS_PORT);
       await once(ops, 'listening');
       metricsPort = (ops.address() as AddressInfo).port;

@@ -10,6 +10,13 @@ export const WorkerConfig = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
   /** How often the registry is read again, in case a change notice was missed during a disconnect. */
   TOOL_DISCOVERY_INTERVAL_MS: z.coerce.number().int().min(100).default(5_000),
+  /**
+   * A running call's lock lasts this long and is renewed at half of it, so a crashed worker's calls
+   * are taken over by another worker within about this time plus the stalled-check interval.
+   * Independent of tool timeouts: isolates run off the event loop, which keeps renewing.
+   */
+  WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(500).default(10_000),
+  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(200).default(3_000),
   /** On SIGTERM, running calls get this long to finish before the process exits. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
   LOG_LEVEL: LogLevel.default('info'),

@@ -31,7 +31,12 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
-  await app.start();
+  try {
+    await app.start();
+  } catch (err: unknown) {
+    process.stderr.write(`toolplane worker: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
 }
 
 main().catch((err: unknown) => {
