@@ -22,3 +22,5 @@ export { CallWaiter, announceCallDone } from './call-waiter.js';
 export { createToolWorker } from './tool-worker.js';
 export type { ToolWorkerOptions, CallProcessor } from './tool-worker.js';
 export { encodeFailure, decodeFailure } from './failure.js';
+export { readQueueDepths } from './queue-depth.js';
+export type { QueueState, ToolQueueDepth } from './queue-depth.js';

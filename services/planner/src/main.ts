@@ -1,8 +1,16 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createLogger } from '@toolplane/core';
-import { createHttpMetrics, createQueueGauge, createRegistry } from '@toolplane/metrics';
-import { CallWaiter, ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
+import { createHttpMetrics, createQueueGauges, createRegistry } from '@toolplane/metrics';
+import {
+  CallWaiter,
+  ToolQueues,
+  ToolRegistry,
+  closeRedis,
+  createKeys,
+  createRedisConnection,
+  readQueueDepths,
+} from '@toolplane/queue';
 import { createPlannerApp } from './app.js';
 import { loadConfig } from './config.js';
 import { ArgumentValidator } from './validation.js';
@@ -31,14 +39,10 @@ async function main(): Promise<void> {
   void waiter.start().catch((err: unknown) => logger.warn({ err }, 'subscribe failed'));
   const promRegistry = createRegistry();
   const httpMetrics = createHttpMetrics(promRegistry);
-  createQueueGauge(promRegistry, async () => {
-    const names = await registry.names();
-    return Promise.all(
-      names.map(async (tool) => ({
-        tool,
-        counts: await queues.queue(tool).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'),
-      })),
-    );
+  createQueueGauges(promRegistry, {
+    read: async () => readQueueDepths(redis, keys, await registry.names()),
+    // TODO(lead): subtract calls held by a rate limit or an open breaker once the worker records them.
+    held: () => 0,
   });
   const app = createPlannerApp({
     redis,
