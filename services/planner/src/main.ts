@@ -54,6 +54,7 @@ async function main(): Promise<void> {
     httpMetrics,
     logger,
     maxBodyBytes: config.MAX_BODY_BYTES,
+    ...(config.TOOLPLANE_ADMIN_KEY ? { adminKey: config.TOOLPLANE_ADMIN_KEY } : {}),
   });
   const server = app.listen(config.PORT, config.HOST);
   await once(server, 'listening');
