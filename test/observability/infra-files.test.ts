@@ -25,6 +25,11 @@ describe('infra/prometheus', () => {
     }
   });
 
+  test('promtool test rules: the alerts fire on synthetic series, and stay quiet on healthy ones', async () => {
+    const res = await promtool(['test', 'rules', join(PROMETHEUS_DIR, 'alerts.test.yml')]);
+    expect(res, res.output).toMatchObject({ code: 0 });
+  });
+
   test('prometheus-kubernetes.yml discovers pods and passes promtool apart from the discovery block', async () => {
     // Debian's prometheus is built without Kubernetes discovery and rejects the key itself; every
     // other part (relabeling regexes, rule files) is checked with the block swapped for a static one.
