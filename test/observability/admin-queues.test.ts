@@ -25,7 +25,7 @@ describe('/admin/queues behind the admin key', () => {
   });
 
   test('without TOOLPLANE_ADMIN_KEY the dashboard is closed to everyone', async () => {
-    for (const headers of [{}, { authorization: `Bearer ${ADMIN_KEY}` }]) {
+    for (const headers of [{}, { authorization: `Bearer ${ADMIN_KEY}` }] as Array<Record<string, string>>) {
       const res = await api(closed.url, 'GET', '/admin/queues', undefined, headers);
       expect([res.status, res.body.error.code]).toEqual([403, 'FORBIDDEN']);
     }
