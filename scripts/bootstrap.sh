@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Gets whatever is missing for Toolplane on a fresh Debian machine that has only Node 20 + npm:
-# Node 24 and pnpm into .tools/, dependencies, a build, and redis-server / promtool from apt.
+# Node 24 and pnpm into .tools/, dependencies, a build, and redis-server / prometheus / chromium from apt.
 # Every step checks first, so a second run does no work twice.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -38,6 +38,8 @@ fi
 apt_missing=()
 command -v redis-server >/dev/null || apt_missing+=(redis-server)
 command -v promtool >/dev/null || apt_missing+=(prometheus)
+# Headless browser for the queue dashboard test (driven by playwright-core, which downloads nothing).
+command -v chromium >/dev/null || apt_missing+=(chromium)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   log "installing ${apt_missing[*]} with apt-get"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

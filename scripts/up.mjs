@@ -1,6 +1,7 @@
 // `make up`: Redis (a local one with AOF when REDIS_URL is unreachable), the planner, 2 workers,
 // the sample tools and a short sample workload; then serves until Ctrl-C and stops everything.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -13,6 +14,8 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PORT = Number(process.env.PORT ?? 8080);
 const WORKERS = Number(process.env.WORKERS ?? 2);
 process.env.LOG_LEVEL ??= 'warn';
+// The queue dashboard is closed without an admin key; a local run gets a fresh one, printed below.
+process.env.TOOLPLANE_ADMIN_KEY ||= randomBytes(16).toString('hex');
 const children = [];
 
 const say = (msg) => process.stdout.write(`\x1b[36m[toolplane]\x1b[0m ${msg}\n`);
@@ -112,6 +115,7 @@ try {
   }
   say(`API        http://127.0.0.1:${PORT}/v1/tools`);
   say(`metrics    http://127.0.0.1:${PORT}/metrics  ${workerPorts.map((p) => `http://127.0.0.1:${p}/metrics`).join('  ')}`);
+  say(`queues     http://127.0.0.1:${PORT}/admin/queues?key=${process.env.TOOLPLANE_ADMIN_KEY}`);
   say(`try        curl -s -XPOST localhost:${PORT}/v1/calls -d '{"tool":"add","arguments":{"a":2,"b":3},"wait":true}'`);
   say('serving; Ctrl-C stops everything');
 } catch (err) {

@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '@toolplane/queue/testing';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The repository root. */
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export type ServiceProcess = {
   url: string;

@@ -13,8 +13,21 @@ export {
   createRegistry,
   createToolMetrics,
   createHttpMetrics,
-  createQueueGauge,
+  createQueueGauges,
+  createAgentMetrics,
+  initToolSeries,
+  CALL_OUTCOMES,
   CALL_SECONDS_BUCKETS,
 } from './metrics.js';
-export type { ToolMetrics, HttpMetrics, CallOutcome } from './metrics.js';
+export type {
+  ToolMetrics,
+  HttpMetrics,
+  AgentMetrics,
+  QueueGauges,
+  QueueGaugesOptions,
+  QueueDepth,
+  CallOutcome,
+  AgentRunStatus,
+  LlmTokenKind,
+} from './metrics.js';
 export type { Registry } from 'prom-client';

@@ -86,6 +86,51 @@ export function createToolMetrics(registry: Registry) {
 }
 export type ToolMetrics = ReturnType<typeof createToolMetrics>;
 
+/** Every value of the `outcome` label, so each can be shown at 0 before it first happens. */
+export const CALL_OUTCOMES: readonly CallOutcome[] = [
+  'success', 'error', 'timeout', 'oom', 'rejected', 'circuit_open', 'rate_limited', 'cancelled',
+];
+
+/**
+ * Creates the per-tool series of {@link ToolMetrics} at 0 (breaker closed) when a worker starts
+ * consuming `tool`. A series that does not exist yet is not 0 to Prometheus: without this, `rate()`
+ * misses the first increase, and panels and alerts show "no data" until something goes wrong.
+ */
+export function initToolSeries(m: ToolMetrics, tool: string): void {
+  for (const outcome of CALL_OUTCOMES) m.calls.inc({ tool, outcome }, 0);
+  m.retries.inc({ tool }, 0);
+  for (const scope of ['tool', 'tenant'] as const) m.rateLimited.inc({ tool, scope }, 0);
+  m.active.inc({ tool }, 0);
+  m.circuitState.set({ tool }, 0);
+}
+
+/** `status` of {@link AgentMetrics.runs}; bounded. */
+export type AgentRunStatus = 'succeeded' | 'failed' | 'cancelled' | 'max_iterations' | 'budget_exceeded';
+
+/** `kind` of {@link AgentMetrics.llmTokens}. */
+export type LlmTokenKind = 'prompt' | 'completion';
+
+/** Metrics of agent runs and the LLM calls they make (planner). */
+export function createAgentMetrics(registry: Registry) {
+  return {
+    /** Finished agent runs by final status. */
+    runs: new Counter({
+      name: 'toolplane_agent_runs_total',
+      help: 'Agent runs finished, by status.',
+      labelNames: ['status'] as const,
+      registers: [registry],
+    }),
+    /** LLM tokens used, by model and kind (`prompt` or `completion`); `model` is the configured model name. */
+    llmTokens: new Counter({
+      name: 'toolplane_llm_tokens_total',
+      help: 'LLM tokens used by agent runs, by model and kind.',
+      labelNames: ['model', 'kind'] as const,
+      registers: [registry],
+    }),
+  };
+}
+export type AgentMetrics = ReturnType<typeof createAgentMetrics>;
+
 /** Metrics the planner reports about its HTTP API. */
 export function createHttpMetrics(registry: Registry) {
   return {
@@ -112,15 +157,38 @@ export function createHttpMetrics(registry: Registry) {
 }
 export type HttpMetrics = ReturnType<typeof createHttpMetrics>;
 
+/** Jobs of one tool queue by BullMQ state (`waiting`, `prioritized`, `active`, `delayed`, `failed`, `completed`). */
+export type QueueDepth = { tool: string; counts: Record<string, number> };
+
+export type QueueGaugesOptions = {
+  /** Reads the depth of every tool queue; called at most once per scrape. */
+  read: () => Promise<QueueDepth[]>;
+  /**
+   * Calls of `tool` that are waiting but may not start now: held by the tool's rate limit or by an
+   * open breaker. Subtracted from the runnable count.
+   * @default () => 0 (no holds are recorded yet)
+   */
+  held?: (tool: string) => number | Promise<number>;
+};
+
 /**
- * `toolplane_queue_jobs{tool,state}`, read from Redis at scrape time by `read`, so its cost is paid
- * only when Prometheus asks.
+ * Queue gauges read from Redis at scrape time, so their cost is paid only when Prometheus asks:
+ * - `toolplane_queue_jobs{tool,state}`: jobs by state.
+ * - `toolplane_queue_runnable{tool}`: calls that could start now, `waiting + prioritized - held`.
+ *   Autoscalers scale workers on this, so a throttled tool does not get workers it cannot use.
+ *
+ * When Redis is unreachable both report nothing rather than fail the whole scrape.
  */
-export function createQueueGauge(
-  registry: Registry,
-  read: () => Promise<Array<{ tool: string; counts: Record<string, number> }>>,
-): Gauge<'tool' | 'state'> {
-  return new Gauge({
+export function createQueueGauges(registry: Registry, opts: QueueGaugesOptions) {
+  const held = opts.held ?? (() => 0);
+  // prom-client starts every metric's collect() of a scrape in the same tick: both gauges share
+  // the read in flight, and the next scrape reads again.
+  let pending: Promise<QueueDepth[]> | undefined;
+  const readOnce = () => {
+    pending ??= opts.read().finally(() => (pending = undefined));
+    return pending;
+  };
+  const jobs = new Gauge({
     name: 'toolplane_queue_jobs',
     help: 'Jobs in each tool queue by state.',
     labelNames: ['tool', 'state'] as const,
@@ -128,12 +196,31 @@ export function createQueueGauge(
     async collect() {
       this.reset();
       try {
-        for (const { tool, counts } of await read()) {
+        for (const { tool, counts } of await readOnce()) {
           for (const [state, n] of Object.entries(counts)) this.set({ tool, state }, n);
         }
       } catch {
-        // Redis unreachable: report nothing rather than fail the whole scrape.
+        // Redis unreachable: no series this scrape.
       }
     },
   });
+  const runnable = new Gauge({
+    name: 'toolplane_queue_runnable',
+    help: 'Calls of each tool that could start now: waiting, minus those held by a rate limit or an open breaker.',
+    labelNames: ['tool'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      try {
+        for (const { tool, counts } of await readOnce()) {
+          const ready = (counts.waiting ?? 0) + (counts.prioritized ?? 0);
+          this.set({ tool }, Math.max(0, ready - (await held(tool))));
+        }
+      } catch {
+        // Redis unreachable: no series this scrape.
+      }
+    },
+  });
+  return { jobs, runnable };
 }
+export type QueueGauges = ReturnType<typeof createQueueGauges>;

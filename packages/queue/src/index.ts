@@ -25,3 +25,5 @@ export { encodeFailure, decodeFailure } from './failure.js';
 export { CallGate } from './gate.js';
 export type { Admission, BreakerState, TenantRateLimit } from './gate.js';
 export type { CallFilter } from './calls.js';
+export { readQueueDepths } from './queue-depth.js';
+export type { QueueState, ToolQueueDepth } from './queue-depth.js';

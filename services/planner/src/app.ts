@@ -1,5 +1,6 @@
 import express, { type Request, type Response, type NextFunction } from 'express';
 import { RequestError } from '@toolplane/core';
+import { ADMIN_QUEUES_PATH, adminRouter } from './admin.js';
 import type { PlannerDeps } from './deps.js';
 import { errorHandler } from './errors.js';
 import { callsRouter } from './routes-calls.js';
@@ -41,6 +42,7 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
     res.type(deps.promRegistry.contentType).send(await deps.promRegistry.metrics());
   });
 
+  app.use(ADMIN_QUEUES_PATH, adminRouter(deps));
   app.use('/v1', toolsRouter(deps));
   app.use('/v1', callsRouter(deps));
   app.use((req: Request, _res: Response, next: NextFunction) => {

@@ -13,6 +13,11 @@ export const PlannerConfig = z.object({
   CALL_RETENTION_MS: z.coerce.number().int().min(60_000).default(7 * 86_400_000),
   /** On SIGTERM, requests in flight (waits included) get this long before the process exits. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+  /**
+   * Admin key for `/admin/queues` (Bearer token, or `?key=` once in a browser). Unset: the queue
+   * dashboard answers 403 to everyone.
+   */
+  TOOLPLANE_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: LogLevel.default('info'),
 });
 export type PlannerConfig = z.infer<typeof PlannerConfig>;

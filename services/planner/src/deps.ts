@@ -15,5 +15,7 @@ export type PlannerDeps = {
   httpMetrics: HttpMetrics;
   logger: Logger;
   maxBodyBytes: number;
+  /** `TOOLPLANE_ADMIN_KEY`; without it `/admin/queues` is closed. */
+  adminKey?: string;
 };
 

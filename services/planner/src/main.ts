@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createLogger } from '@toolplane/core';
-import { createHttpMetrics, createQueueGauge, createRegistry } from '@toolplane/metrics';
+import { createHttpMetrics, createQueueGauges, createRegistry } from '@toolplane/metrics';
 import {
   CallGate,
   CallWaiter,
@@ -11,6 +11,7 @@ import {
   closeRedis,
   createKeys,
   createRedisConnection,
+  readQueueDepths,
   waitForRedis,
 } from '@toolplane/queue';
 import { createPlannerApp } from './app.js';
@@ -46,29 +47,35 @@ async function main(): Promise<void> {
   const registry = new ToolRegistry(redis, keys);
   const queues = new ToolQueues(redis, keys, { retentionMs: config.CALL_RETENTION_MS });
   const waiter = new CallWaiter(subscriber, keys);
+  const gate = new CallGate(redis, keys);
   void waiter.start().catch((err: unknown) => logger.warn({ err }, 'subscribe failed'));
   const promRegistry = createRegistry();
   const httpMetrics = createHttpMetrics(promRegistry);
-  createQueueGauge(promRegistry, async () => {
-    const names = await registry.names();
-    return Promise.all(
-      names.map(async (tool) => ({
-        tool,
-        counts: await queues.queue(tool).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'),
-      })),
-    );
+  createQueueGauges(promRegistry, {
+    read: async () => readQueueDepths(redis, keys, await registry.names()),
+    // While a tool's breaker is open, a downstream asked to back off, or its rate limit paused the
+    // queue, none of its waiting calls can start: adding workers would not help.
+    held: async (tool) => {
+      const [breaker, holdMs, pausedMs] = await Promise.all([
+        gate.breakerState(tool),
+        gate.holdRemaining(tool),
+        queues.queue(tool).getRateLimitTtl(),
+      ]);
+      return breaker === 'open' || holdMs > 0 || pausedMs > 0 ? Number.MAX_SAFE_INTEGER : 0;
+    },
   });
   const app = createPlannerApp({
     redis,
     registry,
     queues,
-    gate: new CallGate(redis, keys),
+    gate,
     waiter,
     validator: new ArgumentValidator(),
     promRegistry,
     httpMetrics,
     logger,
     maxBodyBytes: config.MAX_BODY_BYTES,
+    ...(config.TOOLPLANE_ADMIN_KEY ? { adminKey: config.TOOLPLANE_ADMIN_KEY } : {}),
   });
   const server = app.listen(config.PORT, config.HOST);
   await once(server, 'listening');

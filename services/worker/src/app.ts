@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Worker } from 'bullmq';
 import type { CallJobData, CallOutput, Logger } from '@toolplane/core';
-import { createRegistry, createToolMetrics } from '@toolplane/metrics';
+import { createRegistry, createToolMetrics, initToolSeries } from '@toolplane/metrics';
 import {
   CallGate,
   ToolQueues,
@@ -81,7 +81,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     worker.on('failed', announce);
     worker.on('error', (err) => logger.warn({ err: err.message, tool }, 'queue worker error'));
     consumers.set(tool, worker);
-    metrics.circuitState.set({ tool }, 0);
+    initToolSeries(metrics, tool);
     registry
       .get(tool)
       .then((t) => t && queues.applyToolSettings(t))

@@ -1,0 +1,104 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { createBullBoard } from '@bull-board/api';
+import { ExpressAdapter } from '@bull-board/express';
+import { Router, type Request, type Response, type NextFunction } from 'express';
+import { RequestError } from '@toolplane/core';
+import type { PlannerDeps } from './deps.js';
+
+/** Where the queue dashboard is mounted. */
+export const ADMIN_QUEUES_PATH = '/admin/queues';
+
+const COOKIE = 'toolplane_admin';
+const SESSION_MS = 12 * 3_600_000;
+
+/**
+ * `/admin/queues`: Bull Board over every tool queue, behind `TOOLPLANE_ADMIN_KEY`.
+ *
+ * - Unset key: 403 `FORBIDDEN` for everyone, so a deployment that forgot it exposes nothing.
+ * - `Authorization: Bearer <key>` (scripts, curl).
+ * - Browsers, which cannot send that header from the address bar: open `/admin/queues?key=<key>`
+ *   once; the answer sets an HttpOnly, SameSite=Strict cookie and redirects to the same page without
+ *   the key, so it does not stay in the address bar or history. The cookie holds an expiry and an
+ *   HMAC of it under the key, not the key: no server state, valid on every planner replica, and
+ *   void as soon as the key changes.
+ *
+ * The board is read-only: removing, promoting or retrying jobs behind the API's back would skip
+ * Toolplane's own bookkeeping (cancel, retry and the audit trail); use `/v1/calls/{id}/…` for those.
+ * The queue list is read from the registry on each request, so newly registered tools appear on the
+ * board's next poll.
+ */
+export function adminRouter(deps: Pick<PlannerDeps, 'adminKey' | 'registry' | 'queues'>): Router {
+  const router = Router();
+  router.use(requireAdminKey(deps.adminKey));
+
+  const serverAdapter = new ExpressAdapter().setBasePath(ADMIN_QUEUES_PATH);
+  const board = createBullBoard({
+    queues: [],
+    serverAdapter,
+    options: { uiConfig: { boardTitle: 'Toolplane queues' } },
+  });
+  let shown = '';
+  router.use(async (_req, _res, next) => {
+    const names = (await deps.registry.names()).sort();
+    if (names.join('\n') !== shown) {
+      board.replaceQueues(names.map((tool) => new BullMQAdapter(deps.queues.queue(tool), { displayName: tool, readOnlyMode: true })));
+      shown = names.join('\n');
+    }
+    next();
+  });
+  router.use(serverAdapter.getRouter() as Router);
+  return router;
+}
+
+function requireAdminKey(adminKey: string | undefined) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (!adminKey) {
+      throw new RequestError('FORBIDDEN', 'the queue dashboard is off: set TOOLPLANE_ADMIN_KEY to turn it on');
+    }
+    const bearer = /^Bearer (.+)$/i.exec(req.get('authorization') ?? '')?.[1];
+    if (bearer !== undefined && sameSecret(bearer, adminKey)) return next();
+    if (validSession(readCookie(req, COOKIE), adminKey)) return next();
+    const key = req.query.key;
+    if (typeof key === 'string' && sameSecret(key, adminKey)) {
+      const expires = Date.now() + SESSION_MS;
+      res.cookie(COOKIE, `${expires}.${sign(adminKey, expires)}`, {
+        httpOnly: true,
+        sameSite: 'strict',
+        secure: req.secure,
+        path: ADMIN_QUEUES_PATH,
+        maxAge: SESSION_MS,
+      });
+      const url = new URL(req.originalUrl, 'http://placeholder');
+      url.searchParams.delete('key');
+      return void res.redirect(303, url.pathname + url.search);
+    }
+    res.set('WWW-Authenticate', 'Bearer realm="toolplane-admin"');
+    throw new RequestError('UNAUTHORIZED', 'the queue dashboard needs the admin key: Authorization: Bearer <key>, or ?key=<key> once in a browser');
+  };
+}
+
+function sign(adminKey: string, expires: number): string {
+  return createHmac('sha256', adminKey).update(`toolplane-admin-session:${expires}`).digest('base64url');
+}
+
+function validSession(value: string | undefined, adminKey: string): boolean {
+  const [expires, mac] = (value ?? '').split('.');
+  const at = Number(expires);
+  return Boolean(mac) && Number.isSafeInteger(at) && at > Date.now() && sameSecret(mac!, sign(adminKey, at));
+}
+
+/** Constant-time comparison, so response timing does not leak how much of a guess was right. */
+function sameSecret(given: string, expected: string): boolean {
+  const a = createHmac('sha256', 'compare').update(given).digest();
+  const b = createHmac('sha256', 'compare').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+function readCookie(req: Request, name: string): string | undefined {
+  for (const part of (req.get('cookie') ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return undefined;
+}

@@ -1,0 +1,170 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { PlannerConfig } from '@toolplane/planner/config';
+import { WorkerConfig } from '@toolplane/worker/config';
+import { DASHBOARDS_DIR, PROMETHEUS_DIR, panelQueries } from '../support/dashboards.js';
+import { promtool } from '../support/prometheus.js';
+import { ROOT } from '../support/services.js';
+
+describe('infra/prometheus', () => {
+  test('promtool check config passes on prometheus.yml, with its rule file', async () => {
+    const res = await promtool(['check', 'config', join(PROMETHEUS_DIR, 'prometheus.yml')]);
+    expect(res, res.output).toMatchObject({ code: 0 });
+    expect(res.output).toMatch(/SUCCESS: 1 rule files found/);
+  });
+
+  test('promtool check rules passes on alerts.yml, and it covers what an operator must hear about', async () => {
+    const res = await promtool(['check', 'rules', join(PROMETHEUS_DIR, 'alerts.yml')]);
+    expect(res, res.output).toMatchObject({ code: 0 });
+    const alerts = readFileSync(join(PROMETHEUS_DIR, 'alerts.yml'), 'utf8');
+    for (const name of ['ToolplaneCircuitOpen', 'ToolplaneToolErrorRatio', 'ToolplaneQueueBacklog', 'ToolplaneNoWorkers']) {
+      expect(alerts).toContain(`alert: ${name}`);
+    }
+  });
+
+  test('promtool test rules: the alerts fire on synthetic series, and stay quiet on healthy ones', async () => {
+    const res = await promtool(['test', 'rules', join(PROMETHEUS_DIR, 'alerts.test.yml')]);
+    expect(res, res.output).toMatchObject({ code: 0 });
+  });
+
+  test('prometheus-kubernetes.yml discovers pods and passes promtool apart from the discovery block', async () => {
+    // Debian's prometheus is built without Kubernetes discovery and rejects the key itself; every
+    // other part (relabeling regexes, rule files) is checked with the block swapped for a static one.
+    const config = parse(readFileSync(join(PROMETHEUS_DIR, 'prometheus-kubernetes.yml'), 'utf8')) as {
+      rule_files: string[];
+      scrape_configs: Array<Record<string, unknown>>;
+    };
+    const [job] = config.scrape_configs;
+    expect(job?.kubernetes_sd_configs).toEqual([{ role: 'pod' }]);
+    const relabels = JSON.stringify(job?.relabel_configs);
+    expect(relabels).toContain('__meta_kubernetes_pod_annotation_prometheus_io_scrape');
+    expect(relabels).toContain('"target_label":"service"');
+    delete job!.kubernetes_sd_configs;
+    job!.static_configs = [{ targets: ['127.0.0.1:9464'] }];
+    config.rule_files = config.rule_files.map((f) => join(PROMETHEUS_DIR, f));
+    const dir = mkdtempSync(join(tmpdir(), 'toolplane-promtool-'));
+    try {
+      writeFileSync(join(dir, 'prometheus.yml'), stringify(config));
+      const res = await promtool(['check', 'config', join(dir, 'prometheus.yml')]);
+      expect(res, res.output).toMatchObject({ code: 0 });
+      expect(res.output).toMatch(/SUCCESS: 1 rule files found/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('infra/grafana', () => {
+  test('the dashboard queries the provisioned datasource and every panel has a query', () => {
+    const dashboard = JSON.parse(readFileSync(join(DASHBOARDS_DIR, 'toolplane-overview.json'), 'utf8'));
+    const datasources = parse(readFileSync(join(ROOT, 'infra/grafana/provisioning/datasources/prometheus.yml'), 'utf8'));
+    const uid = datasources.datasources[0].uid;
+    const panels = (dashboard.panels as Array<{ type: string; title: string; datasource?: { uid: string } }>).filter((p) => p.type !== 'row');
+    for (const p of panels) expect(p.datasource?.uid, p.title).toBe(uid);
+    const withQueries = new Set(panelQueries(join(DASHBOARDS_DIR, 'toolplane-overview.json')).map((q) => q.panel));
+    expect(panels.filter((p) => !withQueries.has(p.title)).map((p) => p.title)).toEqual([]);
+    const exprs = panelQueries(join(DASHBOARDS_DIR, 'toolplane-overview.json')).map((q) => q.expr).join('\n');
+    for (const metric of [
+      'toolplane_tool_calls_total',
+      'toolplane_tool_call_duration_seconds_bucket',
+      'toolplane_tool_call_queue_seconds_bucket',
+      'toolplane_queue_jobs',
+      'toolplane_queue_runnable',
+      'toolplane_circuit_state',
+      'toolplane_rate_limited_total',
+      'up{service="worker"}',
+      'process_resident_memory_bytes',
+    ]) {
+      expect(exprs).toContain(metric);
+    }
+  });
+});
+
+type ComposeService = {
+  image?: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  volumes?: string[];
+};
+
+describe('docker-compose.yml', () => {
+  const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+    services: Record<string, ComposeService>;
+    volumes: Record<string, unknown>;
+  };
+  const services = compose.services;
+
+  test('runs redis with AOF, planner, a scalable worker, prometheus and grafana', () => {
+    expect(Object.keys(services).sort()).toEqual(['grafana', 'planner', 'prometheus', 'redis', 'worker']);
+    expect(services.redis!.command).toEqual(expect.arrayContaining(['--appendonly', 'yes']));
+    // A fixed host port would make `--scale worker=2` fail on the second replica.
+    expect(services.worker!.ports ?? []).toEqual([]);
+  });
+
+  test('every bind-mounted file or directory exists and every named volume is declared', () => {
+    for (const [name, svc] of Object.entries(services)) {
+      for (const volume of svc.volumes ?? []) {
+        const [source] = volume.split(':');
+        if (source!.startsWith('.')) expect(existsSync(join(ROOT, source!)), `${name}: ${volume}`).toBe(true);
+        else expect(compose.volumes, `${name}: ${volume}`).toHaveProperty(source!);
+      }
+    }
+  });
+
+  test('prometheus loads the mounted config, and its compose targets are the services on their ports', () => {
+    const prom = services.prometheus!;
+    const mount = mountOf(prom, '/etc/prometheus');
+    const configFlag = prom.command!.find((c) => c.startsWith('--config.file='))!;
+    const configPath = join(ROOT, mount, configFlag.split('=')[1]!.slice('/etc/prometheus/'.length));
+    const config = parse(readFileSync(configPath, 'utf8'));
+    for (const rules of config.rule_files as string[]) expect(existsSync(join(ROOT, mount, rules)), rules).toBe(true);
+    const job = (config.scrape_configs as Array<{ job_name: string; dns_sd_configs?: Array<{ names: string[]; port: number }> }>).find(
+      (j) => j.dns_sd_configs,
+    )!;
+    const byName = Object.fromEntries(job.dns_sd_configs!.flatMap((d) => d.names.map((n) => [n, d.port])));
+    expect(byName).toEqual({
+      planner: Number(services.planner!.environment!.PORT),
+      worker: Number(services.worker!.environment!.WORKER_METRICS_PORT),
+    });
+    expect(services.planner!.ports).toContain(`${services.planner!.environment!.PORT}:${services.planner!.environment!.PORT}`);
+  });
+
+  test('grafana gets the provisioning and the dashboards at the paths the provisioning names', () => {
+    const grafana = services.grafana!;
+    const provisioning = mountOf(grafana, '/etc/grafana/provisioning');
+    expect(statSync(join(ROOT, provisioning, 'datasources')).isDirectory()).toBe(true);
+    const providers = parse(readFileSync(join(ROOT, provisioning, 'dashboards', 'toolplane.yml'), 'utf8'));
+    const dashboardsIn = providers.providers[0].options.path as string;
+    const dashboards = mountOf(grafana, dashboardsIn);
+    expect(existsSync(join(ROOT, dashboards, 'toolplane-overview.json'))).toBe(true);
+    const home = grafana.environment!.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH!;
+    expect(existsSync(join(ROOT, dashboards, home.slice(dashboardsIn.length + 1)))).toBe(true);
+    const datasource = parse(readFileSync(join(ROOT, provisioning, 'datasources', 'prometheus.yml'), 'utf8')).datasources[0];
+    const promPort = services.prometheus!.ports![0]!.split(':')[1];
+    expect(datasource.url).toBe(`http://prometheus:${promPort}`);
+  });
+
+  test('planner and worker get only variables their config knows, with values it accepts', () => {
+    const known = { planner: PlannerConfig, worker: WorkerConfig };
+    for (const [name, schema] of Object.entries(known)) {
+      const env = services[name]!.environment!;
+      const unknown = Object.keys(env).filter((k) => !(k in schema.shape));
+      expect(unknown, `${name} environment`).toEqual([]);
+      // `${VAR:-}` is filled in by compose from the shell; empty means unset.
+      const values = Object.fromEntries(Object.entries(env).filter(([, v]) => !String(v).startsWith('${')));
+      const parsed = schema.safeParse(values);
+      expect(parsed.success, `${name}: ${JSON.stringify(parsed.error?.issues)}`).toBe(true);
+    }
+  });
+});
+
+/** The host path (relative to the repo) mounted at `target` in a compose service. */
+function mountOf(svc: ComposeService, target: string): string {
+  const volume = (svc.volumes ?? []).find((v) => v.split(':')[1] === target);
+  if (!volume) throw new Error(`nothing is mounted at ${target}`);
+  return volume.split(':')[0]!;
+}
