@@ -190,6 +190,7 @@ export class Sandbox {
     const started = performance.now();
     const deadline = started + tool.timeoutMs;
     let broken: DisposalReason | undefined;
+    let stopped: ToolExecError | undefined;
     const timers: NodeJS.Timeout[] = [];
     let onAbort: (() => void) | undefined;
     try {
@@ -198,6 +199,7 @@ export class Sandbox {
         const stop = (reason: DisposalReason, error: ToolExecError) => {
           if (broken) return;
           broken = reason;
+          stopped = error;
           slot.isolate.dispose();
           reject(error);
         };
@@ -216,10 +218,14 @@ export class Sandbox {
         }
         onAbort = () => stop('cancelled', fail('CANCELLED', 'call was cancelled'));
         opts.signal?.addEventListener('abort', onAbort, { once: true });
+        // Aborted while we waited for an isolate: the event has fired already.
+        if (opts.signal?.aborted) onAbort();
       });
       const out = await Promise.race([this.execute(slot, pool, tool, argsJson, opts, deadline), limit]);
       return this.decode(out, secretValues, started);
     } catch (err: unknown) {
+      // Whatever failed after a limit or an abort disposed the isolate, the limit is the reason.
+      if (stopped) throw stopped;
       if (err instanceof ToolExecError) throw err;
       const classified = this.classify(err, slot);
       // A tool's own compile or evaluation error leaves the isolate as clean as it was: keep it.
@@ -270,7 +276,7 @@ export class Sandbox {
         try {
           evaluating(() => module.evaluateSync({ timeout }));
           const args = [module.namespace.derefInto(), argsJson, tool.maxResultBytes, this.maxLogLines, secretsJson, token];
-          slot.start.applySync(undefined, args, { timeout });
+          ignoreStrayRejection(() => slot.start.applySync(undefined, args, { timeout }));
         } finally {
           module.release();
         }
@@ -299,7 +305,7 @@ export class Sandbox {
     try {
       await evaluatingAsync(() => module.evaluate({ timeout: remaining(deadline) }));
       const args = [module.namespace.derefInto(), argsJson, tool.maxResultBytes, this.maxLogLines, secretsJson, token];
-      await slot.start.apply(undefined, args, { timeout: remaining(deadline) });
+      await slot.start.apply(undefined, args, { timeout: remaining(deadline) }).catch(ignoreStrayRejection.rethrowLimits);
     } finally {
       module.release();
     }
@@ -518,6 +524,22 @@ export class Sandbox {
     }
   }
 }
+
+/**
+ * The runner's `start` never throws; isolated-vm rethrows a promise rejection that tool code left
+ * unhandled during the call instead. That is the tool's business (the call's outcome stands), and
+ * it must not reach the host's own handlers: drop it. Limits (timeout, disposal) still count.
+ */
+function ignoreStrayRejection(fn: () => unknown): void {
+  try {
+    fn();
+  } catch (err: unknown) {
+    ignoreStrayRejection.rethrowLimits(err);
+  }
+}
+ignoreStrayRejection.rethrowLimits = (err: unknown): void => {
+  if (TIMED_OUT.test(messageOf(err)) || /disposed|memory/i.test(messageOf(err))) throw err;
+};
 
 /** Marks failures of compiling, linking or evaluating tool code, which are the tool's own errors. */
 class EvaluationError extends Error {}

@@ -162,8 +162,8 @@ function readBody(res: IncomingMessage, maxBytes: number): Promise<string> {
     res.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > maxBytes) {
-        res.destroy();
         reject(new Error(`response body is larger than ${maxBytes} bytes`));
+        res.destroy();
         return;
       }
       chunks.push(chunk);
