@@ -22,3 +22,5 @@ export { CallWaiter, announceCallDone } from './call-waiter.js';
 export { createToolWorker } from './tool-worker.js';
 export type { ToolWorkerOptions, CallProcessor } from './tool-worker.js';
 export { encodeFailure, decodeFailure } from './failure.js';
+export { SecretStore, SecretUnreadableError } from './secrets.js';
+export type { SecretStoreOptions } from './secrets.js';

@@ -21,5 +21,7 @@ export function createKeys(prefix: string) {
     registryChanged: `${reg}:tools:changed`,
     callIndex: (id: string) => `${prefix}:call:${id}`,
     callDone: `${reg}:calls:done`,
+    /** Hash of secret name → value (sealed with AES-256-GCM when a key is configured). */
+    secrets: `${reg}:secrets`,
   };
 }

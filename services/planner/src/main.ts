@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createLogger } from '@toolplane/core';
 import { createHttpMetrics, createQueueGauge, createRegistry } from '@toolplane/metrics';
-import { CallWaiter, ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
+import { CallWaiter, SecretStore, ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
 import { createPlannerApp } from './app.js';
 import { loadConfig } from './config.js';
 import { ArgumentValidator } from './validation.js';
@@ -43,6 +43,7 @@ async function main(): Promise<void> {
   const app = createPlannerApp({
     redis,
     registry,
+    secrets: new SecretStore(redis, keys, config.TOOLPLANE_SECRETS_KEY ? { encryptionKey: config.TOOLPLANE_SECRETS_KEY } : {}),
     queues,
     waiter,
     validator: new ArgumentValidator(),

@@ -4,6 +4,7 @@ import type { Worker } from 'bullmq';
 import type { CallJobData, CallOutput, Logger } from '@toolplane/core';
 import { createRegistry, createToolMetrics } from '@toolplane/metrics';
 import {
+  SecretStore,
   ToolRegistry,
   announceCallDone,
   closeRedis,
@@ -45,7 +46,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     logger: logger.child({ component: 'sandbox' }),
     onDispose: (reason) => metrics.sandboxDisposals.inc({ reason }),
   });
-  const processor = createProcessor({ registry, sandbox, metrics, logger });
+  const secrets = new SecretStore(redis, keys, config.TOOLPLANE_SECRETS_KEY ? { encryptionKey: config.TOOLPLANE_SECRETS_KEY } : {});
+  const processor = createProcessor({ registry, secrets, sandbox, metrics, logger });
   const consumers = new Map<string, Worker<CallJobData, CallOutput>>();
   const ops = createOpsServer(promRegistry, () => state === 'RUNNING' && redis.status === 'ready');
   let state: WorkerState = 'INITIALIZED';

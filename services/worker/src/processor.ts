@@ -1,11 +1,13 @@
 import type { Job } from 'bullmq';
 import { CallJobData, ToolExecError, type CallOutput, type Logger } from '@toolplane/core';
 import type { ToolMetrics, CallOutcome } from '@toolplane/metrics';
-import type { ToolRegistry } from '@toolplane/queue';
+import { SecretUnreadableError, type SecretStore, type ToolRegistry } from '@toolplane/queue';
 import type { Sandbox } from '@toolplane/sandbox';
 
 export type ProcessorDeps = {
   registry: ToolRegistry;
+  /** Only the secrets a tool lists are read, per call, and handed to its sandbox as `ctx.secrets`. */
+  secrets: SecretStore;
   sandbox: Sandbox;
   metrics: ToolMetrics;
   logger: Logger;
@@ -31,6 +33,7 @@ export function createProcessor(deps: ProcessorDeps) {
     if (!tool) {
       throw new ToolExecError('REJECTED', `tool ${data.tool}@${data.version} no longer exists`, { retryable: false });
     }
+    const secrets = await readGrantedSecrets(deps.secrets, tool.secrets);
     const startedAt = Date.now();
     deps.metrics.queueWait.observe({ tool: tool.name }, Math.max(0, startedAt - job.timestamp - (job.delay ?? 0)) / 1000);
     deps.metrics.active.inc({ tool: tool.name });
@@ -40,11 +43,18 @@ export function createProcessor(deps: ProcessorDeps) {
           key: `${tool.name}@${tool.version}`,
           code: tool.code,
           timeoutMs: tool.limits.timeoutMs,
+          ...(tool.limits.cpuMs ? { cpuMs: tool.limits.cpuMs } : {}),
           memoryMb: tool.limits.memoryMb,
           maxResultBytes: tool.limits.maxResultBytes,
+          egress: tool.egress,
         },
         data.arguments,
-        { signal },
+        {
+          signal,
+          secrets,
+          // Upstream asked to slow down; the tool's rate limiter can hold back on this.
+          onRetryAfter: (retryAfterMs) => log.info({ retryAfterMs }, 'upstream asked to retry later'),
+        },
       );
       deps.metrics.duration.observe({ tool: tool.name }, runMs / 1000);
       deps.metrics.calls.inc({ tool: tool.name, outcome: 'success' });
@@ -62,4 +72,14 @@ export function createProcessor(deps: ProcessorDeps) {
       deps.metrics.active.dec({ tool: tool.name });
     }
   };
+}
+
+async function readGrantedSecrets(store: SecretStore, names: readonly string[]): Promise<Record<string, string>> {
+  try {
+    return await store.read(names);
+  } catch (err: unknown) {
+    // The message names the secret, never its value.
+    if (err instanceof SecretUnreadableError) throw new ToolExecError('SANDBOX_ERROR', err.message, { retryable: false });
+    throw err;
+  }
 }
