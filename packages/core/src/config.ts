@@ -14,6 +14,21 @@ export const RedisUrl = z
   .string()
   .regex(/^(rediss?|redis-cluster):\/\/.+/, 'must be redis://, rediss:// or redis-cluster://host:port,…');
 
+/**
+ * `TOOLPLANE_SECRETS_KEY`: a 32-byte key as 64 hex characters or base64, parsed to a Buffer. The
+ * message never repeats the value.
+ */
+export const SecretsKey = z
+  .string()
+  .transform((raw, ctx) => {
+    const key = /^[0-9a-fA-F]{64}$/.test(raw) ? Buffer.from(raw, 'hex') : Buffer.from(raw, 'base64');
+    if (key.length !== 32) {
+      ctx.addIssue({ code: 'custom', message: 'must be 32 bytes as 64 hex characters or base64' });
+      return z.NEVER;
+    }
+    return key;
+  });
+
 /** Thrown once at start with every bad variable named, so a broken deploy says what to fix. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

@@ -26,6 +26,8 @@ export {
   ToolRetries,
   ToolBreaker,
   ToolSpec,
+  EgressEntry,
+  SecretName,
   MAX_TOOL_CODE_BYTES,
 } from './tool.js';
 export type { Tool, ToolSpecInput } from './tool.js';
@@ -38,7 +40,7 @@ export {
   isFinished,
 } from './call.js';
 export type { CallRecord, CallOutput } from './call.js';
-export { Port, BoolEnv, LogLevel, RedisUrl, ConfigError, parseConfig } from './config.js';
+export { Port, BoolEnv, LogLevel, RedisUrl, SecretsKey, ConfigError, parseConfig } from './config.js';
 export { createLogger, silentLogger } from './logger.js';
 export type { Logger } from './logger.js';
 export { newCallId, CALL_ID_PATTERN } from './ids.js';

@@ -13,12 +13,15 @@ export const ToolLimits = z
   .object({
     /** Wall time of the whole call, promises and `ctx` calls included. */
     timeoutMs: z.number().int().min(10).max(300_000).default(10_000),
+    /** CPU time the call may burn; unset means `timeoutMs`. Useful when a tool mostly waits on `ctx.fetch`. */
+    cpuMs: z.number().int().min(10).max(300_000).optional(),
     /** Heap cap of the isolate; isolated-vm's minimum is 8. */
     memoryMb: z.number().int().min(8).max(1024).default(64),
     /** Largest JSON result accepted, measured inside the isolate. */
     maxResultBytes: z.number().int().min(16).max(16 * 1024 * 1024).default(1024 * 1024),
   })
-  .strict();
+  .strict()
+  .refine((l) => l.cpuMs === undefined || l.cpuMs <= l.timeoutMs, { message: 'cpuMs cannot exceed timeoutMs', path: ['cpuMs'] });
 export type ToolLimits = z.infer<typeof ToolLimits>;
 
 export const ToolRateLimit = z
@@ -43,6 +46,21 @@ export const ToolBreaker = z
   .strict();
 export type ToolBreaker = z.infer<typeof ToolBreaker>;
 
+/**
+ * One `egress` entry: `host` (default port of the scheme), `host:port`, `*.example.com[:port]` or an
+ * IP literal (`10.0.0.7:8080`, `[::1]:8080`). No scheme, path or credentials.
+ */
+export const EgressEntry = z
+  .string()
+  .max(260)
+  .regex(/^(\*\.)?([a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:.]+\])(:\d{1,5})?$/, 'host, host:port or *.domain, without scheme or path')
+  .refine((e) => !/:(\d+)$/.test(e) || (Number(/:(\d+)$/.exec(e)![1]) >= 1 && Number(/:(\d+)$/.exec(e)![1]) <= 65_535), 'port out of range');
+export type EgressEntry = z.infer<typeof EgressEntry>;
+
+/** A secret's name, as tool code reads it: `ctx.secrets.NAME`. */
+export const SecretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'letters, digits and _, not starting with a digit, at most 64');
+export type SecretName = z.infer<typeof SecretName>;
+
 /** The body of `PUT /v1/tools/{name}`. Everything but description, parameters and code has a default. */
 export const ToolSpec = z
   .object({
@@ -58,7 +76,9 @@ export const ToolSpec = z
     concurrency: z.number().int().min(1).max(10_000).default(50),
     retries: ToolRetries.default(ToolRetries.parse({})),
     breaker: ToolBreaker.default(ToolBreaker.parse({})),
-    egress: z.array(z.string().min(1).max(253)).max(100).default([]),
+    egress: z.array(EgressEntry).max(100).default([]),
+    /** Names of the secrets this tool may read as `ctx.secrets.NAME`; set them with `PUT /v1/secrets/{name}`. */
+    secrets: z.array(SecretName).max(50).default([]),
     cacheTtlMs: z.number().int().min(0).max(86_400_000).default(0),
   })
   .strict();

@@ -27,3 +27,5 @@ export type { Admission, BreakerState, TenantRateLimit } from './gate.js';
 export type { CallFilter } from './calls.js';
 export { readQueueDepths } from './queue-depth.js';
 export type { QueueState, ToolQueueDepth } from './queue-depth.js';
+export { SecretStore, SecretUnreadableError } from './secrets.js';
+export type { SecretStoreOptions } from './secrets.js';

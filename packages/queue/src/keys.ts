@@ -21,6 +21,8 @@ export function createKeys(prefix: string) {
     registryChanged: `${reg}:tools:changed`,
     callIndex: (id: string) => `${prefix}:call:${id}`,
     callDone: `${reg}:calls:done`,
+    /** Hash of secret name → value (sealed with AES-256-GCM when a key is configured). */
+    secrets: `${reg}:secrets`,
     callCancel: `${reg}:calls:cancel`,
     /** Per-tool keys below share the tool queue's `{tool}` tag, so one script may use them together. */
     cancelMarker: (tool: string, id: string) => `${prefix}:{${tool}}:cancel:${id}`,

@@ -1,4 +1,5 @@
 import ivm from 'isolated-vm';
+import { LOCKDOWN_SOURCE } from './lockdown.js';
 
 /** Registration-time checks run in a throwaway isolate with tight limits. */
 const CHECK_MEMORY_MB = 16;
@@ -6,12 +7,15 @@ const CHECK_TIMEOUT_MS = 200;
 
 /**
  * Checks that `code` is an ES module without imports whose default export is a function, by compiling
- * and evaluating it in a throwaway isolate. Returns the compiler's or evaluator's message on failure.
+ * and evaluating it in a throwaway isolate locked down like the real ones (so top-level code that
+ * patches a built-in fails here, not on every call). The code is compiled as given, never spliced
+ * into a wrapper. Returns the compiler's or evaluator's message on failure.
  */
 export async function checkToolCode(code: string): Promise<{ ok: true } | { ok: false; message: string }> {
   const isolate = new ivm.Isolate({ memoryLimit: CHECK_MEMORY_MB, onCatastrophicError: () => {} });
   try {
     const context = await isolate.createContext();
+    await context.eval(LOCKDOWN_SOURCE);
     let module: ivm.Module;
     try {
       module = await isolate.compileModule(code, { filename: 'tool' });

@@ -1,6 +1,6 @@
 /**
- * Runs hostile tool code in isolated-vm isolates with time, memory and result-size limits.
- * No Redis, no HTTP.
+ * Runs hostile tool code in isolated-vm isolates with time, CPU, memory and result-size limits, and
+ * grants it `ctx.fetch` (egress allowlist), `ctx.log` and `ctx.secrets`. No Redis, no HTTP server.
  *
  * @example
  * ```ts
@@ -14,3 +14,7 @@
 export { Sandbox } from './sandbox.js';
 export type { ToolSource, RunOptions, RunResult, DisposalReason, SandboxOptions } from './sandbox.js';
 export { checkToolCode } from './check-code.js';
+export { parseEgressRule, isPrivateAddress } from './bridges/egress.js';
+export type { EgressRule } from './bridges/egress.js';
+export type { HostResolver } from './bridges/fetch-bridge.js';
+export { redactSecrets, REDACTED } from './redact.js';

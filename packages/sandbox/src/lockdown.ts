@@ -1,8 +1,17 @@
 /**
  * Source run once in every fresh context, before any tool code, so that calls sharing the context
- * cannot leave state for each other: every intrinsic reachable from `globalThis` is frozen (as SES
- * `lockdown` does), and the legacy `RegExp` statics, which would carry the last match of one call into
- * the next, are deleted. It is our own fixed text, never combined with tool code.
+ * cannot leave state for each other and cannot schedule work that outlives their call:
+ *
+ * - every intrinsic reachable from `globalThis` (and through syntax) is frozen, as SES `lockdown`
+ *   does, so no call can patch a built-in or add a global for the next one;
+ * - the legacy `RegExp` statics, which would carry the last match of one call into the next, go;
+ * - everything that can run code later, outside the call that set it up, goes: `FinalizationRegistry`
+ *   and `WeakRef` (GC-timed callbacks), `Atomics.waitAsync` (timer-resolved promises);
+ * - `WebAssembly` goes: its memory grows outside the isolate's heap limit (a growth loop held the
+ *   host for a second past `dispose()` in our tests), its async compile resolves later, and it is
+ *   the largest JIT surface V8 has. `SharedArrayBuffer` goes with it (no other way to make one).
+ *
+ * It is our own fixed text, never combined with tool code.
  */
 export const LOCKDOWN_SOURCE = `(() => {
   'use strict';
@@ -10,6 +19,8 @@ export const LOCKDOWN_SOURCE = `(() => {
                    'lastParen','$+','leftContext','$\`','rightContext',"$'"]) {
     try { delete RegExp[k]; } catch {}
   }
+  for (const k of ['WebAssembly', 'SharedArrayBuffer', 'FinalizationRegistry', 'WeakRef']) delete globalThis[k];
+  delete Atomics.waitAsync;
   const seen = new Set();
   const harden = (...roots) => {
     const stack = [...roots];
@@ -35,68 +46,4 @@ export const LOCKDOWN_SOURCE = `(() => {
     proto([][Symbol.iterator]()), proto(new Map().entries()), proto(new Set().values()),
     proto(''[Symbol.iterator]()), proto(/a/[Symbol.matchAll]('a')),
   );
-})()`;
-
-/**
- * The function that runs one call inside the isolate. It gets the tool's default export, the
- * arguments as JSON and the limits, builds a fresh `ctx`, awaits the tool, and serializes the outcome
- * to one JSON string here, under the deadline: hostile getters and `toJSON`s run inside the isolate,
- * never during a copy on the host, and the host only ever receives a string.
- */
-export const RUNNER_SOURCE = `(() => {
-  'use strict';
-  const { parse, stringify } = JSON;
-  const StringCtor = String;
-  const isArray = Array.isArray;
-  const freeze = Object.freeze;
-  const MAX_LOG_LINE = 2000;
-  const describe = (e) => {
-    try {
-      if (e !== null && typeof e === 'object' && typeof e.message === 'string') {
-        const name = typeof e.name === 'string' ? e.name : 'Error';
-        return (name + ': ' + e.message).slice(0, 4000);
-      }
-      return ('thrown: ' + StringCtor(e)).slice(0, 4000);
-    } catch {
-      return 'tool threw a value that cannot be described';
-    }
-  };
-  const fmt = (v) => {
-    if (typeof v === 'string') return v;
-    try { const s = stringify(v); return s === undefined ? StringCtor(v) : s; } catch { try { return StringCtor(v); } catch { return '[unprintable]'; } }
-  };
-  return async function run(fn, argsJson, maxResultBytes, maxLogLines, secretsJson) {
-    const logs = [];
-    let dropped = 0;
-    const log = (...parts) => {
-      if (logs.length >= maxLogLines) { dropped++; return; }
-      let line = '';
-      for (let i = 0; i < parts.length; i++) line += (i ? ' ' : '') + fmt(parts[i]);
-      logs.push(line.length > MAX_LOG_LINE ? line.slice(0, MAX_LOG_LINE) + '…' : line);
-    };
-    const ctx = freeze({ log, secrets: freeze(parse(secretsJson)) });
-    const finish = (obj) => {
-      if (dropped) logs.push('… ' + dropped + ' more log lines dropped');
-      obj.logs = logs;
-      return stringify(obj);
-    };
-    let value;
-    try {
-      value = await fn(parse(argsJson), ctx);
-    } catch (e) {
-      return finish({ ok: false, code: 'TOOL_ERROR', message: describe(e) });
-    }
-    let out;
-    try {
-      out = stringify(value === undefined ? null : value);
-    } catch (e) {
-      return finish({ ok: false, code: 'TOOL_ERROR', message: 'result is not JSON-serializable: ' + describe(e) });
-    }
-    if (out === undefined) out = 'null';
-    if (out.length > maxResultBytes) {
-      return finish({ ok: false, code: 'RESULT_TOO_LARGE', message: 'result is ' + out.length + ' bytes, limit ' + maxResultBytes });
-    }
-    if (dropped) logs.push('… ' + dropped + ' more log lines dropped');
-    return '{"ok":true,"value":' + out + ',"logs":' + stringify(logs) + '}';
-  };
 })()`;

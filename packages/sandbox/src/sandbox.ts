@@ -1,22 +1,40 @@
 import ivm from 'isolated-vm';
-import { ToolExecError, silentLogger, type CallErrorCode, type Logger } from '@toolplane/core';
-import { LOCKDOWN_SOURCE, RUNNER_SOURCE } from './lockdown.js';
+import { CallErrorCode, ToolExecError, silentLogger, type Logger } from '@toolplane/core';
+import { parseEgressRule, type EgressRule } from './bridges/egress.js';
+import { defaultResolver, hostFetch, type FetchRequest, type HostResolver } from './bridges/fetch-bridge.js';
+import { LOCKDOWN_SOURCE } from './lockdown.js';
+import { redactSecrets } from './redact.js';
+import { RUNNER_SOURCE } from './runner.js';
 
 /** What the sandbox needs to know of a tool: its code and limits under a key that changes with the code. */
 export type ToolSource = {
   /** Unique per code version, e.g. `add@3`; isolates are pooled under it. */
   key: string;
   code: string;
+  /** Wall time of the whole call: module evaluation, promises and `ctx` calls included. */
   timeoutMs: number;
+  /**
+   * CPU time the call may burn in its isolate.
+   * @default timeoutMs
+   */
+  cpuMs?: number;
   memoryMb: number;
   maxResultBytes: number;
+  /**
+   * Hosts `ctx.fetch` may reach: `host` (default port of the scheme), `host:port`, `*.example.com`.
+   * Hosts listed literally may resolve to private or loopback addresses; wildcard matches may not.
+   * @default [] (no network)
+   */
+  egress?: readonly string[];
 };
 
 export type RunOptions = {
   /** Aborting ends the call at once and disposes its isolate. */
   signal?: AbortSignal;
-  /** Secrets granted to this tool, exposed as `ctx.secrets`. */
+  /** Secrets granted to this tool, exposed as `ctx.secrets`; their values are redacted from the outcome. */
   secrets?: Record<string, string>;
+  /** An upstream answered 429 or 503 with `Retry-After`; `ms` from now (for the tool's rate limiter). */
+  onRetryAfter?: (ms: number) => void;
 };
 
 export type RunResult = { value: unknown; logs: string[]; runMs: number };
@@ -38,6 +56,19 @@ export type SandboxOptions = {
    * @default 60_000
    */
   idleTtlMs?: number;
+  /**
+   * How long a call may run synchronously on the host thread before it is restarted on an
+   * isolated-vm thread. Most calls finish well within it and then cost one lock instead of two
+   * thread hops; a tool that overruns it once runs on threads from then on. 0 disables the fast path.
+   * @default 4
+   */
+  syncBudgetMs?: number;
+  /** @default 1 MiB */
+  maxResponseBytes?: number;
+  /** @default 50 */
+  maxFetchesPerCall?: number;
+  /** DNS for `ctx.fetch`. @default `dns.lookup` with all addresses */
+  resolveHost?: HostResolver;
   /** Called for every disposed isolate (metrics). */
   onDispose?: (reason: DisposalReason) => void;
   /**
@@ -49,11 +80,26 @@ export type SandboxOptions = {
   logger?: Logger;
 };
 
-type Slot = {
-  isolate: ivm.Isolate;
-  context: ivm.Context;
-  runner: ivm.Reference<(...args: unknown[]) => Promise<string>>;
+type Runner = {
+  start: ivm.Reference<(...args: unknown[]) => void>;
+  take: ivm.Reference<(token: number) => string | undefined>;
+  ping: ivm.Reference<() => void>;
 };
+
+/** The call an isolate is leased to; host bridges check its token so a finished call's leftovers get nothing. */
+type ActiveCall = {
+  token: number;
+  rules: readonly EgressRule[];
+  deadline: number;
+  /** Made on the first `ctx.fetch` only: an abort costs a DOMException, too dear for every call. */
+  fetches: AbortController | undefined;
+  fetchCount: number;
+  onRetryAfter: ((ms: number) => void) | undefined;
+  /** Set while the host waits for the runner's report. */
+  reported: ((outcome: string) => void) | undefined;
+};
+
+type Slot = Runner & { isolate: ivm.Isolate; context: ivm.Context; call: ActiveCall | undefined };
 
 type Pool = {
   idle: Slot[];
@@ -62,7 +108,14 @@ type Pool = {
   cachedData: ivm.ExternalCopy<ArrayBuffer> | undefined;
   lastUsed: number;
   memoryMb: number;
+  rules: EgressRule[];
+  /** The tool overran the sync budget once: its calls go to isolated-vm threads straight away. */
+  slow: boolean;
 };
+
+type Outcome =
+  | { ok: true; value: unknown; logs: string[] }
+  | { ok: false; code: string; message: string; logs: string[] };
 
 const RETRYABLE: Record<CallErrorCode, boolean> = {
   TIMEOUT: true,
@@ -79,27 +132,42 @@ function fail(code: CallErrorCode, message: string, cause?: unknown): ToolExecEr
   return new ToolExecError(code, message, { retryable: RETRYABLE[code], cause });
 }
 
+const TIMED_OUT = /timed out/i;
+const STALE = '{"stale":true}';
+
 /**
  * Runs tool code in isolated-vm isolates.
  *
- * Per tool version, a small pool of isolates, each with one context whose intrinsics are frozen at
- * creation. Each call gets a fresh instance of the tool's module (compiled from V8's code cache), so
- * module state, globals and built-ins never carry over between calls, at a cost of tens of
- * microseconds instead of the ~0.7 ms of a new context.
+ * Per tool version, a small pool of isolates, each leased to one call at a time, with one context
+ * whose intrinsics are frozen at creation. Each call gets a fresh instance of the tool's module
+ * (compiled from V8's code cache), so module state, globals and built-ins never carry over between
+ * calls. A call first runs synchronously under a small time budget (compile, evaluate, start and
+ * collect the outcome are four cheap entries into a locked isolate, no thread hops); a call that
+ * waits on `ctx.fetch` continues on isolated-vm's threads and reports back, and a tool that
+ * overruns the budget runs on threads from then on.
  */
 export class Sandbox {
   private readonly pools = new Map<string, Pool>();
   private readonly maxIsolates: number;
   private readonly maxLogLines: number;
   private readonly idleTtlMs: number;
+  private readonly syncBudgetMs: number;
+  private readonly maxResponseBytes: number;
+  private readonly maxFetches: number;
+  private readonly resolveHost: HostResolver;
   private readonly log: Logger;
   private readonly sweeper: NodeJS.Timeout;
+  private tokens = 0;
   private closed = false;
 
   constructor(private readonly opts: SandboxOptions = {}) {
     this.maxIsolates = opts.maxIsolatesPerTool ?? 8;
     this.maxLogLines = opts.maxLogLines ?? 200;
     this.idleTtlMs = opts.idleTtlMs ?? 60_000;
+    this.syncBudgetMs = opts.syncBudgetMs ?? 4;
+    this.maxResponseBytes = opts.maxResponseBytes ?? 1024 * 1024;
+    this.maxFetches = opts.maxFetchesPerCall ?? 50;
+    this.resolveHost = opts.resolveHost ?? defaultResolver;
     this.log = opts.logger ?? silentLogger();
     this.sweeper = setInterval(() => this.sweep(), Math.min(this.idleTtlMs, 30_000));
     this.sweeper.unref();
@@ -109,48 +177,67 @@ export class Sandbox {
   async run(tool: ToolSource, args: unknown, opts: RunOptions = {}): Promise<RunResult> {
     if (this.closed) throw fail('SANDBOX_ERROR', 'sandbox is shut down');
     if (opts.signal?.aborted) throw fail('CANCELLED', 'call was cancelled');
+    let argsJson: string;
+    try {
+      argsJson = JSON.stringify(args ?? null);
+    } catch (err: unknown) {
+      throw fail('REJECTED', 'arguments are not JSON', err);
+    }
+    const secretValues = Object.values(opts.secrets ?? {});
     const pool = this.pool(tool);
     const slot = await this.acquire(pool);
     // Waiting for a free isolate is queueing, not running: the deadline starts now.
     const started = performance.now();
     const deadline = started + tool.timeoutMs;
     let broken: DisposalReason | undefined;
-    let timer: NodeJS.Timeout | undefined;
+    let stopped: ToolExecError | undefined;
+    const timers: NodeJS.Timeout[] = [];
     let onAbort: (() => void) | undefined;
     try {
-      // The host enforces the deadline: isolated-vm's own timeout does not cover awaited promises.
+      // The host enforces wall and CPU time: isolated-vm's own timeout does not cover awaited promises.
       const limit = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          broken = 'timeout';
+        const stop = (reason: DisposalReason, error: ToolExecError) => {
+          if (broken) return;
+          broken = reason;
+          stopped = error;
           slot.isolate.dispose();
-          reject(fail('TIMEOUT', `tool exceeded ${tool.timeoutMs}ms`));
-        }, Math.max(1, deadline - performance.now()));
-        onAbort = () => {
-          broken = 'cancelled';
-          slot.isolate.dispose();
-          reject(fail('CANCELLED', 'call was cancelled'));
+          reject(error);
         };
-        // The signal may have fired while an isolate was being created for this call.
+        timers.push(setTimeout(() => stop('timeout', fail('TIMEOUT', `tool exceeded ${tool.timeoutMs}ms`)), tool.timeoutMs));
+        const cpuMs = tool.cpuMs ?? tool.timeoutMs;
+        if (cpuMs < tool.timeoutMs) {
+          const cpuStart = slot.isolate.cpuTime;
+          // CPU time never runs ahead of wall time, so the budget cannot be spent before `left` ms pass.
+          const check = (): void => {
+            if (slot.isolate.isDisposed) return;
+            const usedMs = Number(slot.isolate.cpuTime - cpuStart) / 1e6;
+            if (usedMs >= cpuMs) stop('timeout', fail('TIMEOUT', `tool exceeded its CPU time limit of ${cpuMs}ms`));
+            else timers.push(setTimeout(check, Math.max(1, cpuMs - usedMs)));
+          };
+          timers.push(setTimeout(check, cpuMs));
+        }
+        onAbort = () => stop('cancelled', fail('CANCELLED', 'call was cancelled'));
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        // Aborted while we waited for an isolate: the event has fired already.
         if (opts.signal?.aborted) onAbort();
-        else opts.signal?.addEventListener('abort', onAbort, { once: true });
       });
-      const out = await Promise.race([this.invoke(slot, pool, tool, args, opts, deadline), limit]);
-      const parsed = JSON.parse(out) as
-        | { ok: true; value: unknown; logs: string[] }
-        | { ok: false; code: CallErrorCode; message: string; logs: string[] };
-      if (!parsed.ok) throw Object.assign(fail(parsed.code, parsed.message), { logs: parsed.logs });
-      return { value: parsed.value, logs: parsed.logs, runMs: performance.now() - started };
+      const out = await Promise.race([this.execute(slot, pool, tool, argsJson, opts, deadline), limit]);
+      return this.decode(out, secretValues, started);
     } catch (err: unknown) {
-      // Once the host pulled the plug, whatever the isolate reported after is a consequence of it.
-      if (broken === 'cancelled') throw fail('CANCELLED', 'call was cancelled');
-      if (broken === 'timeout') throw fail('TIMEOUT', `tool exceeded ${tool.timeoutMs}ms`);
+      // Whatever failed after a limit or an abort disposed the isolate, the limit is the reason.
+      if (stopped) throw stopped;
       if (err instanceof ToolExecError) throw err;
       const classified = this.classify(err, slot);
-      broken ??= classified.code === 'OUT_OF_MEMORY' ? 'oom' : classified.code === 'TIMEOUT' ? 'timeout' : 'error';
+      // A tool's own compile or evaluation error leaves the isolate as clean as it was: keep it.
+      if (classified.code !== 'TOOL_ERROR') {
+        broken ??= classified.code === 'OUT_OF_MEMORY' ? 'oom' : classified.code === 'TIMEOUT' ? 'timeout' : 'error';
+      }
       throw classified;
     } finally {
-      clearTimeout(timer);
+      for (const t of timers) clearTimeout(t);
       if (onAbort) opts.signal?.removeEventListener('abort', onAbort);
+      slot.call?.fetches?.abort();
+      slot.call = undefined;
       this.release(pool, slot, broken);
     }
   }
@@ -172,60 +259,179 @@ export class Sandbox {
     return Object.fromEntries([...this.pools].map(([k, p]) => [k, p.size]));
   }
 
-  private async invoke(
+  /**
+   * One call on a leased, idle isolate: first synchronously under the sync budget, and if that runs
+   * out (while more of the deadline is left), again from the start on isolated-vm's threads. The
+   * first attempt had no side effects by then: `ctx.fetch` requests only reach the host after the
+   * synchronous section, and the new token turns the old attempt's into no-ops.
+   */
+  private async execute(slot: Slot, pool: Pool, tool: ToolSource, argsJson: string, opts: RunOptions, deadline: number): Promise<string> {
+    const secretsJson = JSON.stringify(opts.secrets ?? {});
+    if (!pool.slow && this.syncBudgetMs > 0) {
+      const budgetOnly = this.syncBudgetMs < remaining(deadline);
+      const timeout = Math.min(this.syncBudgetMs, remaining(deadline));
+      const token = this.begin(slot, pool, opts, deadline);
+      try {
+        const module = this.instantiate(slot, pool, tool);
+        try {
+          evaluating(() => module.evaluateSync({ timeout }));
+          const args = [module.namespace.derefInto(), argsJson, tool.maxResultBytes, this.maxLogLines, secretsJson, token];
+          ignoreStrayRejection(() => slot.start.applySync(undefined, args, { timeout }));
+        } finally {
+          module.release();
+        }
+      } catch (err: unknown) {
+        if (!(budgetOnly && TIMED_OUT.test(messageOf(err)))) throw err;
+        pool.slow = true;
+        this.log.debug({ tool: tool.key }, 'tool overran the sync budget, running it on threads');
+        return this.executeOnThreads(slot, pool, tool, argsJson, secretsJson, opts, deadline);
+      }
+      return this.outcome(slot, token);
+    }
+    return this.executeOnThreads(slot, pool, tool, argsJson, secretsJson, opts, deadline);
+  }
+
+  private async executeOnThreads(
     slot: Slot,
     pool: Pool,
     tool: ToolSource,
-    args: unknown,
+    argsJson: string,
+    secretsJson: string,
     opts: RunOptions,
     deadline: number,
   ): Promise<string> {
-    const argsJson = JSON.stringify(args ?? null);
-    const module = slot.isolate.compileModuleSync(tool.code, {
-      filename: `tool:${tool.key}`,
-      ...(pool.cachedData ? { cachedData: pool.cachedData } : { produceCachedData: true }),
-    });
+    const token = this.begin(slot, pool, opts, deadline);
+    const module = this.instantiate(slot, pool, tool);
     try {
-      // isolated-vm sets `cachedData` on modules compiled with `produceCachedData`; its types omit it.
-      const produced = (module as { cachedData?: ivm.ExternalCopy<ArrayBuffer> }).cachedData;
-      if (!pool.cachedData && produced) pool.cachedData = produced;
-      module.instantiateSync(slot.context, (specifier) => {
-        throw new Error(`import of '${specifier}' is not allowed in tool code`);
-      });
-      await module.evaluate({ timeout: remaining(deadline) });
-      const fn = module.namespace.getSync('default', { reference: true });
-      if (fn.typeof !== 'function') throw fail('TOOL_ERROR', 'the default export is not a function');
-      try {
-        return await slot.runner.apply(
-          undefined,
-          [fn.derefInto(), argsJson, tool.maxResultBytes, this.maxLogLines, JSON.stringify(opts.secrets ?? {})],
-          { result: { promise: true, copy: true }, timeout: remaining(deadline) },
-        );
-      } finally {
-        fn.release();
-      }
+      await evaluatingAsync(() => module.evaluate({ timeout: remaining(deadline) }));
+      const args = [module.namespace.derefInto(), argsJson, tool.maxResultBytes, this.maxLogLines, secretsJson, token];
+      await slot.start.apply(undefined, args, { timeout: remaining(deadline) }).catch(ignoreStrayRejection.rethrowLimits);
     } finally {
       module.release();
     }
+    return this.outcome(slot, token);
+  }
+
+  /** The outcome once the isolate is idle again: at once if the call settled, else after the runner reports. */
+  private async outcome(slot: Slot, token: number): Promise<string> {
+    // The isolate is idle here (we just finished a call into it), so a synchronous call is safe.
+    const settled = slot.take.applySync(undefined, [token]);
+    if (typeof settled === 'string') return settled;
+    const call = slot.call!;
+    // Armed before we yield: the runner's report reaches us as a later host task.
+    const report = new Promise<string>((resolve) => (call.reported = resolve));
+    // An isolate killed by its heap limit while we wait would never report: watch for it.
+    let watch: NodeJS.Timeout | undefined;
+    const died = new Promise<never>((_, reject) => {
+      watch = setInterval(() => {
+        if (slot.isolate.isDisposed) reject(new Error('Isolate was disposed during execution due to memory limit'));
+      }, 20);
+    });
+    try {
+      const reported = await Promise.race([report, died]);
+      // The report can come while leftover work still runs; a completed async call proves it has ended.
+      await slot.ping.apply(undefined, []);
+      return reported;
+    } finally {
+      clearInterval(watch);
+    }
+  }
+
+  private begin(slot: Slot, pool: Pool, opts: RunOptions, deadline: number): number {
+    slot.call?.fetches?.abort();
+    const token = ++this.tokens;
+    slot.call = {
+      token,
+      rules: pool.rules,
+      deadline,
+      fetches: undefined,
+      fetchCount: 0,
+      onRetryAfter: opts.onRetryAfter,
+      reported: undefined,
+    };
+    return token;
+  }
+
+  /** A fresh instance of the tool's module in the slot's context. Runs no tool code. */
+  private instantiate(slot: Slot, pool: Pool, tool: ToolSource): ivm.Module {
+    const module = evaluating(() =>
+      slot.isolate.compileModuleSync(tool.code, {
+        filename: `tool:${tool.key}`,
+        ...(pool.cachedData ? { cachedData: pool.cachedData } : { produceCachedData: true }),
+      }),
+    );
+    // isolated-vm sets `cachedData` on modules compiled with `produceCachedData`; its types omit it.
+    const produced = (module as { cachedData?: ivm.ExternalCopy<ArrayBuffer> }).cachedData;
+    if (!pool.cachedData && produced) pool.cachedData = produced;
+    try {
+      evaluating(() =>
+        module.instantiateSync(slot.context, (specifier) => {
+          throw new Error(`import of '${specifier}' is not allowed in tool code`);
+        }),
+      );
+    } catch (err: unknown) {
+      module.release();
+      throw err;
+    }
+    return module;
+  }
+
+  /** `ctx.fetch` on the host side, called by the runner with the call's token and a JSON request. */
+  private async bridgeFetch(slot: Slot, token: number, requestJson: string): Promise<string> {
+    const call = slot.call;
+    if (!call || call.token !== token) return STALE;
+    if (++call.fetchCount > this.maxFetches) return JSON.stringify({ error: `more than ${this.maxFetches} requests in one call` });
+    let request: FetchRequest;
+    try {
+      request = JSON.parse(requestJson) as FetchRequest;
+    } catch {
+      return JSON.stringify({ error: 'malformed request' });
+    }
+    const reply = await hostFetch(request, {
+      rules: call.rules,
+      deadline: call.deadline,
+      signal: (call.fetches ??= new AbortController()).signal,
+      maxResponseBytes: this.maxResponseBytes,
+      resolve: this.resolveHost,
+      ...(call.onRetryAfter ? { onRetryAfter: call.onRetryAfter } : {}),
+    });
+    return slot.call === call ? JSON.stringify(reply) : STALE;
+  }
+
+  private decode(out: string, secrets: string[], started: number): RunResult {
+    let parsed = JSON.parse(out) as Outcome;
+    if (secrets.length > 0) parsed = redactSecrets(parsed, secrets);
+    if (!parsed.ok) {
+      const code = CallErrorCode.safeParse(parsed.code);
+      throw Object.assign(fail(code.success ? code.data : 'SANDBOX_ERROR', parsed.message), { logs: parsed.logs });
+    }
+    return { value: parsed.value, logs: parsed.logs, runMs: performance.now() - started };
   }
 
   private classify(err: unknown, slot: Slot): ToolExecError {
-    const message = err instanceof Error ? err.message : String(err);
-    if (/timed out/i.test(message)) return fail('TIMEOUT', 'tool exceeded its time limit', err);
-    if (/memory limit|out of memory|heap/i.test(message) || (slot.isolate.isDisposed && /disposed/i.test(message))) {
+    const message = messageOf(err);
+    if (TIMED_OUT.test(message)) return fail('TIMEOUT', 'tool exceeded its time limit', err);
+    if (/memory limit|out of memory/i.test(message) || (slot.isolate.isDisposed && /disposed/i.test(message))) {
       return fail('OUT_OF_MEMORY', 'tool exceeded its memory limit', err);
     }
-    // Errors raised while linking or evaluating the module are the tool's fault, not ours.
-    if (/^(SyntaxError|ReferenceError|TypeError|RangeError|Error|import)/.test(message) || /not allowed/.test(message)) {
-      return fail('TOOL_ERROR', message.slice(0, 4000), err);
-    }
+    // Errors raised while compiling, linking or evaluating the module are the tool's fault, not ours.
+    if (err instanceof EvaluationError) return fail('TOOL_ERROR', message.slice(0, 4000), err);
     return fail('SANDBOX_ERROR', message.slice(0, 4000), err);
   }
 
   private pool(tool: ToolSource): Pool {
     let pool = this.pools.get(tool.key);
     if (!pool) {
-      pool = { idle: [], size: 0, waiters: [], cachedData: undefined, lastUsed: Date.now(), memoryMb: tool.memoryMb };
+      pool = {
+        idle: [],
+        size: 0,
+        waiters: [],
+        cachedData: undefined,
+        lastUsed: Date.now(),
+        memoryMb: tool.memoryMb,
+        rules: (tool.egress ?? []).map(parseEgressRule).filter((r): r is EgressRule => r !== undefined),
+        slow: false,
+      };
       this.pools.set(tool.key, pool);
     }
     pool.lastUsed = Date.now();
@@ -281,10 +487,27 @@ export class Sandbox {
         process.abort();
       },
     });
-    const context = await isolate.createContext();
-    await context.eval(LOCKDOWN_SOURCE);
-    const runner = (await context.eval(RUNNER_SOURCE, { reference: true })) as Slot['runner'];
-    return { isolate, context, runner };
+    try {
+      const context = await isolate.createContext();
+      await context.eval(LOCKDOWN_SOURCE);
+      const factory = (await context.eval(RUNNER_SOURCE, { reference: true })) as ivm.Reference<(...a: unknown[]) => unknown>;
+      const slot = { isolate, context, call: undefined } as Slot;
+      // Host functions handed to the runner; it keeps them in its closure, out of tool code's reach.
+      const fetchRef = new ivm.Reference((token: number, request: string) => this.bridgeFetch(slot, token, request));
+      const reportRef = new ivm.Reference((token: number, outcome: string) => {
+        if (slot.call?.token === token) slot.call.reported?.(outcome);
+      });
+      const runner = (await factory.apply(undefined, [fetchRef, reportRef], { result: { reference: true } })) as ivm.Reference<Record<keyof Runner, unknown>>;
+      slot.start = runner.getSync('start', { reference: true }) as Runner['start'];
+      slot.take = runner.getSync('take', { reference: true }) as Runner['take'];
+      slot.ping = runner.getSync('ping', { reference: true }) as Runner['ping'];
+      factory.release();
+      runner.release();
+      return slot;
+    } catch (err: unknown) {
+      if (!isolate.isDisposed) isolate.dispose();
+      throw err;
+    }
   }
 
   private dispose(slot: Slot, reason: DisposalReason): void {
@@ -300,6 +523,53 @@ export class Sandbox {
       this.pools.delete(key);
     }
   }
+}
+
+/**
+ * The runner's `start` never throws; isolated-vm rethrows a promise rejection that tool code left
+ * unhandled during the call instead. That is the tool's business (the call's outcome stands), and
+ * it must not reach the host's own handlers: drop it. Limits (timeout, disposal) still count.
+ */
+function ignoreStrayRejection(fn: () => unknown): void {
+  try {
+    fn();
+  } catch (err: unknown) {
+    ignoreStrayRejection.rethrowLimits(err);
+  }
+}
+ignoreStrayRejection.rethrowLimits = (err: unknown): void => {
+  if (TIMED_OUT.test(messageOf(err)) || /disposed|memory/i.test(messageOf(err))) throw err;
+};
+
+/** Marks failures of compiling, linking or evaluating tool code, which are the tool's own errors. */
+class EvaluationError extends Error {}
+
+function evaluating<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err: unknown) {
+    throw asEvaluationError(err);
+  }
+}
+
+async function evaluatingAsync<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err: unknown) {
+    throw asEvaluationError(err);
+  }
+}
+
+function asEvaluationError(err: unknown): Error {
+  const message = messageOf(err);
+  // Limits keep their own classification.
+  if (TIMED_OUT.test(message) || /disposed|memory/i.test(message)) return err instanceof Error ? err : new Error(message);
+  const name = err instanceof Error && err.name !== 'Error' ? `${err.name}: ` : '';
+  return new EvaluationError(`${name}${message}`.slice(0, 4000), { cause: err });
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function remaining(deadline: number): number {

@@ -4,6 +4,7 @@ import { ADMIN_QUEUES_PATH, adminRouter } from './admin.js';
 import type { PlannerDeps } from './deps.js';
 import { errorHandler } from './errors.js';
 import { callsRouter } from './routes-calls.js';
+import { secretsRouter } from './routes-secrets.js';
 import { toolsRouter } from './routes-tools.js';
 
 export type { PlannerDeps } from './deps.js';
@@ -45,6 +46,7 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   app.use(ADMIN_QUEUES_PATH, adminRouter(deps));
   app.use('/v1', toolsRouter(deps));
   app.use('/v1', callsRouter(deps));
+  app.use('/v1', secretsRouter(deps));
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new RequestError('NOT_FOUND', `no route for ${req.method} ${req.path}`));
   });

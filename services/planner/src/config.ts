@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LogLevel, Port, RedisUrl, parseConfig } from '@toolplane/core';
+import { LogLevel, Port, RedisUrl, SecretsKey, parseConfig } from '@toolplane/core';
 
 export const PlannerConfig = z.object({
   REDIS_URL: RedisUrl.default('redis://127.0.0.1:6379'),
@@ -19,6 +19,8 @@ export const PlannerConfig = z.object({
    */
   TOOLPLANE_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: LogLevel.default('info'),
+  /** Seals secrets at rest (AES-256-GCM); planners and workers need the same key. */
+  TOOLPLANE_SECRETS_KEY: SecretsKey.optional(),
 });
 export type PlannerConfig = z.infer<typeof PlannerConfig>;
 

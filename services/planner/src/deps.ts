@@ -1,12 +1,13 @@
 import type { Logger } from '@toolplane/core';
 import type { HttpMetrics, Registry } from '@toolplane/metrics';
-import type { CallGate, CallWaiter, RedisConnection, ToolQueues, ToolRegistry } from '@toolplane/queue';
+import type { CallGate, CallWaiter, RedisConnection, SecretStore, ToolQueues, ToolRegistry } from '@toolplane/queue';
 import type { ArgumentValidator } from './validation.js';
 
 /** Everything the HTTP API needs; built in main.ts, replaced piecewise in tests. */
 export type PlannerDeps = {
   redis: RedisConnection;
   registry: ToolRegistry;
+  secrets: SecretStore;
   queues: ToolQueues;
   gate: CallGate;
   waiter: CallWaiter;

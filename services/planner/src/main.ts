@@ -6,6 +6,7 @@ import {
   CallGate,
   CallWaiter,
   ToolQueues,
+  SecretStore,
   ToolRegistry,
   checkNoEviction,
   closeRedis,
@@ -67,6 +68,7 @@ async function main(): Promise<void> {
   const app = createPlannerApp({
     redis,
     registry,
+    secrets: new SecretStore(redis, keys, config.TOOLPLANE_SECRETS_KEY ? { encryptionKey: config.TOOLPLANE_SECRETS_KEY } : {}),
     queues,
     gate,
     waiter,

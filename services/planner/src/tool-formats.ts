@@ -14,6 +14,7 @@ export function toolView(tool: Tool) {
     retries: tool.retries,
     breaker: tool.breaker,
     egress: tool.egress,
+    secrets: tool.secrets,
     cacheTtlMs: tool.cacheTtlMs,
     createdAt: tool.createdAt,
   };

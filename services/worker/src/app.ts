@@ -6,6 +6,7 @@ import { createRegistry, createToolMetrics, initToolSeries } from '@toolplane/me
 import {
   CallGate,
   ToolQueues,
+  SecretStore,
   ToolRegistry,
   announceCallDone,
   checkNoEviction,
@@ -56,7 +57,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     metrics.circuitState.set({ tool: tool.name }, 2);
     gate.trip(tool).catch((err: unknown) => logger.warn({ err, tool: tool.name }, 'could not open breaker fleet-wide'));
   }, logger);
-  const processor = createProcessor({ registry, queues, gate, breakers, sandbox, metrics, redis, keys, logger });
+  const secrets = new SecretStore(redis, keys, config.TOOLPLANE_SECRETS_KEY ? { encryptionKey: config.TOOLPLANE_SECRETS_KEY } : {});
+  const processor = createProcessor({ registry, queues, gate, breakers, secrets, sandbox, metrics, redis, keys, logger });
   const consumers = new Map<string, Worker<CallJobData, CallOutput>>();
   const ops = createOpsServer(promRegistry, () => state === 'RUNNING' && redis.status === 'ready');
   let state: WorkerState = 'INITIALIZED';

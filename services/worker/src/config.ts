@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LogLevel, Port, RedisUrl, parseConfig } from '@toolplane/core';
+import { LogLevel, Port, RedisUrl, SecretsKey, parseConfig } from '@toolplane/core';
 
 export const WorkerConfig = z.object({
   REDIS_URL: RedisUrl.default('redis://127.0.0.1:6379'),
@@ -20,6 +20,8 @@ export const WorkerConfig = z.object({
   /** On SIGTERM, running calls get this long to finish before the process exits. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
   LOG_LEVEL: LogLevel.default('info'),
+  /** Opens secrets sealed at rest; the same key as the planner's. */
+  TOOLPLANE_SECRETS_KEY: SecretsKey.optional(),
 });
 export type WorkerConfig = z.infer<typeof WorkerConfig>;
 

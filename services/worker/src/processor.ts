@@ -1,7 +1,7 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
 import { CallJobData, ToolExecError, hashArguments, type CallOutput, type Logger, type Tool } from '@toolplane/core';
 import type { ToolMetrics, CallOutcome } from '@toolplane/metrics';
-import type { CallGate, ToolQueues, ToolRegistry, RedisConnection, Keys } from '@toolplane/queue';
+import { SecretUnreadableError, type CallGate, type Keys, type RedisConnection, type SecretStore, type ToolQueues, type ToolRegistry } from '@toolplane/queue';
 import type { Sandbox } from '@toolplane/sandbox';
 import type { ToolBreakers } from './breakers.js';
 
@@ -10,6 +10,8 @@ export type ProcessorDeps = {
   queues: ToolQueues;
   gate: CallGate;
   breakers: ToolBreakers;
+  /** Only the secrets a tool lists are read, per call, and handed to its sandbox as `ctx.secrets`. */
+  secrets: SecretStore;
   sandbox: Sandbox;
   metrics: ToolMetrics;
   redis: RedisConnection;
@@ -76,6 +78,7 @@ export function createProcessor(deps: ProcessorDeps) {
     const startedAt = admission.nowMs;
     const trial = admission.verdict === 'trial';
     deps.metrics.circuitState.set({ tool: tool.name }, trial ? CIRCUIT_STATE.half_open : CIRCUIT_STATE.closed);
+    const secrets = await readGrantedSecrets(deps.secrets, tool.secrets);
     deps.metrics.queueWait.observe({ tool: tool.name }, Math.max(0, startedAt - job.timestamp - (job.delay ?? 0)) / 1000);
 
     const cacheKey = tool.cacheTtlMs > 0 ? deps.keys.resultCache(tool.name, tool.version, data.argsHash) : undefined;
@@ -96,11 +99,21 @@ export function createProcessor(deps: ProcessorDeps) {
             key: `${tool.name}@${tool.version}`,
             code: tool.code,
             timeoutMs: tool.limits.timeoutMs,
+            ...(tool.limits.cpuMs ? { cpuMs: tool.limits.cpuMs } : {}),
             memoryMb: tool.limits.memoryMb,
             maxResultBytes: tool.limits.maxResultBytes,
+            egress: tool.egress,
           },
           data.arguments,
-          { signal },
+          {
+            signal,
+            secrets,
+            // A downstream asked to slow down: hold the whole tool back, fleet-wide, for that long.
+            onRetryAfter: (retryAfterMs) => {
+              log.info({ retryAfterMs }, 'downstream asked to retry later');
+              deps.gate.hold(tool.name, retryAfterMs).catch(() => {});
+            },
+          },
         ),
       );
       if (trial) await deps.gate.settleTrial(tool, true);
@@ -136,5 +149,15 @@ async function checkApproval(deps: ProcessorDeps, tool: Tool, id: string, data: 
   const grant = await deps.queues.approvalGrant(tool.name, id);
   if (grant === null || grant !== data.argsHash || hashArguments(data.arguments) !== grant) {
     throw new ToolExecError('REJECTED', 'call was not approved for these arguments', { retryable: false });
+  }
+}
+
+async function readGrantedSecrets(store: SecretStore, names: readonly string[]): Promise<Record<string, string>> {
+  try {
+    return await store.read(names);
+  } catch (err: unknown) {
+    // The message names the secret, never its value.
+    if (err instanceof SecretUnreadableError) throw new ToolExecError('SANDBOX_ERROR', err.message, { retryable: false });
+    throw err;
   }
 }

@@ -1,0 +1,44 @@
+import { Router } from 'express';
+import { RequestError, SecretName } from '@toolplane/core';
+import { z } from 'zod';
+import type { PlannerDeps } from './deps.js';
+
+/** Largest secret value accepted: keys and tokens, not files. */
+export const MAX_SECRET_BYTES = 64 * 1024;
+
+const SecretBody = z.object({ value: z.string().min(1) }).strict();
+
+function parseSecretName(raw: unknown): string {
+  const parsed = SecretName.safeParse(raw);
+  if (!parsed.success) throw new RequestError('INVALID_REQUEST', `invalid secret name: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
+
+/**
+ * `/v1/secrets`: set, list (names only) and delete secrets. No route ever answers with a value,
+ * and errors never quote the body.
+ */
+export function secretsRouter(deps: PlannerDeps): Router {
+  const v1 = Router();
+  v1.put('/secrets/:name', async (req, res) => {
+    const name = parseSecretName(req.params.name);
+    const parsed = SecretBody.safeParse(req.body);
+    if (!parsed.success) throw new RequestError('INVALID_REQUEST', 'body must be {"value": "<non-empty string>"}');
+    if (Buffer.byteLength(parsed.data.value) > MAX_SECRET_BYTES) {
+      throw new RequestError('PAYLOAD_TOO_LARGE', `secret values are limited to ${MAX_SECRET_BYTES} bytes`);
+    }
+    const { created } = await deps.secrets.put(name, parsed.data.value);
+    res.status(created ? 201 : 200).json({ name });
+  });
+
+  v1.get('/secrets', async (_req, res) => {
+    res.json({ secrets: (await deps.secrets.names()).map((name) => ({ name })) });
+  });
+
+  v1.delete('/secrets/:name', async (req, res) => {
+    const name = parseSecretName(req.params.name);
+    if (!(await deps.secrets.delete(name))) throw new RequestError('NOT_FOUND', `no secret named '${name}'`);
+    res.status(204).end();
+  });
+  return v1;
+}
