@@ -45,3 +45,5 @@ export { createLogger, silentLogger } from './logger.js';
 export type { Logger } from './logger.js';
 export { newCallId, CALL_ID_PATTERN } from './ids.js';
 export { canonicalJson, hashArguments } from './canonical.js';
+export { Scope, TenantName, DEFAULT_TENANT, hasScope, canSee } from './auth.js';
+export type { Principal } from './auth.js';

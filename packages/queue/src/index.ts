@@ -29,3 +29,5 @@ export { readQueueDepths } from './queue-depth.js';
 export type { QueueState, ToolQueueDepth } from './queue-depth.js';
 export { SecretStore, SecretUnreadableError } from './secrets.js';
 export type { SecretStoreOptions } from './secrets.js';
+export { ApiKeyStore } from './api-keys.js';
+export type { ApiKeyRecord } from './api-keys.js';
