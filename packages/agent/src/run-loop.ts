@@ -239,7 +239,9 @@ export class RunLoop {
           watch.cancel();
           if (record.status === 'succeeded') c.result = record.result;
           else c.error = record.error ?? { code: 'CANCELLED', message: 'the call was cancelled' };
+          // Saved as each call ends, so `GET /v1/runs/{id}` shows progress within a step.
           if (wasAwaiting) await this.setWaiting();
+          else await this.save([]);
           return;
         }
         if (wasAwaiting || c.status === 'awaiting_approval') await this.setWaiting();
