@@ -11,7 +11,7 @@ const MUL_TOOL = {
   code: 'export default async function (args) { return args.a * args.b }',
 };
 
-const finished = (run: { status: string }) => ['succeeded', 'failed', 'budget_exceeded'].includes(run.status);
+const finished = (run: any): boolean => ['succeeded', 'failed', 'budget_exceeded'].includes(run.status);
 
 async function metricValue(url: string, pattern: RegExp): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
