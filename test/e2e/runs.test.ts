@@ -203,6 +203,18 @@ describe('agent runs end to end', () => {
     });
   });
 
+  test('runs of one session remember each other through session memory', async () => {
+    llm.script('memory-1', [{ content: 'Noted: your favourite number is 7.' }]);
+    llm.script('memory-2', [{ content: 'It is 7.' }]);
+    const session = `s-${Date.now()}`;
+    expect((await finishedRun(await startRun({ input: 'My favourite number is 7.', model: 'memory-1', sessionId: session }))).status).toBe('succeeded');
+    expect((await finishedRun(await startRun({ input: 'What is my favourite number?', model: 'memory-2', sessionId: session }))).status).toBe('succeeded');
+    const context = llm.requests('memory-2')[0]!.messages.find((m) => m.role === 'system' && m.content?.includes('remember'));
+    expect(context?.content).toContain('- user: My favourite number is 7.');
+    expect(context?.content).toContain('- assistant: Noted: your favourite number is 7.');
+    expect(llm.requests('memory-1')[0]!.messages.filter((m) => m.role === 'system')).toHaveLength(1);
+  });
+
   test('bad run requests get stable codes', async () => {
     const cases: Array<[unknown, number, string]> = [
       [{}, 400, 'INVALID_REQUEST'],
