@@ -121,10 +121,10 @@ export class RunLoop {
   /** One model call and what follows from it; true when the run is finished. */
   private async modelTurn(signal: AbortSignal): Promise<boolean> {
     const run = this.run;
-    const { tools, missing } = await this.deps.tools.describe(run.tools);
-    const offered = tools.filter((t) => !missing.includes(t.name));
+    // Described afresh each turn: a tool replaced mid-run is offered with its current schema.
+    const { tools } = await this.deps.tools.describe(run.tools);
     const reply = await this.deps.llm.chat(
-      { model: run.model, messages: run.messages, ...(this.protocol.nativeTools ? { tools: offered } : {}) },
+      { model: run.model, messages: run.messages, ...(this.protocol.nativeTools ? { tools } : {}) },
       signal,
     );
     const { promptTokens, completionTokens } = reply.usage;

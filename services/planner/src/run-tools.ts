@@ -12,7 +12,14 @@ const RUN_TENANT = 'default';
  */
 export class PlannerToolGateway implements ToolGateway {
   constructor(
-    private readonly deps: { registry: ToolRegistry; queues: ToolQueues; waiter: CallWaiter; validator: ArgumentValidator },
+    private readonly deps: {
+      registry: ToolRegistry;
+      queues: ToolQueues;
+      waiter: CallWaiter;
+      validator: ArgumentValidator;
+      /** Counts the call like `POST /v1/calls` does (`toolplane_calls_enqueued_total`). */
+      onEnqueued?: (tool: string) => void;
+    },
   ) {}
 
   async describe(names?: string[]): Promise<{ tools: ToolDefinition[]; missing: string[] }> {
@@ -34,7 +41,11 @@ export class PlannerToolGateway implements ToolGateway {
       if (!isRequestError(err)) throw err;
       return { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
     }
-    const { id } = await this.deps.queues.enqueue(tool, call.arguments, { tenant: RUN_TENANT, idempotencyKey: call.idempotencyKey });
+    const { id, duplicate } = await this.deps.queues.enqueue(tool, call.arguments, {
+      tenant: RUN_TENANT,
+      idempotencyKey: call.idempotencyKey,
+    });
+    if (!duplicate) this.deps.onEnqueued?.(tool.name);
     return { callId: id };
   }
 
