@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { startScriptedModelServer, type ScriptedModelServer } from '@toolplane/agent/testing';
 import { ADD_TOOL, api, startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
-import { pollUntil, readSse } from '../support/sse.js';
+import { pollUntil, waitReady } from '../support/poll.js';
+import { readSse } from '../support/sse.js';
 
 /**
  * Runs that use a tool with `requiresApproval: true`, over the real approve/reject endpoints.
@@ -22,6 +23,7 @@ describe('agent runs wait for human approval', () => {
       startPlanner({ ...env, OPENAI_BASE_URL: llm.baseUrl, TOOLPLANE_MODEL: 'unused' }),
       startWorker(env),
     ]);
+    await Promise.all([waitReady(planner.url), waitReady(worker.url)]);
     const put = await api(planner.url, 'PUT', '/v1/tools/transfer', { ...ADD_TOOL, description: 'Moves money', requiresApproval: true });
     approvalSupported = put.status === 201;
   });

@@ -4,7 +4,8 @@ import { Redis } from 'ioredis';
 import { createAgentKeys } from '@toolplane/agent';
 import { startScriptedModelServer, type ScriptedModelServer } from '@toolplane/agent/testing';
 import { ADD_TOOL, api, startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
-import { pollUntil, readSse } from '../support/sse.js';
+import { pollUntil, waitReady } from '../support/poll.js';
+import { readSse } from '../support/sse.js';
 
 describe('runs survive a planner crash', () => {
   let llm: ScriptedModelServer;
@@ -37,6 +38,7 @@ describe('runs survive a planner crash', () => {
     // No worker yet: the run's call stays queued while its planner dies.
     const first = await startPlanner(env);
     services.push(first);
+    await waitReady(first.url);
     expect((await api(first.url, 'PUT', '/v1/tools/add', ADD_TOOL)).status).toBe(201);
     const { body } = await api(first.url, 'POST', '/v1/runs', { input: 'What is 20 + 22?' });
     const queued = await pollUntil(
@@ -54,6 +56,7 @@ describe('runs survive a planner crash', () => {
 
     const [second, worker] = await Promise.all([startPlanner(env), startWorker(env)]);
     services.push(second, worker);
+    await Promise.all([waitReady(second.url), waitReady(worker.url)]);
     const run = await pollUntil(
       async () => (await api(second.url, 'GET', `/v1/runs/${body.id}`)).body,
       (r) => ['succeeded', 'failed', 'budget_exceeded'].includes(r.status),

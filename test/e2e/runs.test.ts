@@ -3,7 +3,8 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startScriptedModelServer, type ScriptedModelServer } from '@toolplane/agent/testing';
 import { ADD_TOOL, api, startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
-import { pollUntil, readSse } from '../support/sse.js';
+import { pollUntil, waitReady } from '../support/poll.js';
+import { readSse } from '../support/sse.js';
 
 const MUL_TOOL = {
   ...ADD_TOOL,
@@ -48,6 +49,7 @@ describe('agent runs end to end', () => {
       }),
       startWorker(env),
     ]);
+    await Promise.all([waitReady(planner.url), waitReady(worker.url)]);
     expect((await api(planner.url, 'PUT', '/v1/tools/add', ADD_TOOL)).status).toBe(201);
     expect((await api(planner.url, 'PUT', '/v1/tools/mul', MUL_TOOL)).status).toBe(201);
   });

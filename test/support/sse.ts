@@ -40,15 +40,3 @@ export async function readSse(url: string, opts: { until?: string; timeoutMs?: n
   }
   return events;
 }
-
-/** Polls `read` until `done` says so, or throws after `timeoutMs` with the last value. */
-export async function pollUntil<T>(read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 20_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await read();
-  while (!done(last)) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs}ms; last value: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-    last = await read();
-  }
-  return last;
-}

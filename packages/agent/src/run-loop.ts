@@ -1,4 +1,5 @@
 import { isFinished, type CallRecord, type Logger, type SerializedError } from '@toolplane/core';
+import { isRedisUnavailable } from '@toolplane/queue';
 import type { AgentMemory } from './memory.js';
 import type { LlmCaller } from './llm/llm-caller.js';
 import { LlmError } from './llm/llm-caller.js';
@@ -100,6 +101,11 @@ export class RunLoop {
     } catch (err: unknown) {
       if (err instanceof LeaseLostError || (stop.aborted && !(err instanceof BudgetExceeded))) {
         this.log.info('run handed over');
+        return;
+      }
+      if (isRedisUnavailable(err)) {
+        // Not the run's fault: leave it as stored; once Redis is back and the lease lapses, a scan resumes it.
+        this.log.warn({ err: (err as Error).message }, 'redis unreachable; run paused until it is taken over');
         return;
       }
       if (deadline?.aborted) err = this.deadlineExceeded();

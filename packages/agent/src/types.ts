@@ -57,6 +57,7 @@ export const RunStatus = {
 } as const;
 export type RunStatus = (typeof RunStatus)[keyof typeof RunStatus];
 
+/** True for the statuses a run never leaves. */
 export function isRunFinished(status: RunStatus): boolean {
   return status === 'succeeded' || status === 'budget_exceeded' || status === 'failed';
 }
@@ -129,8 +130,10 @@ export type RunRecord = {
   messages: ChatMessage[];
 };
 
+/** What `GET /v1/runs/{id}` returns. */
 export type RunView = Omit<RunRecord, 'messages' | 'deadlineAt'>;
 
+/** The run as the API shows it: without the raw conversation and internal fields. */
 export function toRunView(run: RunRecord): RunView {
   const { messages: _m, deadlineAt: _d, ...view } = run;
   return view;
