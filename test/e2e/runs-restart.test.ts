@@ -78,4 +78,30 @@ describe('runs survive a planner crash', () => {
     expect(broken.error).toMatchObject({ code: 'RESUME_FAILED' });
     expect(await redis.zscore(keys.runsActive, brokenId)).toBeNull();
   });
+
+  test('SIGTERM ends open event streams at once and hands the run over without waiting for the lease', async () => {
+    // The model thinks for a while, so the run is mid-turn when its planner stops.
+    llm.script('graceful', [{ delayMs: 1_500, toolCalls: [{ id: 'a', name: 'add', arguments: { a: 1, b: 1 } }] }, { content: 'two' }]);
+    const planners = await Promise.all([startPlanner({ ...env, RUN_LEASE_MS: '60000' }), startPlanner({ ...env, RUN_LEASE_MS: '60000' })]);
+    services.push(...planners);
+    const [leaving, staying] = planners as [ServiceProcess, ServiceProcess];
+    await Promise.all(planners.map((p) => waitReady(p.url)));
+    const { body } = await api(leaving.url, 'POST', '/v1/runs', { input: 'one plus one', model: 'graceful' });
+    expect(body.id).toBeDefined();
+    let connected!: () => void;
+    const firstEvent = new Promise<void>((r) => (connected = r));
+    const stream = readSse(`${leaving.url}/v1/runs/${body.id}/events`, { timeoutMs: 30_000, onEvent: () => connected() });
+    await firstEvent;
+    const startedAt = Date.now();
+    expect(await leaving.kill('SIGTERM')).toBe(0);
+    expect(Date.now() - startedAt).toBeLessThan(5_000);
+    await stream; // ended by the planner, not by the timeout
+    // The lease was given up, so the other planner finishes the run long before the 60 s lease would lapse.
+    const run = await pollUntil(
+      async () => (await api(staying.url, 'GET', `/v1/runs/${body.id}`)).body,
+      (r) => r.status === 'succeeded',
+      15_000,
+    );
+    expect(run.finalAnswer).toBe('two');
+  });
 });

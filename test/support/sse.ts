@@ -5,7 +5,7 @@ export type SseEvent = { id?: string; event: string; data: any };
  * Reads `url` as an SSE stream until an event named `until` arrives (included) or `timeoutMs`
  * passes, and returns the events in order.
  */
-export async function readSse(url: string, opts: { until?: string; timeoutMs?: number; lastEventId?: string } = {}): Promise<SseEvent[]> {
+export async function readSse(url: string, opts: { until?: string; timeoutMs?: number; lastEventId?: string; onEvent?: (e: SseEvent) => void } = {}): Promise<SseEvent[]> {
   const res = await fetch(url, {
     headers: { accept: 'text/event-stream', ...(opts.lastEventId ? { 'last-event-id': opts.lastEventId } : {}) },
     signal: AbortSignal.timeout(opts.timeoutMs ?? 20_000),
@@ -32,6 +32,7 @@ export async function readSse(url: string, opts: { until?: string; timeoutMs?: n
       if (!e.event && e.lines.length === 0) continue;
       const ev: SseEvent = { event: e.event ?? 'message', data: JSON.parse(e.lines.join('\n')), ...(e.id ? { id: e.id } : {}) };
       events.push(ev);
+      opts.onEvent?.(ev);
       if (opts.until && ev.event === opts.until) {
         await res.body.cancel().catch(() => {});
         return events;
