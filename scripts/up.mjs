@@ -60,11 +60,26 @@ async function api(method, path, body) {
   return { status: res.status, body: await res.json() };
 }
 
+/** What the scripted model answers in `make up` without an API key: parallel calls, one more call, an answer. */
+const DEMO_SCRIPT = [
+  {
+    content: 'Both sums are independent: I will compute them in parallel.',
+    toolCalls: [
+      { name: 'add', arguments: { a: 2, b: 3 } },
+      { name: 'add', arguments: { a: 40, b: 2 } },
+    ],
+  },
+  { toolCalls: [{ name: 'wordcount', arguments: { text: 'to be or not to be', top: 2 } }] },
+  { content: '2+3 = 5, 40+2 = 42, and "to be or not to be" has 6 words.' },
+];
+let scripted;
+
 let stopping = false;
 async function stopAll(code = 0) {
   if (stopping) return;
   stopping = true;
   say('stopping…');
+  await scripted?.close();
   for (const { child } of [...children].reverse()) child.kill('SIGTERM');
   await Promise.all(children.map(({ child }) => child.exitCode !== null || child.signalCode !== null ? null : new Promise((r) => child.once('exit', r))));
   rmSync(join(dataDir, 'pids.json'), { force: true });
@@ -83,7 +98,15 @@ try {
     for (let i = 0; i < 50 && !(await reachable(REDIS_URL)); i++) await new Promise((r) => setTimeout(r, 100));
   }
   const nodeArgs = ['--no-node-snapshot'];
-  start('planner', process.execPath, [...nodeArgs, join(root, 'services/planner/dist/main.js')], { REDIS_URL, PORT: String(PORT) });
+  // Without a model endpoint, agent runs talk to the scripted model server (a dev tool, never used when one is set).
+  const modelEnv = {};
+  if (!process.env.OPENAI_BASE_URL && !process.env.OPENAI_API_KEY) {
+    const { startScriptedModelServer } = await import(join(root, 'packages/agent/dist/testing/index.js'));
+    scripted = await startScriptedModelServer({ scripts: { 'scripted-demo': DEMO_SCRIPT } });
+    Object.assign(modelEnv, { OPENAI_BASE_URL: scripted.baseUrl, TOOLPLANE_MODEL: 'scripted-demo' });
+    say(`no OPENAI_BASE_URL or OPENAI_API_KEY: agent runs use the scripted model server at ${scripted.baseUrl}`);
+  }
+  start('planner', process.execPath, [...nodeArgs, join(root, 'services/planner/dist/main.js')], { REDIS_URL, PORT: String(PORT), ...modelEnv });
   const workerPorts = [];
   for (let i = 0; i < WORKERS; i++) {
     const mp = 9464 + i;
@@ -112,6 +135,22 @@ try {
     const r = await api('POST', '/v1/calls', { ...call, wait: 10_000 });
     const shown = r.body.status ? `${r.body.status} → ${JSON.stringify(r.body.result ?? r.body.error)}` : `${r.status} ${r.body.error.code}`;
     say(`call ${call.tool}(${JSON.stringify(call.arguments)}): ${shown}`);
+  }
+  const started = await api('POST', '/v1/runs', { input: 'Add 2+3 and 40+2, then count the words of "to be or not to be".', maxIterations: 5 });
+  if (started.status === 201) {
+    let run;
+    for (let i = 0; i < 100; i++) {
+      run = (await api('GET', `/v1/runs/${started.body.id}`)).body;
+      if (['succeeded', 'failed', 'budget_exceeded'].includes(run.status)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const step of run.steps) {
+      const calls = step.toolCalls.map((c) => `${c.tool}(${JSON.stringify(c.arguments)}) → ${JSON.stringify(c.result ?? c.error)}`);
+      say(`run step ${step.index}: ${calls.join(', ') || step.finalAnswer || step.correction}`);
+    }
+    say(`run ${run.id}: ${run.status}; steps at /v1/runs/${run.id}, live at /v1/runs/${run.id}/events`);
+  } else {
+    say(`agent run not started: ${started.body.error?.message}`);
   }
   say(`API        http://127.0.0.1:${PORT}/v1/tools`);
   say(`metrics    http://127.0.0.1:${PORT}/metrics  ${workerPorts.map((p) => `http://127.0.0.1:${p}/metrics`).join('  ')}`);

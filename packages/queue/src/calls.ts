@@ -258,6 +258,8 @@ export class ToolQueues {
     await this.redis.set(this.keys.cancelMarker(tool, id), JSON.stringify(tomb), 'PX', this.retentionMs);
     try {
       await job.remove();
+      // Whoever waits on this call (a `wait` request, an agent run) learns at once.
+      await this.redis.publish(this.keys.callDone, id);
     } catch {
       // Running (locked by a worker): the worker aborts it when told on the cancel channel.
       await this.redis.publish(this.keys.callCancel, `${tool}\n${id}`);

@@ -5,6 +5,7 @@ import type { PlannerDeps } from './deps.js';
 import { errorHandler } from './errors.js';
 import { callsRouter } from './routes-calls.js';
 import { secretsRouter } from './routes-secrets.js';
+import { runsRouter } from './routes-runs.js';
 import { toolsRouter } from './routes-tools.js';
 
 export type { PlannerDeps } from './deps.js';
@@ -47,6 +48,7 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   app.use('/v1', toolsRouter(deps));
   app.use('/v1', callsRouter(deps));
   app.use('/v1', secretsRouter(deps));
+  app.use('/v1', runsRouter(deps));
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new RequestError('NOT_FOUND', `no route for ${req.method} ${req.path}`));
   });

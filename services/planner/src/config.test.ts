@@ -1,6 +1,25 @@
-import { expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { ConfigError } from '@toolplane/core';
-import { loadConfig } from './config.js';
+import { loadConfig, modelEndpoint } from './config.js';
+
+describe('planner config for agent runs', () => {
+  test('a model endpoint from a base URL, a key alone, or none', () => {
+    expect(modelEndpoint(loadConfig({ OPENAI_BASE_URL: 'http://127.0.0.1:9/v1' }))).toEqual({ baseUrl: 'http://127.0.0.1:9/v1' });
+    expect(modelEndpoint(loadConfig({ OPENAI_API_KEY: 'sk-x' }))).toEqual({ baseUrl: 'https://api.openai.com/v1', apiKey: 'sk-x' });
+    expect(modelEndpoint(loadConfig({}))).toBeUndefined();
+  });
+
+  test('the price table is JSON merged by model name, and a bad one names the variable', () => {
+    const config = loadConfig({ TOOLPLANE_MODEL_PRICES: '{"m":{"inputUsdPerMTok":1,"outputUsdPerMTok":2}}' });
+    expect(config.TOOLPLANE_MODEL_PRICES).toEqual({ m: { inputUsdPerMTok: 1, outputUsdPerMTok: 2 } });
+    for (const bad of ['{nope', '{"m":{"inputUsdPerMTok":-1,"outputUsdPerMTok":2}}', '{"m":{}}']) {
+      expect(() => loadConfig({ TOOLPLANE_MODEL_PRICES: bad })).toThrow(ConfigError);
+      expect(() => loadConfig({ TOOLPLANE_MODEL_PRICES: bad })).toThrow(/TOOLPLANE_MODEL_PRICES/);
+    }
+    expect(() => loadConfig({ OPENAI_BASE_URL: 'not a url' })).toThrow(/OPENAI_BASE_URL/);
+    expect(() => loadConfig({ RUN_LEASE_MS: '10' })).toThrow(/RUN_LEASE_MS/);
+  });
+});
 
 test('TOOLPLANE_ADMIN_KEY is optional, and a short one stops the start with its name', () => {
   expect(loadConfig({}).TOOLPLANE_ADMIN_KEY).toBeUndefined();

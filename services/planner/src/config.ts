@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PriceTable } from '@toolplane/agent';
 import { LogLevel, Port, RedisUrl, SecretsKey, parseConfig } from '@toolplane/core';
 
 export const PlannerConfig = z.object({
@@ -21,9 +22,43 @@ export const PlannerConfig = z.object({
   LOG_LEVEL: LogLevel.default('info'),
   /** Seals secrets at rest (AES-256-GCM); planners and workers need the same key. */
   TOOLPLANE_SECRETS_KEY: SecretsKey.optional(),
+  /** Any OpenAI-compatible Chat Completions endpoint; defaults to OpenAI's when only a key is set. */
+  OPENAI_BASE_URL: z.string().url().optional(),
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  /** Model of runs that name none. */
+  TOOLPLANE_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  /** JSON `{"model": {"inputUsdPerMTok": n, "outputUsdPerMTok": n}}`, merged over the built-in prices. */
+  TOOLPLANE_MODEL_PRICES: z
+    .string()
+    .transform((raw, ctx) => {
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(PriceTable)
+    .optional(),
+  /** Per attempt of a model call; 429/5xx and timeouts are retried LLM_MAX_RETRIES times. */
+  LLM_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(60_000),
+  LLM_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+  /** A crashed planner's runs are taken over after this long. */
+  RUN_LEASE_MS: z.coerce.number().int().min(500).max(300_000).default(15_000),
+  /** How often planners look for runs nobody drives. */
+  RUN_SCAN_INTERVAL_MS: z.coerce.number().int().min(100).max(300_000).default(5_000),
+  /** Tokens of session memory given to a run. */
+  MEMORY_CONTEXT_TOKENS: z.coerce.number().int().min(0).max(100_000).default(1_000),
 });
 export type PlannerConfig = z.infer<typeof PlannerConfig>;
 
 export function loadConfig(env: Record<string, string | undefined>): PlannerConfig {
   return parseConfig(PlannerConfig, env);
+}
+
+/** The model endpoint, or `undefined` when runs can't be started (no URL and no key). */
+export function modelEndpoint(config: PlannerConfig): { baseUrl: string; apiKey?: string } | undefined {
+  const baseUrl = config.OPENAI_BASE_URL ?? (config.OPENAI_API_KEY ? 'https://api.openai.com/v1' : undefined);
+  if (!baseUrl) return undefined;
+  return { baseUrl, ...(config.OPENAI_API_KEY ? { apiKey: config.OPENAI_API_KEY } : {}) };
 }

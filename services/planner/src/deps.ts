@@ -1,3 +1,4 @@
+import type { RunEventFeed, RunManager, RunStore } from '@toolplane/agent';
 import type { Logger } from '@toolplane/core';
 import type { HttpMetrics, Registry } from '@toolplane/metrics';
 import type { CallGate, CallWaiter, RedisConnection, SecretStore, ToolQueues, ToolRegistry } from '@toolplane/queue';
@@ -18,5 +19,17 @@ export type PlannerDeps = {
   maxBodyBytes: number;
   /** `TOOLPLANE_ADMIN_KEY`; without it `/admin/queues` is closed. */
   adminKey?: string;
+  /** Agent runs; without them `/v1/runs` answers 503. */
+  runs?: RunsDeps;
+};
+
+/** What `/v1/runs` needs. */
+export type RunsDeps = {
+  store: RunStore;
+  feed: RunEventFeed;
+  /** Absent when no model endpoint is configured: runs can be read but not started. */
+  manager: RunManager | undefined;
+  /** Aborted on shutdown, so open event streams end instead of holding the server open. */
+  closing: AbortSignal;
 };
 

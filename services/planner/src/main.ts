@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createLogger } from '@toolplane/core';
-import { createHttpMetrics, createQueueGauges, createRegistry } from '@toolplane/metrics';
+import { createAgentMetrics, createHttpMetrics, createQueueGauges, createRegistry } from '@toolplane/metrics';
 import {
   CallGate,
   CallWaiter,
@@ -15,8 +15,18 @@ import {
   readQueueDepths,
   waitForRedis,
 } from '@toolplane/queue';
+import {
+  AgentMemory,
+  ChatCompletionsCaller,
+  DEFAULT_PRICES,
+  RunEventFeed,
+  RunManager,
+  RunStore,
+  createAgentKeys,
+} from '@toolplane/agent';
 import { createPlannerApp } from './app.js';
-import { loadConfig } from './config.js';
+import { loadConfig, modelEndpoint } from './config.js';
+import { PlannerToolGateway } from './run-tools.js';
 import { ArgumentValidator } from './validation.js';
 
 async function main(): Promise<void> {
@@ -65,6 +75,47 @@ async function main(): Promise<void> {
       return breaker === 'open' || holdMs > 0 || pausedMs > 0 ? Number.MAX_SAFE_INTEGER : 0;
     },
   });
+  const validator = new ArgumentValidator();
+  const agentKeys = createAgentKeys(config.TOOLPLANE_PREFIX);
+  const runStore = new RunStore(redis, agentKeys, config.CALL_RETENTION_MS);
+  const runFeed = new RunEventFeed(subscriber, agentKeys, runStore);
+  void runFeed.start().catch((err: unknown) => logger.warn({ err }, 'subscribe failed'));
+  const endpoint = modelEndpoint(config);
+  const agentMetrics = createAgentMetrics(promRegistry);
+  const prices = { ...DEFAULT_PRICES, ...config.TOOLPLANE_MODEL_PRICES };
+  // Model names come from requests: only known ones become label values, so the series stay bounded.
+  const modelLabel = (model: string) => (model in prices || model === config.TOOLPLANE_MODEL ? model : 'other');
+  const runManager = endpoint
+    ? new RunManager({
+        redis,
+        keys: agentKeys,
+        llm: new ChatCompletionsCaller({ ...endpoint, timeoutMs: config.LLM_TIMEOUT_MS, maxRetries: config.LLM_MAX_RETRIES }),
+        tools: new PlannerToolGateway({
+          registry,
+          queues,
+          waiter,
+          validator,
+          onEnqueued: (tool) => httpMetrics.enqueued.inc({ tool }),
+        }),
+        defaultModel: config.TOOLPLANE_MODEL,
+        prices,
+        hooks: {
+          onRunFinished: (status) => agentMetrics.runs.inc({ status }),
+          onUsage: (model, promptTokens, completionTokens) => {
+            agentMetrics.llmTokens.inc({ model: modelLabel(model), kind: 'prompt' }, promptTokens);
+            agentMetrics.llmTokens.inc({ model: modelLabel(model), kind: 'completion' }, completionTokens);
+          },
+        },
+        memory: new AgentMemory(redis, agentKeys),
+        memoryContextTokens: config.MEMORY_CONTEXT_TOKENS,
+        logger: logger.child({ component: 'runs' }),
+        leaseMs: config.RUN_LEASE_MS,
+        scanIntervalMs: config.RUN_SCAN_INTERVAL_MS,
+        retentionMs: config.CALL_RETENTION_MS,
+      })
+    : undefined;
+  if (!endpoint) logger.warn('no OPENAI_BASE_URL or OPENAI_API_KEY: agent runs are disabled');
+  const closing = new AbortController();
   const app = createPlannerApp({
     redis,
     registry,
@@ -72,27 +123,33 @@ async function main(): Promise<void> {
     queues,
     gate,
     waiter,
-    validator: new ArgumentValidator(),
+    validator,
     promRegistry,
     httpMetrics,
     logger,
     maxBodyBytes: config.MAX_BODY_BYTES,
     ...(config.TOOLPLANE_ADMIN_KEY ? { adminKey: config.TOOLPLANE_ADMIN_KEY } : {}),
+    runs: { store: runStore, feed: runFeed, manager: runManager, closing: closing.signal },
   });
   const server = app.listen(config.PORT, config.HOST);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   logger.info({ port }, 'planner listening');
+  // Runs left in progress by a planner that stopped (this one before a restart, or another replica) go on here.
+  await runManager?.start().catch((err: unknown) => logger.warn({ err }, 'resuming runs failed'));
 
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    closing.abort();
     const closed = new Promise<void>((r) => server.close(() => r()));
     server.closeIdleConnections();
     await Promise.race([closed, new Promise((r) => setTimeout(r, config.SHUTDOWN_TIMEOUT_MS).unref())]);
     server.closeAllConnections();
+    // Runs stop where they are and give up their leases, so the next planner continues them at once.
+    await runManager?.stop();
     await Promise.all([closeRedis(redis), closeRedis(subscriber)]);
     process.exit(0);
   };

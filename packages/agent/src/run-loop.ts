@@ -1,0 +1,330 @@
+import { isFinished, type CallRecord, type Logger, type SerializedError } from '@toolplane/core';
+import { isRedisUnavailable } from '@toolplane/queue';
+import type { AgentMemory } from './memory.js';
+import type { LlmCaller } from './llm/llm-caller.js';
+import { LlmError } from './llm/llm-caller.js';
+import { nativeToolsProtocol } from './protocols/native-tools.js';
+import type { Observation, Protocol, RequestedCall } from './protocols/protocol.js';
+import { textProtocol } from './protocols/text-protocol.js';
+import { costUsd, type PriceTable } from './prices.js';
+import type { RunStore } from './run-store.js';
+import type { ToolGateway } from './tool-gateway.js';
+import {
+  toRunView,
+  type BudgetKind,
+  type RunEvent,
+  type RunProtocol,
+  type RunRecord,
+  type RunStatus,
+  type RunStep,
+  type StepToolCall,
+} from './types.js';
+
+/** Hooks for metrics; the agent package itself never imports prom-client. */
+export type RunHooks = {
+  /** A run ended (also when a budget ran out). */
+  onRunFinished?(status: RunStatus, run: RunRecord): void;
+  /** A model call came back with this usage. */
+  onUsage?(model: string, promptTokens: number, completionTokens: number): void;
+};
+
+export type RunLoopDeps = {
+  store: RunStore;
+  llm: LlmCaller;
+  tools: ToolGateway;
+  prices: PriceTable;
+  memory?: AgentMemory;
+  hooks: RunHooks;
+  logger: Logger;
+  owner: string;
+  /** How often a call's state is read while no finish is announced (approval decisions are not). */
+  pollMs: number;
+};
+
+/** Thrown when another planner took the run over: this one stops quietly. */
+export class LeaseLostError extends Error {
+  override readonly name = 'LeaseLostError';
+}
+
+class BudgetExceeded extends Error {
+  override readonly name = 'BudgetExceeded';
+  constructor(
+    readonly kind: BudgetKind,
+    readonly limit: number,
+    readonly used: number,
+  ) {
+    super(`${kind} budget exceeded`);
+  }
+}
+
+const PROTOCOLS: Record<RunProtocol, Protocol> = { tools: nativeToolsProtocol, text: textProtocol };
+
+/** Tool results longer than this are cut before they go back to the model. */
+const MAX_OBSERVATION_CHARS = 16_000;
+
+/**
+ * Drives one run to its end: model turn, tool calls through the queues (all calls of a turn
+ * enqueued together and awaited together), results back to the model, until a final answer or a
+ * budget runs out. The state is saved after every change, so another planner can pick it up at the
+ * step it reached; `stop` (shutdown) leaves the run as it is for that.
+ */
+export class RunLoop {
+  private readonly protocol: Protocol;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly deps: RunLoopDeps,
+    private readonly run: RunRecord,
+  ) {
+    this.protocol = PROTOCOLS[run.protocol];
+    this.log = deps.logger.child({ runId: run.id });
+  }
+
+  /** Runs until the run finishes, the lease is lost or `stop` aborts. */
+  async drive(stop: AbortSignal): Promise<void> {
+    const run = this.run;
+    const remainingMs = run.deadlineAt === undefined ? undefined : run.deadlineAt - Date.now();
+    const deadline = remainingMs === undefined ? undefined : AbortSignal.timeout(Math.max(0, remainingMs));
+    const signal = deadline ? AbortSignal.any([stop, deadline]) : stop;
+    try {
+      for (;;) {
+        if (deadline?.aborted) throw this.deadlineExceeded();
+        if (run.current) {
+          await this.runToolCalls(run.current, signal);
+          continue;
+        }
+        if (run.steps.length >= run.maxIterations) {
+          throw new BudgetExceeded('iterations', run.maxIterations, run.steps.length);
+        }
+        if (await this.modelTurn(signal)) return;
+      }
+    } catch (err: unknown) {
+      if (err instanceof LeaseLostError || (stop.aborted && !(err instanceof BudgetExceeded))) {
+        this.log.info('run handed over');
+        return;
+      }
+      if (isRedisUnavailable(err)) {
+        // Not the run's fault: leave it as stored; once Redis is back and the lease lapses, a scan resumes it.
+        this.log.warn({ err: (err as Error).message }, 'redis unreachable; run paused until it is taken over');
+        return;
+      }
+      if (deadline?.aborted) err = this.deadlineExceeded();
+      if (err instanceof BudgetExceeded) {
+        run.budgetExceeded = { kind: err.kind, limit: err.limit, used: err.used };
+        this.log.info({ kind: err.kind }, 'run budget exceeded');
+        return void (await this.finish('budget_exceeded'));
+      }
+      const error: SerializedError =
+        err instanceof LlmError
+          ? { code: 'LLM_ERROR', message: err.message }
+          : { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+      this.log.warn({ err }, 'run failed');
+      run.error = error;
+      await this.finish('failed');
+    }
+  }
+
+  /** One model call and what follows from it; true when the run is finished. */
+  private async modelTurn(signal: AbortSignal): Promise<boolean> {
+    const run = this.run;
+    // Described afresh each turn: a tool replaced mid-run is offered with its current schema.
+    const { tools } = await this.deps.tools.describe(run.tools);
+    const reply = await this.deps.llm.chat(
+      { model: run.model, messages: run.messages, ...(this.protocol.nativeTools ? { tools } : {}) },
+      signal,
+    );
+    const { promptTokens, completionTokens } = reply.usage;
+    run.usage.promptTokens += promptTokens;
+    run.usage.completionTokens += completionTokens;
+    run.usage.totalTokens += promptTokens + completionTokens;
+    run.usage.costUsd += costUsd(this.deps.prices, run.model, promptTokens, completionTokens);
+    run.usage.modelCalls += 1;
+    this.deps.hooks.onUsage?.(run.model, promptTokens, completionTokens);
+
+    const decision = this.protocol.decide(reply);
+    const step: RunStep = {
+      index: run.steps.length,
+      toolCalls: [],
+      usage: { promptTokens, completionTokens },
+      ...(decision.thought ? { thought: decision.thought } : {}),
+    };
+    run.messages.push(this.protocol.assistantMessage(reply));
+
+    if (decision.kind === 'final') {
+      // The tokens are spent either way: an answer that arrives over budget is still the answer.
+      step.finalAnswer = decision.answer;
+      run.finalAnswer = decision.answer;
+      run.steps.push(step);
+      await this.finish('succeeded', [{ type: 'step', step }]);
+      return true;
+    }
+    const overBudget = this.spentBudget();
+    if (overBudget) {
+      run.steps.push(step);
+      await this.save([{ type: 'step', step }]);
+      throw overBudget;
+    }
+    if (decision.kind === 'invalid') {
+      step.correction = decision.correction;
+      run.messages.push(this.protocol.correctionMessage(decision.correction));
+      run.steps.push(step);
+      await this.save([{ type: 'step', step }]);
+      return false;
+    }
+    const allowed = run.tools ? new Set(run.tools) : undefined;
+    step.toolCalls = decision.calls.map((c) => this.plannedCall(c, allowed));
+    run.current = step;
+    await this.save([]);
+    return false;
+  }
+
+  private plannedCall(c: RequestedCall, allowed: Set<string> | undefined): StepToolCall {
+    const call: StepToolCall = { id: c.id, tool: c.tool, arguments: c.arguments, status: 'pending' };
+    if (c.invalid) return { ...call, status: 'failed', error: { code: 'INVALID_ARGUMENTS', message: c.invalid } };
+    if (allowed && !allowed.has(c.tool)) {
+      return { ...call, status: 'failed', error: { code: 'TOOL_NOT_FOUND', message: `tool '${c.tool}' is not available in this run` } };
+    }
+    return call;
+  }
+
+  /** Enqueues every call of the step together, awaits them together, then hands the results to the model. */
+  private async runToolCalls(step: RunStep, signal: AbortSignal): Promise<void> {
+    const run = this.run;
+    const unsent = step.toolCalls.filter((c) => c.status === 'pending');
+    await Promise.all(
+      unsent.map(async (c) => {
+        // runId + step + the model's call id: a resumed run submits the same key and gets the same call.
+        const submitted = await this.deps.tools.submit({
+          tool: c.tool,
+          arguments: c.arguments,
+          idempotencyKey: `run:${run.id}:${step.index}:${c.id}`,
+        });
+        if ('error' in submitted) {
+          c.status = 'failed';
+          c.error = submitted.error;
+        } else {
+          c.callId = submitted.callId;
+          c.status = 'queued';
+        }
+      }),
+    );
+    if (unsent.length) await this.save([]);
+
+    await Promise.all(step.toolCalls.filter((c) => c.callId && !isDone(c)).map((c) => this.settle(c, signal)));
+    await this.setWaiting();
+
+    const observations: Observation[] = step.toolCalls.map((c) => ({ id: c.id, tool: c.tool, content: observe(c) }));
+    run.messages.push(...this.protocol.observationMessages(observations));
+    run.steps.push(step);
+    delete run.current;
+    await this.save([{ type: 'step', step }]);
+  }
+
+  /** Follows one call until it finishes; a wait for approval pauses the run meanwhile. */
+  private async settle(c: StepToolCall, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      signal.throwIfAborted();
+      const watch = this.deps.tools.watch(c.callId!, this.deps.pollMs, signal);
+      let record: CallRecord | undefined;
+      try {
+        record = await this.deps.tools.get(c.callId!);
+      } catch (err: unknown) {
+        watch.cancel();
+        throw err;
+      }
+      if (!record) {
+        watch.cancel();
+        c.status = 'failed';
+        c.error = { code: 'NOT_FOUND', message: 'the call expired or was removed' };
+        return;
+      }
+      if (record.status !== c.status) {
+        const wasAwaiting = c.status === 'awaiting_approval';
+        c.status = record.status;
+        if (isFinished(record.status)) {
+          watch.cancel();
+          if (record.status === 'succeeded') c.result = record.result;
+          else c.error = record.error ?? { code: 'CANCELLED', message: 'the call was cancelled' };
+          // Saved as each call ends, so `GET /v1/runs/{id}` shows progress within a step.
+          if (wasAwaiting) await this.setWaiting();
+          else await this.save([]);
+          return;
+        }
+        if (wasAwaiting || c.status === 'awaiting_approval') await this.setWaiting();
+      }
+      await watch.done;
+    }
+  }
+
+  /** `waiting_approval` while any call of the current step waits for a human, else `running`. */
+  private async setWaiting(): Promise<void> {
+    const run = this.run;
+    const waitingFor = (run.current?.toolCalls ?? []).filter((c) => c.status === 'awaiting_approval').map((c) => c.callId!);
+    const status: RunStatus = waitingFor.length ? 'waiting_approval' : 'running';
+    if (status === run.status && status === 'running') return;
+    run.status = status;
+    await this.save([{ type: 'status', status, ...(waitingFor.length ? { waitingFor } : {}) }]);
+  }
+
+  private spentBudget(): BudgetExceeded | undefined {
+    const { budget, usage } = this.run;
+    if (budget.maxTokens !== undefined && usage.totalTokens >= budget.maxTokens) {
+      return new BudgetExceeded('tokens', budget.maxTokens, usage.totalTokens);
+    }
+    if (budget.maxCostUsd !== undefined && usage.costUsd >= budget.maxCostUsd) {
+      return new BudgetExceeded('cost', budget.maxCostUsd, usage.costUsd);
+    }
+    return undefined;
+  }
+
+  private deadlineExceeded(): BudgetExceeded {
+    return new BudgetExceeded('deadline', this.run.budget.deadlineMs ?? 0, Date.now() - Date.parse(this.run.createdAt));
+  }
+
+  private async save(events: RunEvent[], finished = false): Promise<void> {
+    this.run.updatedAt = new Date().toISOString();
+    if (!(await this.deps.store.save(this.run, this.deps.owner, events, finished))) throw new LeaseLostError('lease lost');
+  }
+
+  private async finish(status: RunStatus, events: RunEvent[] = []): Promise<void> {
+    const run = this.run;
+    run.status = status;
+    run.finishedAt = new Date().toISOString();
+    // Calls still out when a budget ran out stay in the step as they were: the run shows what it had.
+    if (run.current) {
+      run.steps.push(run.current);
+      events.push({ type: 'step', step: run.current });
+      delete run.current;
+    }
+    await this.save([...events, { type: 'status', status }, { type: 'finished', run: toRunView(run) }], true);
+    this.deps.hooks.onRunFinished?.(status, run);
+    if (run.sessionId && this.deps.memory) {
+      try {
+        await this.deps.memory.remember(run.sessionId, { role: 'user', content: run.input, importance: 0.5 });
+        if (run.finalAnswer) {
+          await this.deps.memory.remember(run.sessionId, { role: 'assistant', content: run.finalAnswer, importance: 0.7 });
+        }
+      } catch (err: unknown) {
+        this.log.warn({ err }, 'could not update memory');
+      }
+    }
+  }
+}
+
+function isDone(c: StepToolCall): boolean {
+  return c.status === 'succeeded' || c.status === 'failed' || c.status === 'cancelled';
+}
+
+/** A call's outcome as the text the model reads. A human's refusal says so plainly. */
+function observe(c: StepToolCall): string {
+  if (c.status === 'succeeded') {
+    const text = c.result === undefined ? 'null' : JSON.stringify(c.result);
+    return text.length > MAX_OBSERVATION_CHARS ? `${text.slice(0, MAX_OBSERVATION_CHARS)}… (truncated)` : text;
+  }
+  const error = c.error ?? { code: 'TOOL_ERROR', message: 'unknown failure' };
+  if (error.code === 'REJECTED') {
+    return `REFUSED: a human reviewer rejected this call (${error.message}). Do not retry it; continue without it.`;
+  }
+  const details = error.details === undefined ? '' : ` ${JSON.stringify(error.details)}`;
+  return `ERROR ${error.code}: ${error.message}${details}`;
+}

@@ -1,0 +1,59 @@
+import { isRequestError, type CallRecord, type SerializedError } from '@toolplane/core';
+import type { ToolDefinition, ToolGateway } from '@toolplane/agent';
+import type { CallWaiter, ToolQueues, ToolRegistry } from '@toolplane/queue';
+import type { ArgumentValidator } from './validation.js';
+
+/** Tenant of calls made by agent runs; the same as `POST /v1/calls` until tenants exist. */
+const RUN_TENANT = 'default';
+
+/**
+ * Agent runs' way to the tools: the same path as `POST /v1/calls` (registry, Ajv validation,
+ * enqueue, reply channel), with refusals handed back as data for the model instead of HTTP errors.
+ */
+export class PlannerToolGateway implements ToolGateway {
+  constructor(
+    private readonly deps: {
+      registry: ToolRegistry;
+      queues: ToolQueues;
+      waiter: CallWaiter;
+      validator: ArgumentValidator;
+      /** Counts the call like `POST /v1/calls` does (`toolplane_calls_enqueued_total`). */
+      onEnqueued?: (tool: string) => void;
+    },
+  ) {}
+
+  async describe(names?: string[]): Promise<{ tools: ToolDefinition[]; missing: string[] }> {
+    const all = await this.deps.registry.list();
+    const wanted = names ? all.filter((t) => names.includes(t.name)) : all;
+    const found = new Set(wanted.map((t) => t.name));
+    return {
+      tools: wanted.map((t) => ({ name: t.name, description: t.description, parameters: t.parameters })),
+      missing: (names ?? []).filter((n) => !found.has(n)),
+    };
+  }
+
+  async submit(call: { tool: string; arguments: unknown; idempotencyKey: string }): Promise<{ callId: string } | { error: SerializedError }> {
+    const tool = await this.deps.registry.get(call.tool);
+    if (!tool) return { error: { code: 'TOOL_NOT_FOUND', message: `no tool named '${call.tool}'` } };
+    try {
+      this.deps.validator.validate(tool, call.arguments);
+    } catch (err: unknown) {
+      if (!isRequestError(err)) throw err;
+      return { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
+    }
+    const { id, duplicate } = await this.deps.queues.enqueue(tool, call.arguments, {
+      tenant: RUN_TENANT,
+      idempotencyKey: call.idempotencyKey,
+    });
+    if (!duplicate) this.deps.onEnqueued?.(tool.name);
+    return { callId: id };
+  }
+
+  get(callId: string): Promise<CallRecord | undefined> {
+    return this.deps.queues.get(callId);
+  }
+
+  watch(callId: string, timeoutMs: number, signal: AbortSignal): { done: Promise<boolean>; cancel: () => void } {
+    return this.deps.waiter.wait(callId, timeoutMs, signal);
+  }
+}
