@@ -1,4 +1,4 @@
-import { isFinished, type CallRecord, type Logger, type SerializedError } from '@toolplane/core';
+import { DEFAULT_TENANT, isFinished, type CallRecord, type Logger, type SerializedError } from '@toolplane/core';
 import { isRedisUnavailable } from '@toolplane/queue';
 import type { AgentMemory } from './memory.js';
 import type { LlmCaller } from './llm/llm-caller.js';
@@ -128,7 +128,7 @@ export class RunLoop {
   private async modelTurn(signal: AbortSignal): Promise<boolean> {
     const run = this.run;
     // Described afresh each turn: a tool replaced mid-run is offered with its current schema.
-    const { tools } = await this.deps.tools.describe(run.tools);
+    const { tools } = await this.deps.tools.describe(run.tools, run.tenant ?? DEFAULT_TENANT);
     const reply = await this.deps.llm.chat(
       { model: run.model, messages: run.messages, ...(this.protocol.nativeTools ? { tools } : {}) },
       signal,
@@ -195,6 +195,7 @@ export class RunLoop {
       unsent.map(async (c) => {
         // runId + step + the model's call id: a resumed run submits the same key and gets the same call.
         const submitted = await this.deps.tools.submit({
+          tenant: run.tenant ?? DEFAULT_TENANT,
           tool: c.tool,
           arguments: c.arguments,
           idempotencyKey: `run:${run.id}:${step.index}:${c.id}`,

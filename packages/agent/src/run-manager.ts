@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { RequestError, newCallId, silentLogger, type Logger } from '@toolplane/core';
+import { DEFAULT_TENANT, RequestError, newCallId, silentLogger, type Logger } from '@toolplane/core';
 import type { RedisConnection } from '@toolplane/queue';
 import type { AgentKeys } from './keys.js';
 import type { LlmCaller } from './llm/llm-caller.js';
@@ -81,14 +81,14 @@ export class RunManager {
   }
 
   /** Validates a request against the registry and price table, stores the run and starts driving it. */
-  async create(request: RunRequest): Promise<RunView> {
+  async create(request: RunRequest, tenant = DEFAULT_TENANT): Promise<RunView> {
     const model = request.model ?? this.opts.defaultModel;
     if (request.budget.maxCostUsd !== undefined && !priceOf(this.opts.prices, model)) {
       throw new RequestError('INVALID_REQUEST', `no price is known for model '${model}', so a cost budget cannot be enforced`, {
         hint: 'add the model to TOOLPLANE_MODEL_PRICES',
       });
     }
-    const { tools, missing } = await this.opts.tools.describe(request.tools);
+    const { tools, missing } = await this.opts.tools.describe(request.tools, tenant);
     if (missing.length) throw new RequestError('TOOL_NOT_FOUND', `no tool named ${missing.map((m) => `'${m}'`).join(', ')}`);
     const protocol = request.protocol === 'text' ? textProtocol : nativeToolsProtocol;
     const messages: ChatMessage[] = [{ role: 'system', content: protocol.systemPrompt(tools) }];
@@ -100,6 +100,7 @@ export class RunManager {
     const now = Date.now();
     const run: RunRecord = {
       id: newCallId(now),
+      tenant,
       status: 'running',
       input: request.input,
       model,

@@ -7,12 +7,12 @@ import type { ToolDefinition } from './llm/llm-caller.js';
  */
 export interface ToolGateway {
   /** Definitions of the named tools (all current tools without `names`), and the names not found. */
-  describe(names?: string[]): Promise<{ tools: ToolDefinition[]; missing: string[] }>;
+  describe(names: string[] | undefined, tenant: string): Promise<{ tools: ToolDefinition[]; missing: string[] }>;
   /**
    * Validates and enqueues a call. The same idempotency key gives the same call, so a resumed run
    * never executes a call twice. Refusals (unknown tool, bad arguments) come back as `error`.
    */
-  submit(call: { tool: string; arguments: unknown; idempotencyKey: string }): Promise<{ callId: string } | { error: SerializedError }>;
+  submit(call: { tool: string; arguments: unknown; idempotencyKey: string; tenant: string }): Promise<{ callId: string } | { error: SerializedError }>;
   get(callId: string): Promise<CallRecord | undefined>;
   /** Resolves `true` when the call is announced finished, `false` after `timeoutMs` or on abort. */
   watch(callId: string, timeoutMs: number, signal: AbortSignal): { done: Promise<boolean>; cancel: () => void };

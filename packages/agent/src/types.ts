@@ -106,6 +106,8 @@ export type ChatMessage =
 /** A run as stored in Redis; {@link toRunView} is what the API shows. */
 export type RunRecord = {
   id: string;
+  /** Owner of the run; its tool calls are made as this tenant. Absent on runs from before tenants. */
+  tenant?: string;
   status: RunStatus;
   input: string;
   model: string;

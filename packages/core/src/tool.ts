@@ -88,6 +88,8 @@ export type ToolSpecInput = z.input<typeof ToolSpec>;
 /** A registered tool: its spec, frozen under a name and a version that grows with each replace. */
 export type Tool = ToolSpec & {
   name: string;
+  /** The tenant that registered it; only that tenant (and admins) see and call it. */
+  tenant: string;
   version: number;
   createdAt: string;
 };

@@ -1,4 +1,4 @@
-import { ToolSpec, type Tool } from '@toolplane/core';
+import { DEFAULT_TENANT, ToolSpec, type Tool } from '@toolplane/core';
 import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
 
@@ -16,7 +16,7 @@ redis.call('PUBLISH', ARGV[3], ARGV[1])
 return {v, existed}
 `;
 
-type StoredSpec = ToolSpec & { createdAt: string };
+type StoredSpec = ToolSpec & { createdAt: string; tenant?: string };
 
 /**
  * The tool registry, in Redis so every planner and worker replica sees the same tools.
@@ -32,8 +32,8 @@ export class ToolRegistry {
   ) {}
 
   /** Registers or replaces a tool; `created` is true when no tool of that name existed. */
-  async put(name: string, spec: ToolSpec): Promise<{ tool: Tool; created: boolean }> {
-    const stored: StoredSpec = { ...spec, createdAt: new Date().toISOString() };
+  async put(name: string, spec: ToolSpec, tenant = DEFAULT_TENANT): Promise<{ tool: Tool; created: boolean }> {
+    const stored: StoredSpec = { ...spec, createdAt: new Date().toISOString(), tenant };
     const [version, existed] = (await this.redis.eval(
       PUT_TOOL,
       3,
@@ -44,7 +44,7 @@ export class ToolRegistry {
       JSON.stringify(stored),
       this.keys.registryChanged,
     )) as [number, number];
-    const tool: Tool = { ...stored, name, version };
+    const tool: Tool = { ...spec, createdAt: stored.createdAt, tenant, name, version };
     this.specCache.set(`${name}@${version}`, tool);
     return { tool, created: existed === 0 };
   }
@@ -95,7 +95,7 @@ export class ToolRegistry {
   }
 
   private decode(name: string, version: number, raw: string): Tool {
-    const { createdAt, ...spec } = JSON.parse(raw) as StoredSpec;
-    return { ...ToolSpec.parse(spec), createdAt, name, version };
+    const { createdAt, tenant, ...spec } = JSON.parse(raw) as StoredSpec;
+    return { ...ToolSpec.parse(spec), createdAt, tenant: tenant ?? DEFAULT_TENANT, name, version };
   }
 }

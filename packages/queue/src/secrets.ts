@@ -40,28 +40,33 @@ export class SecretStore {
   }
 
   /** Sets a secret; `created` is true when no secret of that name existed. */
-  async put(name: string, value: string): Promise<{ created: boolean }> {
-    const added = await this.redis.hset(this.keys.secrets, name, this.seal(name, value));
+  async put(tenant: string, name: string, value: string): Promise<{ created: boolean }> {
+    const field = fieldOf(tenant, name);
+    const added = await this.redis.hset(this.keys.secrets, field, this.seal(field, value));
     return { created: added === 1 };
   }
 
   /** Names only, sorted. */
-  async names(): Promise<string[]> {
-    return (await this.redis.hkeys(this.keys.secrets)).sort();
+  async names(tenant: string): Promise<string[]> {
+    const prefix = fieldOf(tenant, '');
+    return (await this.redis.hkeys(this.keys.secrets))
+      .filter((f) => f.startsWith(prefix))
+      .map((f) => f.slice(prefix.length))
+      .sort();
   }
 
-  async delete(name: string): Promise<boolean> {
-    return (await this.redis.hdel(this.keys.secrets, name)) === 1;
+  async delete(tenant: string, name: string): Promise<boolean> {
+    return (await this.redis.hdel(this.keys.secrets, fieldOf(tenant, name))) === 1;
   }
 
   /** The values of the named secrets that exist; unknown names are left out. */
-  async read(names: readonly string[]): Promise<Record<string, string>> {
+  async read(tenant: string, names: readonly string[]): Promise<Record<string, string>> {
     if (names.length === 0) return {};
-    const raws = await this.redis.hmget(this.keys.secrets, ...names);
+    const raws = await this.redis.hmget(this.keys.secrets, ...names.map((n) => fieldOf(tenant, n)));
     const out: Record<string, string> = {};
     names.forEach((name, i) => {
       const raw = raws[i];
-      if (raw !== null && raw !== undefined) out[name] = this.open(name, raw);
+      if (raw !== null && raw !== undefined) out[name] = this.open(fieldOf(tenant, name), raw);
     });
     return out;
   }
@@ -88,4 +93,9 @@ export class SecretStore {
       throw new SecretUnreadableError(name);
     }
   }
+}
+
+/** Secrets are kept per tenant: a tool can only ever be granted its own tenant's secrets. */
+function fieldOf(tenant: string, name: string): string {
+  return `${tenant}/${name}`;
 }

@@ -1,9 +1,12 @@
 import express, { type Request, type Response, type NextFunction } from 'express';
+import helmet from 'helmet';
 import { RequestError } from '@toolplane/core';
 import { ADMIN_QUEUES_PATH, adminRouter } from './admin.js';
+import { authenticate, bearerOf, limitJsonDepth, principalOf, rateLimitPerKey, sameSecret } from './auth.js';
 import type { PlannerDeps } from './deps.js';
 import { errorHandler } from './errors.js';
 import { callsRouter } from './routes-calls.js';
+import { keysRouter } from './routes-keys.js';
 import { secretsRouter } from './routes-secrets.js';
 import { runsRouter } from './routes-runs.js';
 import { toolsRouter } from './routes-tools.js';
@@ -16,6 +19,9 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  // The API serves JSON only (Bull Board sets its own policy below its path).
+  const headers = helmet();
+  app.use((req, res, next) => (req.path.startsWith(ADMIN_QUEUES_PATH) ? next() : headers(req, res, next)));
 
   app.use((req, res, next) => {
     const start = performance.now();
@@ -28,6 +34,7 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   });
   // Any content type is read as JSON: clients that forget the header still get a precise error.
   app.use(express.json({ limit: deps.maxBodyBytes, type: () => true, strict: true }));
+  app.use(limitJsonDepth(deps.maxJsonDepth));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -40,11 +47,19 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
       res.status(503).json({ ready: false, error: { code: 'UNAVAILABLE', message: 'redis is unreachable' } });
     }
   });
-  app.get('/metrics', async (_req, res) => {
+  app.get('/metrics', async (req, res, next) => {
+    // With auth on, Prometheus reads metrics with the metrics token (or the admin key, or an admin API key).
+    const token = bearerOf(req);
+    if (deps.adminKey && !(token && deps.metricsToken && sameSecret(token, deps.metricsToken))) {
+      await new Promise<void>((resolve, reject) => authenticate(deps)(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
+      if (!principalOf(res).scopes.includes('admin')) return next(new RequestError('FORBIDDEN', 'metrics need the admin scope or the metrics token'));
+    }
     res.type(deps.promRegistry.contentType).send(await deps.promRegistry.metrics());
   });
 
   app.use(ADMIN_QUEUES_PATH, adminRouter(deps));
+  app.use('/v1', authenticate(deps), rateLimitPerKey(deps, deps.apiRateLimitPerS));
+  app.use('/v1', keysRouter(deps));
   app.use('/v1', toolsRouter(deps));
   app.use('/v1', callsRouter(deps));
   app.use('/v1', secretsRouter(deps));

@@ -19,6 +19,12 @@ export const PlannerConfig = z.object({
    * dashboard answers 403 to everyone.
    */
   TOOLPLANE_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Lets Prometheus read `/metrics` without an admin key (when auth is on). */
+  TOOLPLANE_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Requests per second per API key, across planner replicas; 0 turns the limit off. */
+  API_RATE_LIMIT_PER_S: z.coerce.number().int().min(0).default(1_000),
+  /** Request JSON nested deeper than this is refused with `INVALID_REQUEST`. */
+  MAX_JSON_DEPTH: z.coerce.number().int().min(4).max(1_000).default(64),
   LOG_LEVEL: LogLevel.default('info'),
   /** Seals secrets at rest (AES-256-GCM); planners and workers need the same key. */
   TOOLPLANE_SECRETS_KEY: SecretsKey.optional(),

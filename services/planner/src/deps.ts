@@ -1,7 +1,7 @@
 import type { RunEventFeed, RunManager, RunStore } from '@toolplane/agent';
 import type { Logger } from '@toolplane/core';
 import type { HttpMetrics, Registry } from '@toolplane/metrics';
-import type { CallGate, CallWaiter, RedisConnection, SecretStore, ToolQueues, ToolRegistry } from '@toolplane/queue';
+import type { ApiKeyStore, CallGate, CallWaiter, Keys, RedisConnection, SecretStore, ToolQueues, ToolRegistry } from '@toolplane/queue';
 import type { ArgumentValidator } from './validation.js';
 
 /** Everything the HTTP API needs; built in main.ts, replaced piecewise in tests. */
@@ -19,6 +19,12 @@ export type PlannerDeps = {
   maxBodyBytes: number;
   /** `TOOLPLANE_ADMIN_KEY`; without it `/admin/queues` is closed. */
   adminKey?: string;
+  /** `TOOLPLANE_METRICS_TOKEN`: a bearer token that may read `/metrics` and nothing else. */
+  metricsToken?: string;
+  apiKeys: ApiKeyStore;
+  keys: Keys;
+  apiRateLimitPerS: number;
+  maxJsonDepth: number;
   /** Agent runs; without them `/v1/runs` answers 503. */
   runs?: RunsDeps;
 };

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { ConfigError, createLogger } from '@toolplane/core';
 import { createAgentMetrics, createHttpMetrics, createQueueGauges, createRegistry } from '@toolplane/metrics';
 import {
+  ApiKeyStore,
   CallGate,
   CallWaiter,
   ToolQueues,
@@ -129,11 +130,19 @@ async function main(): Promise<void> {
     logger,
     maxBodyBytes: config.MAX_BODY_BYTES,
     ...(config.TOOLPLANE_ADMIN_KEY ? { adminKey: config.TOOLPLANE_ADMIN_KEY } : {}),
+    ...(config.TOOLPLANE_METRICS_TOKEN ? { metricsToken: config.TOOLPLANE_METRICS_TOKEN } : {}),
+    apiKeys: new ApiKeyStore(redis, keys),
+    keys,
+    apiRateLimitPerS: config.API_RATE_LIMIT_PER_S,
+    maxJsonDepth: config.MAX_JSON_DEPTH,
     runs: { store: runStore, feed: runFeed, manager: runManager, closing: closing.signal },
   });
   const server = app.listen(config.PORT, config.HOST);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
+  if (!config.TOOLPLANE_ADMIN_KEY) {
+    logger.warn('TOOLPLANE_ADMIN_KEY is not set: auth is off and every request acts as an admin of the default tenant');
+  }
   logger.info({ port }, 'planner listening');
   // Runs left in progress by a planner that stopped (this one before a restart, or another replica) go on here.
   await runManager?.start().catch((err: unknown) => logger.warn({ err }, 'resuming runs failed'));

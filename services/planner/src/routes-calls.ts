@@ -6,26 +6,37 @@ import {
   ToolName,
   DEFAULT_WAIT_MS,
   RequestError,
+  canSee,
   isFinished,
   type CallRecord,
+  type Principal,
 } from '@toolplane/core';
+import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps } from './deps.js';
 import { toolNotFound, zodIssues } from './http-util.js';
 
 /** `/v1/calls`: accept, wait for and read calls. */
 export function callsRouter(deps: PlannerDeps): Router {
   const v1 = Router();
-  v1.post('/calls', async (req, res) => {
+  /** The call if the request's tenant may see it; 404 otherwise, so ids of others leak nothing. */
+  const visible = async (raw: unknown, principal: Principal): Promise<CallRecord> => {
+    const record = await found(String(raw), (id) => deps.queues.get(id));
+    if (!canSee(principal, record.tenant)) throw new RequestError('NOT_FOUND', `no call with id '${String(raw)}'`);
+    return record;
+  };
+
+  v1.post('/calls', requireScope('calls:write'), async (req, res) => {
+    const principal = principalOf(res);
     const parsed = CallRequest.safeParse(req.body);
     if (!parsed.success) {
       throw new RequestError('INVALID_REQUEST', 'call body is invalid', { issues: zodIssues(parsed.error.issues) });
     }
     const body = parsed.data;
     const tool = await deps.registry.get(body.tool);
-    if (!tool) throw toolNotFound(body.tool);
+    if (!tool || !canSee(principal, tool.tenant)) throw toolNotFound(body.tool);
     deps.validator.validate(tool, body.arguments);
     const { id } = await deps.queues.enqueue(tool, body.arguments, {
-      tenant: 'default',
+      tenant: principal.tenant,
       ...(body.idempotencyKey ? { idempotencyKey: body.idempotencyKey } : {}),
       ...(body.priority ? { priority: body.priority } : {}),
       ...(body.delayMs ? { delayMs: body.delayMs } : {}),
@@ -39,7 +50,8 @@ export function callsRouter(deps: PlannerDeps): Router {
     res.status(record && isFinished(record.status) ? 200 : 202).json(record ?? { id, status: 'queued' });
   });
 
-  v1.get('/calls', async (req, res) => {
+  v1.get('/calls', requireScope('calls:read'), async (req, res) => {
+    const principal = principalOf(res);
     const q = ListQuery.safeParse(req.query);
     if (!q.success) throw new RequestError('INVALID_REQUEST', 'invalid query', { issues: zodIssues(q.error.issues) });
     const tools = q.data.tool ? [q.data.tool] : await deps.registry.names();
@@ -49,16 +61,17 @@ export function callsRouter(deps: PlannerDeps): Router {
       ...(q.data.status ? { status: q.data.status } : {}),
       ...(q.data.since !== undefined ? { since: q.data.since } : {}),
       ...(q.data.cursor ? { cursor: q.data.cursor } : {}),
+      ...(principal.scopes.includes('admin') ? {} : { tenant: principal.tenant }),
     });
     res.json(page);
   });
 
-  v1.get('/calls/:id', async (req, res) => {
-    res.json(await found(String(req.params.id), (id) => deps.queues.get(id)));
+  v1.get('/calls/:id', requireScope('calls:read'), async (req, res) => {
+    res.json(await visible(req.params.id, principalOf(res)));
   });
 
-  v1.post('/calls/:id/cancel', async (req, res) => {
-    const id = String(req.params.id);
+  v1.post('/calls/:id/cancel', requireScope('calls:write'), async (req, res) => {
+    const { id } = await visible(req.params.id, principalOf(res));
     let record = await found(id, (i) => deps.queues.cancel(i));
     // A running call is aborted by its worker within milliseconds: answer with the settled state.
     if (record.status === 'running' || record.status === 'queued') {
@@ -67,18 +80,21 @@ export function callsRouter(deps: PlannerDeps): Router {
     res.json(record);
   });
 
-  v1.post('/calls/:id/retry', async (req, res) => {
-    res.status(202).json(await found(String(req.params.id), (id) => deps.queues.retry(id)));
+  v1.post('/calls/:id/retry', requireScope('calls:write'), async (req, res) => {
+    const { id } = await visible(req.params.id, principalOf(res));
+    res.status(202).json(await found(id, (i) => deps.queues.retry(i)));
   });
 
-  v1.post('/calls/:id/approve', async (req, res) => {
+  v1.post('/calls/:id/approve', requireScope('calls:approve'), async (req, res) => {
     const body = ApproveBody.safeParse(req.body ?? {});
     if (!body.success) throw new RequestError('INVALID_REQUEST', 'invalid approval', { issues: zodIssues(body.error.issues) });
-    res.json(await found(String(req.params.id), (id) => deps.queues.approve(id, body.data.argsHash)));
+    const { id } = await visible(req.params.id, principalOf(res));
+    res.json(await found(id, (i) => deps.queues.approve(i, body.data.argsHash)));
   });
 
-  v1.post('/calls/:id/reject', async (req, res) => {
-    res.json(await found(String(req.params.id), (id) => deps.queues.reject(id)));
+  v1.post('/calls/:id/reject', requireScope('calls:approve'), async (req, res) => {
+    const { id } = await visible(req.params.id, principalOf(res));
+    res.json(await found(id, (i) => deps.queues.reject(i)));
   });
 
   return v1;

@@ -1,6 +1,7 @@
 import { Router } from 'express';
-import { CALL_ID_PATTERN, RequestError } from '@toolplane/core';
+import { CALL_ID_PATTERN, RequestError, canSee, type Principal } from '@toolplane/core';
 import { EVENT_ID_PATTERN, RunRequest, toRunView } from '@toolplane/agent';
+import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps, RunsDeps } from './deps.js';
 import { zodIssues } from './http-util.js';
 
@@ -20,7 +21,15 @@ export function runsRouter(deps: PlannerDeps): Router {
     return id;
   };
 
-  v1.post('/runs', async (req, res) => {
+  /** The run if the request's tenant may see it; 404 otherwise. */
+  const visibleRun = async (raw: unknown, principal: Principal) => {
+    const id = runId(raw);
+    const run = await runs().store.get(id);
+    if (!run || !canSee(principal, run.tenant)) throw new RequestError('NOT_FOUND', `no run with id '${id}'`);
+    return run;
+  };
+
+  v1.post('/runs', requireScope('runs:write'), async (req, res) => {
     const { manager } = runs();
     if (!manager) {
       throw new RequestError('UNAVAILABLE', 'no model endpoint is configured: set OPENAI_BASE_URL (and OPENAI_API_KEY)');
@@ -29,21 +38,17 @@ export function runsRouter(deps: PlannerDeps): Router {
     if (!parsed.success) {
       throw new RequestError('INVALID_REQUEST', 'run body is invalid', { issues: zodIssues(parsed.error.issues) });
     }
-    const run = await manager.create(parsed.data);
+    const run = await manager.create(parsed.data, principalOf(res).tenant);
     res.status(201).json({ id: run.id, status: run.status });
   });
 
-  v1.get('/runs/:id', async (req, res) => {
-    const id = runId(req.params.id);
-    const run = await runs().store.get(id);
-    if (!run) throw new RequestError('NOT_FOUND', `no run with id '${id}'`);
-    res.json(toRunView(run));
+  v1.get('/runs/:id', requireScope('runs:read'), async (req, res) => {
+    res.json(toRunView(await visibleRun(req.params.id, principalOf(res))));
   });
 
-  v1.get('/runs/:id/events', async (req, res) => {
-    const id = runId(req.params.id);
-    const { store, feed, closing } = runs();
-    if (!(await store.get(id))) throw new RequestError('NOT_FOUND', `no run with id '${id}'`);
+  v1.get('/runs/:id/events', requireScope('runs:read'), async (req, res) => {
+    const { id } = await visibleRun(req.params.id, principalOf(res));
+    const { feed, closing } = runs();
     const lastEventId = req.get('last-event-id') ?? '';
     const after = EVENT_ID_PATTERN.test(lastEventId) ? lastEventId : '0';
     res.writeHead(200, {

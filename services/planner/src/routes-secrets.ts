@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { RequestError, SecretName } from '@toolplane/core';
 import { z } from 'zod';
+import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps } from './deps.js';
 
 /** Largest secret value accepted: keys and tokens, not files. */
@@ -20,24 +21,24 @@ function parseSecretName(raw: unknown): string {
  */
 export function secretsRouter(deps: PlannerDeps): Router {
   const v1 = Router();
-  v1.put('/secrets/:name', async (req, res) => {
+  v1.put('/secrets/:name', requireScope('secrets:write'), async (req, res) => {
     const name = parseSecretName(req.params.name);
     const parsed = SecretBody.safeParse(req.body);
     if (!parsed.success) throw new RequestError('INVALID_REQUEST', 'body must be {"value": "<non-empty string>"}');
     if (Buffer.byteLength(parsed.data.value) > MAX_SECRET_BYTES) {
       throw new RequestError('PAYLOAD_TOO_LARGE', `secret values are limited to ${MAX_SECRET_BYTES} bytes`);
     }
-    const { created } = await deps.secrets.put(name, parsed.data.value);
+    const { created } = await deps.secrets.put(principalOf(res).tenant, name, parsed.data.value);
     res.status(created ? 201 : 200).json({ name });
   });
 
-  v1.get('/secrets', async (_req, res) => {
-    res.json({ secrets: (await deps.secrets.names()).map((name) => ({ name })) });
+  v1.get('/secrets', requireScope('secrets:write'), async (_req, res) => {
+    res.json({ secrets: (await deps.secrets.names(principalOf(res).tenant)).map((name) => ({ name })) });
   });
 
-  v1.delete('/secrets/:name', async (req, res) => {
+  v1.delete('/secrets/:name', requireScope('secrets:write'), async (req, res) => {
     const name = parseSecretName(req.params.name);
-    if (!(await deps.secrets.delete(name))) throw new RequestError('NOT_FOUND', `no secret named '${name}'`);
+    if (!(await deps.secrets.delete(principalOf(res).tenant, name))) throw new RequestError('NOT_FOUND', `no secret named '${name}'`);
     res.status(204).end();
   });
   return v1;

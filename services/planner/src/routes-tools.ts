@@ -1,6 +1,7 @@
 import { Router } from 'express';
-import { MAX_TOOL_CODE_BYTES, RequestError, ToolSpec } from '@toolplane/core';
+import { MAX_TOOL_CODE_BYTES, RequestError, ToolSpec, canSee } from '@toolplane/core';
 import { checkToolCode } from '@toolplane/sandbox';
+import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps } from './deps.js';
 import { parseToolName, toolNotFound, zodIssues } from './http-util.js';
 import { mcpTool, openAiTool, toolView } from './tool-formats.js';
@@ -8,8 +9,9 @@ import { mcpTool, openAiTool, toolView } from './tool-formats.js';
 /** `/v1/tools`: the registry. */
 export function toolsRouter(deps: PlannerDeps): Router {
   const v1 = Router();
-  v1.put('/tools/:name', async (req, res) => {
+  v1.put('/tools/:name', requireScope('tools:write'), async (req, res) => {
     const name = parseToolName(req.params.name);
+    const principal = principalOf(res);
     const parsed = ToolSpec.safeParse(req.body);
     if (!parsed.success) {
       throw new RequestError('INVALID_TOOL', 'tool body is invalid', { issues: zodIssues(parsed.error.issues) });
@@ -21,13 +23,19 @@ export function toolsRouter(deps: PlannerDeps): Router {
     deps.validator.checkSchema(spec.parameters);
     const check = await checkToolCode(spec.code);
     if (!check.ok) throw new RequestError('INVALID_TOOL', check.message);
-    const { tool, created } = await deps.registry.put(name, spec);
+    // Tool names are global (they name queues); a name belongs to the tenant that took it first.
+    const existing = await deps.registry.get(name);
+    if (existing && !canSee(principal, existing.tenant)) {
+      throw new RequestError('FORBIDDEN', `the tool name '${name}' belongs to another tenant`);
+    }
+    const { tool, created } = await deps.registry.put(name, spec, existing?.tenant ?? principal.tenant);
     await deps.queues.applyToolSettings(tool);
     res.status(created ? 201 : 200).json(toolView(tool));
   });
 
-  v1.get('/tools', async (req, res) => {
-    const tools = await deps.registry.list();
+  v1.get('/tools', requireScope('tools:read'), async (req, res) => {
+    const principal = principalOf(res);
+    const tools = (await deps.registry.list()).filter((t) => canSee(principal, t.tenant));
     switch (req.query.format) {
       case 'openai':
         return void res.json(tools.map(openAiTool));
@@ -40,10 +48,10 @@ export function toolsRouter(deps: PlannerDeps): Router {
     }
   });
 
-  v1.get('/tools/:name', async (req, res) => {
+  v1.get('/tools/:name', requireScope('tools:read'), async (req, res) => {
     const name = parseToolName(req.params.name);
     const tool = await deps.registry.get(name);
-    if (!tool) throw toolNotFound(name);
+    if (!tool || !canSee(principalOf(res), tool.tenant)) throw toolNotFound(name);
     const queue = deps.queues.queue(name);
     const [counts, breaker, holdMs, recent] = await Promise.all([
       queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'),
@@ -68,9 +76,10 @@ export function toolsRouter(deps: PlannerDeps): Router {
     });
   });
 
-  v1.delete('/tools/:name', async (req, res) => {
+  v1.delete('/tools/:name', requireScope('tools:write'), async (req, res) => {
     const name = parseToolName(req.params.name);
-    if (!(await deps.registry.delete(name))) throw toolNotFound(name);
+    const tool = await deps.registry.get(name);
+    if (!tool || !canSee(principalOf(res), tool.tenant) || !(await deps.registry.delete(name))) throw toolNotFound(name);
     res.status(204).end();
   });
 

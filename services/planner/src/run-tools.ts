@@ -3,9 +3,6 @@ import type { ToolDefinition, ToolGateway } from '@toolplane/agent';
 import type { CallWaiter, ToolQueues, ToolRegistry } from '@toolplane/queue';
 import type { ArgumentValidator } from './validation.js';
 
-/** Tenant of calls made by agent runs; the same as `POST /v1/calls` until tenants exist. */
-const RUN_TENANT = 'default';
-
 /**
  * Agent runs' way to the tools: the same path as `POST /v1/calls` (registry, Ajv validation,
  * enqueue, reply channel), with refusals handed back as data for the model instead of HTTP errors.
@@ -22,8 +19,9 @@ export class PlannerToolGateway implements ToolGateway {
     },
   ) {}
 
-  async describe(names?: string[]): Promise<{ tools: ToolDefinition[]; missing: string[] }> {
-    const all = await this.deps.registry.list();
+  async describe(names: string[] | undefined, tenant: string): Promise<{ tools: ToolDefinition[]; missing: string[] }> {
+    // A run sees the tools of its own tenant only, like the API key that started it.
+    const all = (await this.deps.registry.list()).filter((t) => t.tenant === tenant);
     const wanted = names ? all.filter((t) => names.includes(t.name)) : all;
     const found = new Set(wanted.map((t) => t.name));
     return {
@@ -32,9 +30,14 @@ export class PlannerToolGateway implements ToolGateway {
     };
   }
 
-  async submit(call: { tool: string; arguments: unknown; idempotencyKey: string }): Promise<{ callId: string } | { error: SerializedError }> {
+  async submit(call: {
+    tool: string;
+    arguments: unknown;
+    idempotencyKey: string;
+    tenant: string;
+  }): Promise<{ callId: string } | { error: SerializedError }> {
     const tool = await this.deps.registry.get(call.tool);
-    if (!tool) return { error: { code: 'TOOL_NOT_FOUND', message: `no tool named '${call.tool}'` } };
+    if (!tool || tool.tenant !== call.tenant) return { error: { code: 'TOOL_NOT_FOUND', message: `no tool named '${call.tool}'` } };
     try {
       this.deps.validator.validate(tool, call.arguments);
     } catch (err: unknown) {
@@ -42,7 +45,7 @@ export class PlannerToolGateway implements ToolGateway {
       return { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
     }
     const { id, duplicate } = await this.deps.queues.enqueue(tool, call.arguments, {
-      tenant: RUN_TENANT,
+      tenant: call.tenant,
       idempotencyKey: call.idempotencyKey,
     });
     if (!duplicate) this.deps.onEnqueued?.(tool.name);

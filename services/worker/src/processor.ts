@@ -78,7 +78,7 @@ export function createProcessor(deps: ProcessorDeps) {
     const startedAt = admission.nowMs;
     const trial = admission.verdict === 'trial';
     deps.metrics.circuitState.set({ tool: tool.name }, trial ? CIRCUIT_STATE.half_open : CIRCUIT_STATE.closed);
-    const secrets = await readGrantedSecrets(deps.secrets, tool.secrets);
+    const secrets = await readGrantedSecrets(deps.secrets, tool.tenant, tool.secrets);
     deps.metrics.queueWait.observe({ tool: tool.name }, Math.max(0, startedAt - job.timestamp - (job.delay ?? 0)) / 1000);
 
     const cacheKey = tool.cacheTtlMs > 0 ? deps.keys.resultCache(tool.name, tool.version, data.argsHash) : undefined;
@@ -152,9 +152,9 @@ async function checkApproval(deps: ProcessorDeps, tool: Tool, id: string, data: 
   }
 }
 
-async function readGrantedSecrets(store: SecretStore, names: readonly string[]): Promise<Record<string, string>> {
+async function readGrantedSecrets(store: SecretStore, tenant: string, names: readonly string[]): Promise<Record<string, string>> {
   try {
-    return await store.read(names);
+    return await store.read(tenant, names);
   } catch (err: unknown) {
     // The message names the secret, never its value.
     if (err instanceof SecretUnreadableError) throw new ToolExecError('SANDBOX_ERROR', err.message, { retryable: false });

@@ -1,0 +1,147 @@
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { startScriptedModelServer, type ScriptedModelServer } from '@toolplane/agent/testing';
+import { ADD_TOOL, api, eventually, startPlanner, startWorker, uniquePrefix, waitForCalls, type ServiceProcess } from '../support/services.js';
+
+const ADMIN_KEY = 'admin-key-for-tests-0123456789';
+const METRICS_TOKEN = 'metrics-token-for-tests-0123';
+const ALL_TENANT_SCOPES = ['tools:read', 'tools:write', 'calls:read', 'calls:write', 'calls:approve', 'runs:read', 'runs:write', 'secrets:write'];
+
+describe('API keys, scopes and tenants', () => {
+  const env = { REDIS_URL: inject('redisUrl'), TOOLPLANE_PREFIX: uniquePrefix() };
+  let planner: ServiceProcess;
+  let worker: ServiceProcess;
+  let llm: ScriptedModelServer;
+  const keys: Record<string, string> = {};
+  const as = (who: string) => ({ authorization: `Bearer ${who === 'admin' ? ADMIN_KEY : keys[who]}` });
+  const call = (who: string, method: string, path: string, body?: unknown) => api(planner.url, method, path, body, as(who));
+
+  beforeAll(async () => {
+    llm = await startScriptedModelServer();
+    [planner, worker] = await Promise.all([
+      startPlanner({
+        ...env,
+        TOOLPLANE_ADMIN_KEY: ADMIN_KEY,
+        TOOLPLANE_METRICS_TOKEN: METRICS_TOKEN,
+        API_RATE_LIMIT_PER_S: '30',
+        OPENAI_BASE_URL: llm.baseUrl,
+      }),
+      startWorker(env),
+    ]);
+    for (const [name, tenant, scopes] of [
+      ['a', 'tenant-a', ALL_TENANT_SCOPES],
+      ['b', 'tenant-b', ALL_TENANT_SCOPES],
+      ['reader', 'tenant-a', ['calls:read', 'tools:read']],
+      ['burst', 'tenant-a', ['tools:read']],
+    ] as const) {
+      const created = await api(planner.url, 'POST', '/v1/admin/keys', { name, tenant, scopes }, as('admin'));
+      expect(created.status).toBe(201);
+      expect(created.body.key).toMatch(/^tp_/);
+      keys[name] = created.body.key;
+    }
+  });
+  afterAll(async () => {
+    await Promise.all([planner?.kill(), worker?.kill()]);
+    await llm?.close();
+  });
+
+  test('requests without a valid key are 401; keys are listed without their secret', async () => {
+    expect((await api(planner.url, 'GET', '/v1/tools')).body.error.code).toBe('UNAUTHORIZED');
+    expect((await api(planner.url, 'GET', '/v1/tools', undefined, { authorization: 'Bearer tp_0000000000000000_' + 'x'.repeat(43) })).status).toBe(401);
+    expect((await api(planner.url, 'GET', '/v1/tools', undefined, { authorization: 'Basic abc' })).status).toBe(401);
+    const listed = await call('admin', 'GET', '/v1/admin/keys');
+    expect(listed.body.keys).toHaveLength(4);
+    expect(JSON.stringify(listed.body)).not.toContain(keys.a!.split('_')[2]);
+    expect((await call('a', 'GET', '/v1/admin/keys')).status).toBe(403);
+    expect((await call('a', 'POST', '/v1/admin/keys', { name: 'x', tenant: 'tenant-a', scopes: ['admin'] })).status).toBe(403);
+  });
+
+  test("tenant B cannot read, list, call, replace or delete tenant A's tools, calls or runs", async () => {
+    expect((await call('a', 'PUT', '/v1/tools/a-add', ADD_TOOL)).status).toBe(201);
+    const own = await call('a', 'POST', '/v1/calls', { tool: 'a-add', arguments: { a: 1, b: 2 }, wait: 10_000 });
+    expect(own.body).toMatchObject({ status: 'succeeded', result: 3, tenant: 'tenant-a' });
+
+    expect((await call('b', 'GET', '/v1/tools')).body.tools.map((t: { name: string }) => t.name)).not.toContain('a-add');
+    expect((await call('b', 'GET', '/v1/tools?format=openai')).body).toEqual([]);
+    expect((await call('b', 'GET', '/v1/tools/a-add')).status).toBe(404);
+    expect((await call('b', 'POST', '/v1/calls', { tool: 'a-add', arguments: { a: 1, b: 2 } })).body.error.code).toBe('TOOL_NOT_FOUND');
+    expect((await call('b', 'PUT', '/v1/tools/a-add', ADD_TOOL)).status).toBe(403);
+    expect((await call('b', 'DELETE', '/v1/tools/a-add')).status).toBe(404);
+    expect((await call('b', 'GET', `/v1/calls/${own.body.id}`)).status).toBe(404);
+    expect((await call('b', 'POST', `/v1/calls/${own.body.id}/cancel`)).status).toBe(404);
+    expect((await call('b', 'POST', `/v1/calls/${own.body.id}/retry`)).status).toBe(404);
+    expect((await call('b', 'GET', '/v1/calls?tool=a-add')).body.calls).toEqual([]);
+    expect((await call('b', 'GET', '/v1/calls')).body.calls).toEqual([]);
+
+    llm.script('tenant-run', [{ content: 'nothing to do' }]);
+    const run = await call('a', 'POST', '/v1/runs', { input: 'hi', model: 'tenant-run' });
+    expect(run.status).toBe(201);
+    expect((await call('b', 'GET', `/v1/runs/${run.body.id}`)).status).toBe(404);
+    expect((await call('b', 'GET', `/v1/runs/${run.body.id}/events`)).status).toBe(404);
+    expect((await call('a', 'GET', `/v1/runs/${run.body.id}`)).status).toBe(200);
+
+    // The owner and the admin still see everything of A.
+    expect((await call('a', 'GET', '/v1/calls?tool=a-add')).body.calls.map((c: { id: string }) => c.id)).toContain(own.body.id);
+    expect((await call('admin', 'GET', `/v1/calls/${own.body.id}`)).status).toBe(200);
+  });
+
+  test('a run only sees and calls the tools of its own tenant', async () => {
+    expect((await call('b', 'PUT', '/v1/tools/b-add', ADD_TOOL)).status).toBe(201);
+    llm.script('cross-tenant', [{ toolCalls: [{ id: 'x', name: 'a-add', arguments: { a: 1, b: 1 } }] }, { content: 'done' }]);
+    const run = await call('b', 'POST', '/v1/runs', { input: 'use a-add', model: 'cross-tenant', tools: ['a-add'] });
+    expect([run.status, run.body.error?.code]).toEqual([404, 'TOOL_NOT_FOUND']);
+  });
+
+  test('scopes limit what a key may do', async () => {
+    const denied = await call('reader', 'POST', '/v1/calls', { tool: 'a-add', arguments: { a: 1, b: 2 } });
+    expect([denied.status, denied.body.error.code]).toEqual([403, 'FORBIDDEN']);
+    expect((await call('reader', 'PUT', '/v1/tools/x', ADD_TOOL)).status).toBe(403);
+    expect((await call('reader', 'GET', '/v1/tools/a-add')).status).toBe(200);
+  });
+
+  test('secrets belong to their tenant: a tool of B never gets A-s secret of the same name', async () => {
+    expect((await call('a', 'PUT', '/v1/secrets/TOKEN', { value: 'value-of-tenant-a-1234' })).status).toBe(201);
+    const reveal = { description: 'reveals', parameters: { type: 'object' }, code: 'export default (a, ctx) => ctx.secrets.TOKEN ?? null', secrets: ['TOKEN'] };
+    expect((await call('b', 'PUT', '/v1/tools/b-reveal', reveal)).status).toBe(201);
+    const res = await call('b', 'POST', '/v1/calls', { tool: 'b-reveal', arguments: {}, wait: 10_000 });
+    expect(res.body).toMatchObject({ status: 'succeeded', result: null });
+    expect((await call('b', 'GET', '/v1/secrets')).body.secrets).toEqual([]);
+    expect((await call('a', 'GET', '/v1/secrets')).body.secrets).toEqual([{ name: 'TOKEN' }]);
+  });
+
+  test('/metrics needs the metrics token or an admin; /healthz stays open', async () => {
+    expect((await api(planner.url, 'GET', '/metrics')).status).toBe(401);
+    expect((await call('a', 'GET', '/metrics')).status).toBe(403);
+    const withToken = await fetch(`${planner.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    expect(withToken.status).toBe(200);
+    expect(await withToken.text()).toContain('toolplane_http_requests_total');
+    expect((await fetch(`${planner.url}/metrics`, { headers: as('admin') })).status).toBe(200);
+    expect((await api(planner.url, 'GET', '/healthz')).status).toBe(200);
+  });
+
+  test('per-key request rate limit, security headers, JSON depth limit', async () => {
+    const burst = await Promise.all(Array.from({ length: 80 }, () => call('burst', 'GET', '/v1/tools')));
+    const limited = burst.filter((r) => r.status === 429);
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited[0]!.body.error.code).toBe('RATE_LIMITED');
+    expect(limited[0]!.headers.get('retry-after')).toBe('1');
+    // Other keys are not affected by one key's burst.
+    expect((await call('a', 'GET', '/v1/tools')).status).toBe(200);
+
+    const res = await call('a', 'GET', '/v1/tools');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.headers.get('x-powered-by')).toBeNull();
+    let deep: unknown = 1;
+    for (let i = 0; i < 200; i++) deep = [deep];
+    const tooDeep = await call('a', 'POST', '/v1/calls', { tool: 'a-add', arguments: { a: 1, b: 2, deep } });
+    expect([tooDeep.status, tooDeep.body.error.code]).toEqual([400, 'INVALID_REQUEST']);
+  });
+
+  test('API keys never appear in the logs', async () => {
+    await eventually(async () => (planner.output().length >= 0 ? true : undefined));
+    for (const key of Object.values(keys)) {
+      expect(planner.output()).not.toContain(key);
+      expect(worker.output()).not.toContain(key);
+    }
+    expect(planner.output()).not.toContain(ADMIN_KEY);
+  });
+});
