@@ -96,7 +96,7 @@ describe('hostile tools through a real worker', () => {
 
     // Sealed at rest: Redis holds no plain value.
     const redis = new Redis(env.REDIS_URL);
-    const raw = await redis.hget(`{${env.TOOLPLANE_PREFIX}}:secrets`, 'API_TOKEN');
+    const raw = await redis.hget(`{${env.TOOLPLANE_PREFIX}}:secrets`, 'default/API_TOKEN');
     await redis.quit();
     expect(raw).toMatch(/^gcm1:/);
     expect(raw).not.toContain(secretValue);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
-import { ADD_TOOL, api, startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
+import { ADD_TOOL, api, eventually, startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
 
 let planner: ServiceProcess;
 let worker: ServiceProcess;
@@ -23,11 +23,20 @@ test('every worker log line about a call is JSON and carries its callId', async 
   const failed = await api(planner.url, 'POST', '/v1/calls', { tool: 'fail', arguments: { a: 1, b: 2 }, wait: 20_000 });
   expect([ok.body.status, failed.body.status]).toEqual(['succeeded', 'failed']);
 
-  const lines = worker
-    .output()
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as { msg: string; callId?: string });
+  // Log lines travel through a pipe: give them a moment to arrive after the answer.
+  const expected = [ok.body.id, failed.body.id].sort();
+  const aboutCalls = await eventually(async () => {
+    const lines = worker
+      .output()
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as { msg: string; callId?: string });
+    const found = lines.filter((l) => /\bcall\b/.test(l.msg));
+    return found.length >= 2 ? found : undefined;
+  }, 5_000, 50);
+  expect(aboutCalls.every((l) => typeof l.callId === 'string')).toBe(true);
+  expect([...new Set(aboutCalls.map((l) => l.callId))].sort()).toEqual(expected);
+});
   const aboutCalls = lines.filter((l) => /\bcall\b/.test(l.msg));
   expect(aboutCalls.map((l) => l.callId).sort()).toEqual([ok.body.id, failed.body.id].sort());
 });
