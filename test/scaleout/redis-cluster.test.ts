@@ -63,8 +63,8 @@ describe('planner and workers on a 3-master Redis Cluster', () => {
   /** The port of the master that serves `key`, from the cluster's own slot map. */
   async function nodeOf(key: string): Promise<number> {
     const slot = Number(await admin.cluster('KEYSLOT', key));
-    const ranges = (await admin.cluster('SLOTS')) as Array<[number, number, [string, number]]>;
-    return ranges.find(([from, to]) => slot >= from && slot <= to)![2][1];
+    const ranges = await admin.cluster('SLOTS');
+    return ranges.find(([from, to]) => slot >= from && slot <= to)![2]![1];
   }
 
   const slowTool = (ms: number) => ({

@@ -43,9 +43,8 @@ const SPEC = ToolSpec.parse({
 async function nodeOf(key: string): Promise<number> {
   const c = client as Cluster;
   const slot = Number(await c.cluster('KEYSLOT', key));
-  const ranges = (await c.cluster('SLOTS')) as Array<[number, number, [string, number, ...unknown[]]]>;
-  const range = ranges.find(([from, to]) => slot >= from && slot <= to);
-  return range![2][1];
+  const ranges = await c.cluster('SLOTS');
+  return ranges.find(([from, to]) => slot >= from && slot <= to)![2]![1];
 }
 
 test('the cluster is made of 3 masters with noeviction, and connections of every role reach it', async () => {
