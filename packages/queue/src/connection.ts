@@ -88,10 +88,17 @@ export function isRedisUnavailable(err: unknown): boolean {
 }
 
 /**
- * Refuses a Redis that may evict keys: an evicted job is a lost call. Managed Redis services that
- * forbid CONFIG report `unknown` and are trusted to be configured right (documented in the README).
+ * Refuses a Redis that may evict keys: an evicted job is a lost call. On a cluster every master is
+ * asked, as each one holds some tools' queues. Managed Redis services that forbid CONFIG report
+ * `unknown` and are trusted to be configured right (documented in the README).
  */
 export async function checkNoEviction(conn: RedisConnection): Promise<'ok' | 'unknown'> {
+  const nodes = conn instanceof Cluster ? conn.nodes('master') : [conn];
+  const verdicts = await Promise.all(nodes.map(checkNodeNoEviction));
+  return verdicts.every((v) => v === 'ok') ? 'ok' : 'unknown';
+}
+
+async function checkNodeNoEviction(conn: Redis): Promise<'ok' | 'unknown'> {
   let policy: string | undefined;
   try {
     const reply = (await conn.call('CONFIG', 'GET', 'maxmemory-policy')) as string[] | Record<string, string>;
@@ -100,8 +107,9 @@ export async function checkNoEviction(conn: RedisConnection): Promise<'ok' | 'un
     return 'unknown';
   }
   if (policy !== undefined && policy !== 'noeviction') {
+    const where = conn.options.port ? ` on ${conn.options.host ?? 'localhost'}:${conn.options.port}` : '';
     throw new Error(
-      `redis maxmemory-policy is '${policy}': Toolplane needs 'noeviction' so that no accepted call is ever evicted ` +
+      `redis maxmemory-policy is '${policy}'${where}: Toolplane needs 'noeviction' so that no accepted call is ever evicted ` +
         `(set it with CONFIG SET maxmemory-policy noeviction or in redis.conf)`,
     );
   }

@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { Worker } from 'bullmq';
+import { Cluster } from 'ioredis';
+import { ToolSpec, type Tool } from '@toolplane/core';
+import { CallWaiter, announceCallDone } from './call-waiter.js';
+import { ToolQueues } from './calls.js';
+import { checkNoEviction, closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
+import { CallGate } from './gate.js';
+import { createKeys } from './keys.js';
+import { readQueueDepths } from './queue-depth.js';
+import { ToolRegistry } from './registry.js';
+import { SecretStore } from './secrets.js';
+import { startRedisCluster, type RedisCluster } from './testing/index.js';
+
+// Every class that touches Redis, run against a real 3-master cluster with the connection roles the
+// services use. A command or script whose keys span slots fails here with CROSSSLOT.
+let cluster: RedisCluster;
+let client: RedisConnection;
+let worker: RedisConnection;
+let subscriber: RedisConnection;
+const keys = createKeys(`t${randomUUID().slice(0, 8)}`);
+
+beforeAll(async () => {
+  cluster = await startRedisCluster({ masters: 3 });
+  client = createRedisConnection(cluster.url, 'client');
+  worker = createRedisConnection(cluster.url, 'worker');
+  subscriber = createRedisConnection(cluster.url, 'subscriber');
+  await Promise.all([client, worker, subscriber].map((c) => waitForRedis(c)));
+});
+afterAll(async () => {
+  await Promise.all([client, worker, subscriber].map((c) => c && closeRedis(c)));
+  await cluster?.stop();
+});
+
+const SPEC = ToolSpec.parse({
+  description: 'echoes',
+  parameters: { type: 'object' },
+  code: 'export default (a) => a',
+});
+
+/** The node (by port) that serves a key's slot. */
+async function nodeOf(key: string): Promise<number> {
+  const c = client as Cluster;
+  const slot = Number(await c.cluster('KEYSLOT', key));
+  const ranges = await c.cluster('SLOTS');
+  return ranges.find(([from, to]) => slot >= from && slot <= to)![2]![1];
+}
+
+test('the cluster is made of 3 masters with noeviction, and connections of every role reach it', async () => {
+  expect(client).toBeInstanceOf(Cluster);
+  expect((client as Cluster).nodes('master')).toHaveLength(3);
+  await expect(checkNoEviction(client)).resolves.toBe('ok');
+  // The first command of a fail-fast client to a node it has not talked to yet must not be refused.
+  for (let i = 0; i < 20; i++) await client.get(`${keys.bullPrefix}:probe:${i}`);
+});
+
+test('checkNoEviction looks at every master, not just one', async () => {
+  const victim = cluster.nodes[2]!;
+  const direct = createRedisConnection(victim.url, 'client');
+  await waitForRedis(direct);
+  try {
+    await direct.config('SET', 'maxmemory-policy', 'allkeys-lru');
+    await expect(checkNoEviction(client)).rejects.toThrow(/allkeys-lru/);
+  } finally {
+    await direct.config('SET', 'maxmemory-policy', 'noeviction');
+    await closeRedis(direct);
+  }
+});
+
+test('registry, secrets and pub/sub work across nodes', async () => {
+  const registry = new ToolRegistry(client, keys);
+  const changed: string[] = [];
+  subscriber.on('message', (channel: string, msg: string) => channel === keys.registryChanged && changed.push(msg));
+  await subscriber.subscribe(keys.registryChanged, keys.callDone);
+
+  const { tool, created } = await registry.put('echo', SPEC);
+  expect(created).toBe(true);
+  await registry.put('echo', SPEC);
+  expect((await registry.get('echo'))?.version).toBe(2);
+  expect((await registry.list()).map((t) => t.name)).toEqual(['echo']);
+  expect(await registry.names()).toEqual(['echo']);
+  expect(tool.version).toBe(1);
+  // The registry script publishes from whichever node holds `{prefix}`; the subscriber may sit on another.
+  await expect.poll(() => changed.length, { timeout: 5_000 }).toBeGreaterThanOrEqual(2);
+
+  const secrets = new SecretStore(client, keys, { encryptionKey: Buffer.alloc(32, 7) });
+  await secrets.put('default', 'TOKEN', 's3cret');
+  expect(await secrets.read('default', ['TOKEN', 'NOPE'])).toEqual({ TOKEN: 's3cret' });
+
+  const waiter = new CallWaiter(subscriber, keys);
+  await waiter.start();
+  const { done } = waiter.wait('abc', 5_000);
+  await announceCallDone(worker, keys, 'abc');
+  await expect(done).resolves.toBe(true);
+});
+
+test('calls of tools on different nodes: enqueue, idempotency, approval, cancel, listing, depths, gate', async () => {
+  const registry = new ToolRegistry(client, keys);
+  const queues = new ToolQueues(client, keys);
+  const gate = new CallGate(worker, keys);
+  // Enough tools that their queues land on every master.
+  const names = ['alpha', 'bravo', 'charlie', 'delta', 'echo2', 'foxtrot'];
+  const tools: Tool[] = [];
+  for (const name of names) tools.push((await registry.put(name, ToolSpec.parse({ ...SPEC, rateLimit: { max: 2, perMs: 60_000 } }))).tool);
+  const homes = new Set(await Promise.all(names.map((n) => nodeOf(`${keys.bullPrefix}:${keys.queueName(n)}:wait`))));
+  expect(homes.size).toBeGreaterThanOrEqual(2);
+
+  for (const tool of tools) {
+    // Every key of one tool lives in the tool queue's slot.
+    const home = await nodeOf(`${keys.bullPrefix}:${keys.queueName(tool.name)}:id`);
+    for (const key of [keys.callLog(tool.name), keys.rateWindow(tool.name), keys.breakerOpen(tool.name), keys.cancelMarker(tool.name, 'x')]) {
+      expect(await nodeOf(key)).toBe(home);
+    }
+    await queues.applyToolSettings(tool);
+    const first = await queues.enqueue(tool, { n: 1 }, { tenant: 'acme', idempotencyKey: 'k1' });
+    const again = await queues.enqueue(tool, { n: 1 }, { tenant: 'acme', idempotencyKey: 'k1' });
+    expect(again).toEqual({ id: first.id, duplicate: true });
+    expect((await queues.get(first.id))?.status).toBe('queued');
+
+    // Gate: two runs in the window, then the limit; trip, half-open trial, close.
+    expect((await gate.admit(tool, 'c1', 'acme')).verdict).toBe('run');
+    expect((await gate.admit(tool, 'c2', 'acme')).verdict).toBe('run');
+    expect((await gate.admit(tool, 'c3', 'acme')).verdict).toBe('tool_limit');
+    await gate.trip(tool);
+    expect(await gate.breakerState(tool.name)).toBe('open');
+    await gate.settleTrial(tool, true);
+    expect(await gate.breakerState(tool.name)).toBe('closed');
+    expect(await gate.hold(tool.name, 1_000)).toBeGreaterThan(0);
+  }
+
+  const approvalTool = (await registry.put('approve-me', { ...SPEC, requiresApproval: true })).tool;
+  const pending = await queues.enqueue(approvalTool, {}, { tenant: 'acme' });
+  expect((await queues.get(pending.id))?.status).toBe('awaiting_approval');
+  expect((await queues.approve(pending.id))?.status).toBe('queued');
+  const rejected = await queues.enqueue(approvalTool, {}, { tenant: 'acme' });
+  expect((await queues.reject(rejected.id))?.status).toBe('failed');
+  const cancelled = await queues.enqueue(tools[0]!, { n: 2 }, { tenant: 'acme' });
+  expect((await queues.cancel(cancelled.id))?.status).toBe('cancelled');
+
+  const listed = await queues.list({ tools: [...names, 'approve-me'], limit: 100 });
+  expect(listed.calls).toHaveLength(names.length + 3);
+
+  const depths = await readQueueDepths(client, keys, [...names, 'approve-me']);
+  expect(depths.map((d) => d.counts.waiting)).toEqual([...names.map(() => 1), 1]);
+
+  // A real BullMQ worker consumes one of the queues over the cluster.
+  const conn = createRedisConnection(cluster.url, 'worker');
+  const consumer = new Worker(keys.queueName('bravo'), async () => 'ok', { connection: conn, prefix: keys.bullPrefix });
+  try {
+    await expect.poll(async () => (await readQueueDepths(client, keys, ['bravo']))[0]!.counts.completed, { timeout: 10_000 }).toBe(1);
+  } finally {
+    await consumer.close();
+    await closeRedis(conn);
+  }
+  for (const q of names) await queues.queue(q).obliterate({ force: true });
+});

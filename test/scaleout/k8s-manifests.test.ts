@@ -1,0 +1,240 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { parseAllDocuments, stringify } from 'yaml';
+import { ConfigMap, Namespace, Service } from 'kubernetes-models/v1';
+import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1';
+import { ToolLimits } from '@toolplane/core';
+import { PlannerConfig } from '@toolplane/planner/config';
+import { WorkerConfig } from '@toolplane/worker/config';
+import { promtool } from '../support/prometheus.js';
+import { ROOT } from '../support/services.js';
+
+const K8S = join(ROOT, 'infra/k8s');
+
+type Doc = { file: string; [key: string]: any };
+
+/** The JSON schemas of Kubernetes 1.27 and KEDA 2, compiled into these model classes (offline). */
+const MODELS: Record<string, new (data: any) => { validate(): void }> = {
+  'v1/ConfigMap': ConfigMap,
+  'v1/Namespace': Namespace,
+  'v1/Service': Service,
+  'apps/v1/Deployment': Deployment,
+  'apps/v1/StatefulSet': StatefulSet,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'keda.sh/v1alpha1/ScaledObject': ScaledObject,
+};
+
+function yamlFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return yamlFiles(path);
+    return /\.ya?ml$/.test(name) ? [path] : [];
+  });
+}
+
+function parseFile(path: string): Doc[] {
+  return parseAllDocuments(readFileSync(path, 'utf8')).map((d) => {
+    expect(d.errors, relative(ROOT, path)).toEqual([]);
+    return { ...(d.toJS() as object), file: relative(K8S, path) };
+  });
+}
+
+const files = yamlFiles(K8S);
+const kustomizations = files.filter((f) => f.endsWith('kustomization.yaml'));
+/** Files listed as patches are partial documents; everything else listed as a resource is complete. */
+const patchFiles = new Set(
+  kustomizations.flatMap((k) => ((parseFile(k)[0]!.patches ?? []) as Array<{ path: string }>).map((p) => join(dirname(k), p.path))),
+);
+const manifests = files.filter((f) => !kustomizations.includes(f) && !patchFiles.has(f)).flatMap(parseFile);
+const byKind = (kind: string) => manifests.filter((d) => d.kind === kind);
+const workloads = [...byKind('Deployment'), ...byKind('StatefulSet')];
+const workload = (name: string) => workloads.find((w) => w.metadata.name === name)!;
+const container = (name: string) => workload(name).spec.template.spec.containers[0];
+
+/** A container port by name or number, or undefined. */
+function findPort(ctr: any, port: string | number): any {
+  return (ctr.ports ?? []).find((p: any) => p.name === port || p.containerPort === port);
+}
+
+/** The environment a container starts with: envFrom ConfigMaps, then env (secrets omitted: all optional). */
+function containerEnv(ctr: any): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const from of ctr.envFrom ?? []) {
+    const cm = byKind('ConfigMap').find((c) => c.metadata.name === from.configMapRef?.name);
+    expect(cm, `ConfigMap ${from.configMapRef?.name}`).toBeDefined();
+    Object.assign(env, cm!.data);
+  }
+  for (const e of ctr.env ?? []) {
+    if (e.valueFrom?.secretKeyRef) expect(e.valueFrom.secretKeyRef.optional, e.name).toBe(true);
+    else env[e.name] = e.value;
+  }
+  return env;
+}
+
+describe('infra/k8s', () => {
+  test('every YAML parses; every manifest has apiVersion, kind, a DNS-1123 name and passes the Kubernetes/KEDA schema', () => {
+    expect(manifests.length).toBeGreaterThanOrEqual(9);
+    for (const doc of manifests) {
+      const { file, ...body } = doc;
+      const id = `${file}: ${body.kind}/${body.metadata?.name}`;
+      expect(body.metadata?.name, id).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+      const Model = MODELS[`${body.apiVersion}/${body.kind}`];
+      expect(Model, `${id}: no schema for ${body.apiVersion} ${body.kind}`).toBeDefined();
+      expect(() => new Model!(body).validate(), id).not.toThrow();
+    }
+  });
+
+  test('workloads: selectors match their template labels, containers request resources, probes use declared ports', () => {
+    expect(workloads.map((w) => w.metadata.name).sort()).toEqual(['toolplane-planner', 'toolplane-redis', 'toolplane-worker']);
+    for (const w of workloads) {
+      const id = `${w.kind}/${w.metadata.name}`;
+      const labels = w.spec.template.metadata.labels;
+      expect(labels, id).toMatchObject(w.spec.selector.matchLabels);
+      // prometheus-kubernetes.yml keeps pods labeled part-of toolplane and names the service after the component.
+      expect(labels['app.kubernetes.io/part-of'], id).toBe('toolplane');
+      expect(labels['app.kubernetes.io/component'], id).toBeTruthy();
+      for (const ctr of w.spec.template.spec.containers) {
+        expect(ctr.resources?.requests, id).toMatchObject({ cpu: expect.anything(), memory: expect.anything() });
+        for (const p of ctr.ports ?? []) expect(p.name.length, `${id} port ${p.name}`).toBeLessThanOrEqual(15);
+        for (const probe of [ctr.readinessProbe, ctr.livenessProbe]) {
+          expect(probe, id).toBeDefined();
+          const port = probe.httpGet?.port ?? probe.tcpSocket?.port;
+          if (port !== undefined) expect(findPort(ctr, port), `${id} probe port ${port}`).toBeDefined();
+        }
+      }
+    }
+    for (const pdb of byKind('PodDisruptionBudget')) {
+      expect(workloads.some((w) => Object.entries(pdb.spec.selector.matchLabels).every(([k, v]) => w.spec.template.metadata.labels[k] === v))).toBe(true);
+    }
+  });
+
+  test('services select a workload and target ports its container declares; the StatefulSet has its headless service', () => {
+    for (const svc of byKind('Service')) {
+      const target = workloads.find((w) => Object.entries(svc.spec.selector).every(([k, v]) => w.spec.template.metadata.labels[k] === v));
+      expect(target, `Service/${svc.metadata.name}`).toBeDefined();
+      for (const p of svc.spec.ports) expect(findPort(target!.spec.template.spec.containers[0], p.targetPort ?? p.port), `${svc.metadata.name}:${p.name}`).toBeDefined();
+    }
+    const redis = workload('toolplane-redis');
+    expect(byKind('Service').find((s) => s.metadata.name === redis.spec.serviceName)?.spec.clusterIP).toBe('None');
+  });
+
+  test('planner and worker: only env vars their config schemas know, values that parse, node --no-node-snapshot', () => {
+    for (const [name, schema, main] of [
+      ['toolplane-planner', PlannerConfig, 'services/planner/src/main.ts'],
+      ['toolplane-worker', WorkerConfig, 'services/worker/src/main.ts'],
+    ] as const) {
+      const ctr = container(name);
+      const names = [...(ctr.env ?? []).map((e: any) => e.name), ...Object.keys(containerEnv(ctr))];
+      expect(names.filter((n) => !(n in schema.shape)), name).toEqual([]);
+      const parsed = schema.safeParse(containerEnv(ctr));
+      expect(parsed.error?.issues ?? [], name).toEqual([]);
+      expect(ctr.command.slice(0, 2), name).toEqual(['node', '--no-node-snapshot']);
+      expect(ctr.command[2].replace('/dist/', '/src/').replace(/\.js$/, '.ts'), name).toBe(main);
+      expect(ctr.image, name).toBe('toolplane');
+    }
+    const planner = container('toolplane-planner');
+    expect(findPort(planner, Number(containerEnv(planner).PORT))?.name).toBe('http');
+    expect(planner.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(planner.livenessProbe.httpGet.path).toBe('/healthz');
+  });
+
+  test('workers: metrics port annotated for Prometheus pod discovery, grace period longer than the longest tool run', () => {
+    for (const name of ['toolplane-planner', 'toolplane-worker']) {
+      const pod = workload(name).spec.template;
+      const ctr = pod.spec.containers[0];
+      expect(pod.metadata.annotations['prometheus.io/scrape'], name).toBe('true');
+      expect(pod.metadata.annotations['prometheus.io/path'], name).toBe('/metrics');
+      expect(findPort(ctr, Number(pod.metadata.annotations['prometheus.io/port'])), name).toBeDefined();
+    }
+    const worker = workload('toolplane-worker').spec.template;
+    const env = containerEnv(worker.spec.containers[0]);
+    expect(findPort(worker.spec.containers[0], Number(env.WORKER_METRICS_PORT))?.name).toBe('metrics');
+    // The longest run a tool may ask for, read off the schema rather than copied.
+    expect(ToolLimits.safeParse({ timeoutMs: 300_000 }).success).toBe(true);
+    expect(ToolLimits.safeParse({ timeoutMs: 300_001 }).success).toBe(false);
+    const shutdownMs = Number(env.SHUTDOWN_TIMEOUT_MS);
+    expect(shutdownMs).toBeGreaterThan(300_000);
+    expect(worker.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(shutdownMs);
+  });
+
+  test('the bundled Redis keeps an append-only file and never evicts', () => {
+    const conf = byKind('ConfigMap').find((c) => c.metadata.name === 'toolplane-redis')!.data['redis.conf'] as string;
+    expect(conf).toMatch(/^appendonly yes$/m);
+    expect(conf).toMatch(/^maxmemory-policy noeviction$/m);
+    const redis = container('toolplane-redis');
+    expect(redis.volumeMounts.map((m: any) => m.mountPath)).toContain('/data');
+    expect(conf).toMatch(/^dir \/data$/m);
+  });
+
+  test('KEDA scales the worker Deployment on a PromQL query over metrics Toolplane exports, and the query parses', async () => {
+    const [so] = byKind('ScaledObject');
+    expect(so!.spec.scaleTargetRef.name).toBe('toolplane-worker');
+    expect(so!.spec.minReplicaCount).toBeGreaterThanOrEqual(1);
+    expect(so!.spec.maxReplicaCount).toBeGreaterThan(so!.spec.minReplicaCount);
+    const [trigger] = so!.spec.triggers;
+    expect(trigger.type).toBe('prometheus');
+    expect(Number(trigger.metadata.threshold)).toBeGreaterThan(0);
+    const query = trigger.metadata.query as string;
+    const exported = [...readFileSync(join(ROOT, 'packages/metrics/src/metrics.ts'), 'utf8').matchAll(/name: '(toolplane_[a-z_]+)'/g)].map((m) => m[1]);
+    const used = [...query.matchAll(/\b(toolplane_[a-z_]+)\b/g)].map((m) => m[1]);
+    expect(used).toContain('toolplane_queue_runnable');
+    expect(used.filter((m) => !exported.includes(m))).toEqual([]);
+    // The `service` label is the pod's component label (prometheus-kubernetes.yml relabels it so).
+    const service = /service="([^"]+)"/.exec(query)?.[1];
+    if (service) expect(workloads.map((w) => w.spec.template.metadata.labels['app.kubernetes.io/component'])).toContain(service);
+    const dir = mkdtempSync(join(tmpdir(), 'toolplane-keda-'));
+    try {
+      writeFileSync(join(dir, 'rules.yml'), stringify({ groups: [{ name: 'keda', rules: [{ record: 'toolplane:keda_trigger', expr: query }] }] }));
+      const res = await promtool(['check', 'rules', join(dir, 'rules.yml')]);
+      expect(res, res.output).toMatchObject({ code: 0 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('kustomizations: every listed file exists, images and patches name what the base has', () => {
+    const containerImages = workloads.flatMap((w) => w.spec.template.spec.containers.map((c: any) => c.image));
+    for (const k of kustomizations) {
+      const kust = parseFile(k)[0]!;
+      const id = relative(K8S, k);
+      expect(kust.apiVersion, id).toBe('kustomize.config.k8s.io/v1beta1');
+      expect(kust.kind, id).toBe('Kustomization');
+      for (const r of kust.resources ?? []) expect(existsSync(join(dirname(k), r)), `${id}: ${r}`).toBe(true);
+      for (const img of kust.images ?? []) expect(containerImages, `${id}: image ${img.name}`).toContain(img.name);
+      for (const p of kust.patches ?? []) {
+        for (const patch of parseFile(join(dirname(k), p.path))) {
+          expect(manifests.some((m) => m.kind === patch.kind && m.metadata.name === patch.metadata.name), `${id}: patch ${p.path}`).toBe(true);
+        }
+      }
+    }
+    expect(kustomizations.map((k) => relative(K8S, k)).sort()).toEqual([
+      'base/kustomization.yaml',
+      'overlays/local/kustomization.yaml',
+      'overlays/redis-cluster/kustomization.yaml',
+      'redis/kustomization.yaml',
+    ]);
+  });
+
+  // kubectl (with its built-in kustomize) is optional on a build machine; where it is, the overlays are
+  // rendered for real and the result checked against the schemas too.
+  const kubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
+  test.skipIf(!kubectl)('kubectl kustomize renders each overlay into valid manifests in one namespace', () => {
+    for (const overlay of ['local', 'redis-cluster']) {
+      const out = execFileSync('kubectl', ['kustomize', join(K8S, 'overlays', overlay)], { encoding: 'utf8' });
+      const docs = parseAllDocuments(out).map((d) => d.toJS() as Doc);
+      for (const doc of docs) {
+        expect(() => new MODELS[`${doc.apiVersion}/${doc.kind}`]!(doc).validate(), `${overlay}: ${doc.kind}/${doc.metadata.name}`).not.toThrow();
+        if (doc.kind !== 'Namespace') expect(doc.metadata.namespace, `${overlay}: ${doc.kind}/${doc.metadata.name}`).toBe('toolplane');
+      }
+      const config = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'toolplane-config')!;
+      const hasRedis = docs.some((d) => d.kind === 'StatefulSet');
+      expect(config.data.REDIS_URL.startsWith('redis-cluster://'), overlay).toBe(!hasRedis);
+      expect(WorkerConfig.safeParse(config.data).success, overlay).toBe(true);
+    }
+  });
+});
