@@ -6,13 +6,11 @@ import { readSse } from '../support/sse.js';
 
 /**
  * Runs that use a tool with `requiresApproval: true`, over the real approve/reject endpoints.
- * Skips itself while the planner refuses that tool field (before the approval feature is merged).
  */
 describe('agent runs wait for human approval', () => {
   let llm: ScriptedModelServer;
   let planner: ServiceProcess;
   let worker: ServiceProcess;
-  let approvalSupported = false;
   const env = { REDIS_URL: inject('redisUrl'), TOOLPLANE_PREFIX: uniquePrefix() };
 
   const runOf = (id: string) => async () => (await api(planner.url, 'GET', `/v1/runs/${id}`)).body;
@@ -25,15 +23,14 @@ describe('agent runs wait for human approval', () => {
     ]);
     await Promise.all([waitReady(planner.url), waitReady(worker.url)]);
     const put = await api(planner.url, 'PUT', '/v1/tools/transfer', { ...ADD_TOOL, description: 'Moves money', requiresApproval: true });
-    approvalSupported = put.status === 201;
+    expect(put.status).toBe(201);
   });
   afterAll(async () => {
     await Promise.all([planner?.kill(), worker?.kill()]);
     await llm?.close();
   });
 
-  test('the run pauses on the call, resumes after approve; a rejected call goes back as a refusal', async (ctx) => {
-    if (!approvalSupported) return ctx.skip();
+  test('the run pauses on the call, resumes after approve; a rejected call goes back as a refusal', async () => {
     llm.script('approval', [
       { toolCalls: [{ id: 'ok', name: 'transfer', arguments: { a: 1, b: 2 } }] },
       { toolCalls: [{ id: 'no', name: 'transfer', arguments: { a: 1000, b: 2000 } }] },
