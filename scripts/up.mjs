@@ -14,8 +14,9 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PORT = Number(process.env.PORT ?? 8080);
 const WORKERS = Number(process.env.WORKERS ?? 2);
 process.env.LOG_LEVEL ??= 'warn';
-// The queue dashboard is closed without an admin key; a local run gets a fresh one, printed below.
+// Auth is on: a local run gets a fresh admin key (printed below) unless one is set already.
 process.env.TOOLPLANE_ADMIN_KEY ||= randomBytes(16).toString('hex');
+const AUTH = { authorization: `Bearer ${process.env.TOOLPLANE_ADMIN_KEY}` };
 const children = [];
 
 const say = (msg) => process.stdout.write(`\x1b[36m[toolplane]\x1b[0m ${msg}\n`);
@@ -54,7 +55,7 @@ async function waitHealthy(url, timeoutMs = 20_000) {
 async function api(method, path, body) {
   const res = await fetch(`http://127.0.0.1:${PORT}${path}`, {
     method,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...AUTH },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: await res.json() };
@@ -153,9 +154,10 @@ try {
     say(`agent run not started: ${started.body.error?.message}`);
   }
   say(`API        http://127.0.0.1:${PORT}/v1/tools`);
-  say(`metrics    http://127.0.0.1:${PORT}/metrics  ${workerPorts.map((p) => `http://127.0.0.1:${p}/metrics`).join('  ')}`);
+  say(`metrics    http://127.0.0.1:${PORT}/metrics (admin key)  ${workerPorts.map((p) => `http://127.0.0.1:${p}/metrics`).join('  ')}`);
   say(`queues     http://127.0.0.1:${PORT}/admin/queues?key=${process.env.TOOLPLANE_ADMIN_KEY}`);
-  say(`try        curl -s -XPOST localhost:${PORT}/v1/calls -d '{"tool":"add","arguments":{"a":2,"b":3},"wait":true}'`);
+  say(`admin key  ${process.env.TOOLPLANE_ADMIN_KEY}  (create tenant keys with POST /v1/admin/keys)`);
+  say(`try        curl -s -H 'authorization: Bearer ${process.env.TOOLPLANE_ADMIN_KEY}' -XPOST localhost:${PORT}/v1/calls -d '{"tool":"add","arguments":{"a":2,"b":3},"wait":true}'`);
   say('serving; Ctrl-C stops everything');
 } catch (err) {
   say(`failed: ${err.message}`);
