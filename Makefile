@@ -11,6 +11,7 @@ up: bootstrap
 
 ## Runs every test (CI calls this through .ci/run).
 test: bootstrap
+	@$(ENV) pnpm run lint
 	@$(ENV) pnpm run test
 
 bench: bootstrap
