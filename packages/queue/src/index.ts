@@ -29,4 +29,4 @@ export { readQueueDepths } from './queue-depth.js';
 export type { QueueState, ToolQueueDepth } from './queue-depth.js';
 export { SecretStore, SecretUnreadableError } from './secrets.js';
 export type { SecretStoreOptions } from './secrets.js';
-export { UpstreamStore } from './upstreams.js';
+export { UpstreamStore, UpstreamSecretError, resolveUpstreamHeaders } from './upstreams.js';

@@ -1,6 +1,7 @@
-import { UpstreamSpec, type Upstream } from '@toolplane/core';
+import { UpstreamSpec, parseHeaderSource, type Upstream } from '@toolplane/core';
 import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
+import { SecretUnreadableError, type SecretStore } from './secrets.js';
 
 /**
  * MCP upstreams in one Redis hash, name → spec, so every planner and worker replica sees the same
@@ -41,6 +42,52 @@ export class UpstreamStore {
 }
 
 function decode(name: string, raw: string): Upstream {
-  const { createdAt, updatedAt, ...spec } = JSON.parse(raw) as Upstream;
+  const { createdAt, updatedAt, name: _stored, ...spec } = JSON.parse(raw) as Upstream;
   return { ...UpstreamSpec.parse(spec), name, createdAt, updatedAt };
+}
+
+/** A header of an upstream names a secret that is not set (or cannot be opened). */
+export class UpstreamSecretError extends Error {
+  override readonly name = 'UpstreamSecretError';
+  constructor(
+    readonly upstream: string,
+    readonly secretName: string,
+    reason: 'missing' | 'unreadable',
+  ) {
+    super(
+      reason === 'missing'
+        ? `secret ${secretName} used by a header of upstream ${upstream} is not set`
+        : `secret ${secretName} used by a header of upstream ${upstream} cannot be decrypted`,
+    );
+  }
+}
+
+/**
+ * The headers to send to an upstream, with `secret:NAME` values read from the secret store.
+ * The result holds secret values: pass it to the MCP client only, never to a log or a response.
+ */
+export async function resolveUpstreamHeaders(
+  upstream: Pick<Upstream, 'name' | 'headers'>,
+  secrets: SecretStore,
+): Promise<Record<string, string>> {
+  const sources = Object.entries(upstream.headers).map(([header, value]) => [header, parseHeaderSource(value)] as const);
+  const wanted = [...new Set(sources.flatMap(([, s]) => (s.kind === 'secret' ? [s.secret] : [])))];
+  let values: Record<string, string>;
+  try {
+    values = await secrets.read(wanted);
+  } catch (err: unknown) {
+    if (err instanceof SecretUnreadableError) throw new UpstreamSecretError(upstream.name, err.secretName, 'unreadable');
+    throw err;
+  }
+  const headers: Record<string, string> = {};
+  for (const [header, source] of sources) {
+    if (source.kind === 'literal') {
+      headers[header] = source.value;
+      continue;
+    }
+    const value = values[source.secret];
+    if (value === undefined) throw new UpstreamSecretError(upstream.name, source.secret, 'missing');
+    headers[header] = value;
+  }
+  return headers;
 }

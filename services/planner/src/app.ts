@@ -4,10 +4,12 @@ import { ADMIN_QUEUES_PATH, adminRouter } from './admin.js';
 import type { PlannerDeps } from './deps.js';
 import { errorHandler } from './errors.js';
 import { callsRouter } from './routes-calls.js';
+import { mcpRouter } from './routes-mcp.js';
 import { secretsRouter } from './routes-secrets.js';
 import { toolsRouter } from './routes-tools.js';
+import { upstreamsRouter } from './routes-upstreams.js';
 
-export type { PlannerDeps } from './deps.js';
+export type { PlannerDeps, PlannerEvents } from './deps.js';
 
 /** The HTTP API as an express app: pure wiring, no `process`, no listening. */
 export function createPlannerApp(deps: PlannerDeps): express.Express {
@@ -47,6 +49,8 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   app.use('/v1', toolsRouter(deps));
   app.use('/v1', callsRouter(deps));
   app.use('/v1', secretsRouter(deps));
+  app.use('/v1', upstreamsRouter(deps));
+  app.use(mcpRouter(deps));
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new RequestError('NOT_FOUND', `no route for ${req.method} ${req.path}`));
   });

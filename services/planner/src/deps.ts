@@ -1,6 +1,7 @@
+import type { EventEmitter } from 'node:events';
 import type { Logger } from '@toolplane/core';
 import type { HttpMetrics, Registry } from '@toolplane/metrics';
-import type { CallGate, CallWaiter, RedisConnection, SecretStore, ToolQueues, ToolRegistry } from '@toolplane/queue';
+import type { CallGate, CallWaiter, RedisConnection, SecretStore, ToolQueues, ToolRegistry, UpstreamStore } from '@toolplane/queue';
 import type { ArgumentValidator } from './validation.js';
 
 /** Everything the HTTP API needs; built in main.ts, replaced piecewise in tests. */
@@ -18,5 +19,17 @@ export type PlannerDeps = {
   maxBodyBytes: number;
   /** `TOOLPLANE_ADMIN_KEY`; without it `/admin/queues` is closed. */
   adminKey?: string;
+  /** MCP upstreams (`/v1/upstreams`). */
+  upstreams: UpstreamStore;
+  /** Registry changes on any replica, and this process's shutdown: for long-lived MCP streams. */
+  events?: EventEmitter<PlannerEvents>;
+};
+
+/** Events the planner's process announces to its routes. */
+export type PlannerEvents = {
+  /** A tool was added, replaced or removed, on this replica or another. */
+  toolsChanged: [tool: string];
+  /** SIGTERM: long-lived responses should end now. */
+  shutdown: [];
 };
 

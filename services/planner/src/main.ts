@@ -1,4 +1,4 @@
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createLogger } from '@toolplane/core';
 import { createHttpMetrics, createQueueGauges, createRegistry } from '@toolplane/metrics';
@@ -8,14 +8,16 @@ import {
   ToolQueues,
   SecretStore,
   ToolRegistry,
+  UpstreamStore,
   checkNoEviction,
   closeRedis,
   createKeys,
   createRedisConnection,
   readQueueDepths,
   waitForRedis,
+  watchToolChanges,
 } from '@toolplane/queue';
-import { createPlannerApp } from './app.js';
+import { createPlannerApp, type PlannerEvents } from './app.js';
 import { loadConfig } from './config.js';
 import { ArgumentValidator } from './validation.js';
 
@@ -50,6 +52,10 @@ async function main(): Promise<void> {
   const waiter = new CallWaiter(subscriber, keys);
   const gate = new CallGate(redis, keys);
   void waiter.start().catch((err: unknown) => logger.warn({ err }, 'subscribe failed'));
+  const events = new EventEmitter<PlannerEvents>();
+  void watchToolChanges(subscriber, keys, (tool) => events.emit('toolsChanged', tool)).catch((err: unknown) =>
+    logger.warn({ err }, 'subscribe failed'),
+  );
   const promRegistry = createRegistry();
   const httpMetrics = createHttpMetrics(promRegistry);
   createQueueGauges(promRegistry, {
@@ -78,6 +84,8 @@ async function main(): Promise<void> {
     logger,
     maxBodyBytes: config.MAX_BODY_BYTES,
     ...(config.TOOLPLANE_ADMIN_KEY ? { adminKey: config.TOOLPLANE_ADMIN_KEY } : {}),
+    upstreams: new UpstreamStore(redis, keys),
+    events,
   });
   const server = app.listen(config.PORT, config.HOST);
   await once(server, 'listening');
@@ -89,6 +97,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    events.emit('shutdown');
     const closed = new Promise<void>((r) => server.close(() => r()));
     server.closeIdleConnections();
     await Promise.race([closed, new Promise((r) => setTimeout(r, config.SHUTDOWN_TIMEOUT_MS).unref())]);
