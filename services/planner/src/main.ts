@@ -40,7 +40,9 @@ async function main(): Promise<void> {
     conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   }
   try {
-    await waitForRedis(redis, 30_000);
+    // The subscriber too: a SUBSCRIBE sent before ioredis's ready check answers puts the connection
+    // in subscriber mode, the INFO of the check then fails, and the subscriptions are lost.
+    await Promise.all([waitForRedis(redis, 30_000), waitForRedis(subscriber, 30_000)]);
     await checkNoEviction(redis);
   } catch (err: unknown) {
     logger.fatal({ err: (err as Error).message }, 'cannot start');

@@ -135,7 +135,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       return metricsPort;
     },
     async start() {
-      await waitForRedis(redis, 30_000);
+      // The subscriber too: subscribing before its ready check answers loses the subscriptions.
+      await Promise.all([waitForRedis(redis, 30_000), waitForRedis(subscriber, 30_000)]);
       await checkNoEviction(redis);
       ops.listen(config.WORKER_METRICS_PORT);
       await once(ops, 'listening');
