@@ -14,6 +14,8 @@ export const RequestErrorCode = z.enum([
   'CONFLICT',
   'RATE_LIMITED',
   'UNAVAILABLE',
+  /** An MCP upstream could not be reached or answered badly while registering or refreshing it. */
+  'UPSTREAM_ERROR',
   'INTERNAL',
 ]);
 export type RequestErrorCode = z.infer<typeof RequestErrorCode>;

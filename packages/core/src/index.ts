@@ -29,8 +29,11 @@ export {
   EgressEntry,
   SecretName,
   MAX_TOOL_CODE_BYTES,
+  UpstreamToolRef,
 } from './tool.js';
 export type { Tool, ToolSpecInput } from './tool.js';
+export { UpstreamName, UpstreamSpec, UPSTREAM_TOOL_CODE, parseHeaderSource } from './upstream.js';
+export type { Upstream, UpstreamHeaderSource } from './upstream.js';
 export {
   CallStatus,
   CallRequest,

@@ -61,6 +61,20 @@ export type EgressEntry = z.infer<typeof EgressEntry>;
 export const SecretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'letters, digits and _, not starting with a digit, at most 64');
 export type SecretName = z.infer<typeof SecretName>;
 
+/**
+ * Marks a tool that runs on an MCP upstream (`PUT /v1/upstreams/{name}`) through an MCP client
+ * instead of in the sandbox. Set only by the upstream routes; `PUT /v1/tools` refuses it.
+ */
+export const UpstreamToolRef = z
+  .object({
+    /** The upstream's name, the part of the tool name before the first dot. */
+    name: z.string().min(1).max(64),
+    /** The tool's name on the upstream MCP server, which may contain characters ours does not. */
+    tool: z.string().min(1).max(256),
+  })
+  .strict();
+export type UpstreamToolRef = z.infer<typeof UpstreamToolRef>;
+
 /** The body of `PUT /v1/tools/{name}`. Everything but description, parameters and code has a default. */
 export const ToolSpec = z
   .object({
@@ -80,6 +94,8 @@ export const ToolSpec = z
     /** Names of the secrets this tool may read as `ctx.secrets.NAME`; set them with `PUT /v1/secrets/{name}`. */
     secrets: z.array(SecretName).max(50).default([]),
     cacheTtlMs: z.number().int().min(0).max(86_400_000).default(0),
+    /** Present on tools of an MCP upstream; their `code` is {@link UPSTREAM_TOOL_CODE} and never runs. */
+    upstream: UpstreamToolRef.optional(),
   })
   .strict();
 export type ToolSpec = z.infer<typeof ToolSpec>;

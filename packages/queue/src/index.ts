@@ -15,7 +15,7 @@ export { createRedisConnection, waitForRedis, closeRedis, isRedisUnavailable, ch
 export type { RedisConnection, ConnectionRole } from './connection.js';
 export { createKeys } from './keys.js';
 export type { Keys } from './keys.js';
-export { ToolRegistry } from './registry.js';
+export { ToolRegistry, watchToolChanges } from './registry.js';
 export { ToolQueues, idempotentCallId } from './calls.js';
 export type { EnqueueOptions, ToolQueuesOptions } from './calls.js';
 export { CallWaiter, announceCallDone } from './call-waiter.js';
@@ -31,3 +31,4 @@ export { SecretStore, SecretUnreadableError } from './secrets.js';
 export type { SecretStoreOptions } from './secrets.js';
 export { ApiKeyStore } from './api-keys.js';
 export type { ApiKeyRecord } from './api-keys.js';
+export { UpstreamStore, UpstreamSecretError, resolveUpstreamHeaders } from './upstreams.js';

@@ -27,6 +27,8 @@ export function createKeys(prefix: string) {
     callDone: `${reg}:calls:done`,
     /** Hash of secret name → value (sealed with AES-256-GCM when a key is configured). */
     secrets: `${reg}:secrets`,
+    /** Hash of MCP upstream name → spec (URL, header sources, settings for its tools). */
+    upstreams: `${reg}:upstreams`,
     callCancel: `${reg}:calls:cancel`,
     /** Per-tool keys below share the tool queue's `{tool}` tag, so one script may use them together. */
     cancelMarker: (tool: string, id: string) => `${prefix}:{${tool}}:cancel:${id}`,

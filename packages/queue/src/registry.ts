@@ -99,3 +99,21 @@ export class ToolRegistry {
     return { ...ToolSpec.parse(spec), createdAt, tenant: tenant ?? DEFAULT_TENANT, name, version };
   }
 }
+
+/**
+ * Calls `onChange(toolName)` whenever a tool is added, replaced or removed on any replica.
+ * `subscriber` must be a connection in subscriber mode; other channels on it are left alone.
+ * Returns a function that stops listening (the subscription itself stays, others may share it).
+ */
+export async function watchToolChanges(
+  subscriber: RedisConnection,
+  keys: Keys,
+  onChange: (tool: string) => void,
+): Promise<() => void> {
+  const listener = (channel: string, message: string) => {
+    if (channel === keys.registryChanged) onChange(message);
+  };
+  subscriber.on('message', listener);
+  await subscriber.subscribe(keys.registryChanged);
+  return () => subscriber.off('message', listener);
+}

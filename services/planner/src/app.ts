@@ -7,11 +7,13 @@ import type { PlannerDeps } from './deps.js';
 import { errorHandler } from './errors.js';
 import { callsRouter } from './routes-calls.js';
 import { keysRouter } from './routes-keys.js';
+import { mcpRouter } from './routes-mcp.js';
 import { secretsRouter } from './routes-secrets.js';
 import { runsRouter } from './routes-runs.js';
 import { toolsRouter } from './routes-tools.js';
+import { upstreamsRouter } from './routes-upstreams.js';
 
-export type { PlannerDeps } from './deps.js';
+export type { PlannerDeps, PlannerEvents } from './deps.js';
 
 /** The HTTP API as an express app: pure wiring, no `process`, no listening. */
 export function createPlannerApp(deps: PlannerDeps): express.Express {
@@ -64,6 +66,9 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   app.use('/v1', callsRouter(deps));
   app.use('/v1', secretsRouter(deps));
   app.use('/v1', runsRouter(deps));
+  app.use('/v1', upstreamsRouter(deps));
+  app.use('/mcp', authenticate(deps), rateLimitPerKey(deps, deps.apiRateLimitPerS));
+  app.use(mcpRouter(deps));
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new RequestError('NOT_FOUND', `no route for ${req.method} ${req.path}`));
   });

@@ -1,7 +1,18 @@
+import type { EventEmitter } from 'node:events';
 import type { RunEventFeed, RunManager, RunStore } from '@toolplane/agent';
 import type { Logger } from '@toolplane/core';
 import type { HttpMetrics, Registry } from '@toolplane/metrics';
-import type { ApiKeyStore, CallGate, CallWaiter, Keys, RedisConnection, SecretStore, ToolQueues, ToolRegistry } from '@toolplane/queue';
+import type {
+  ApiKeyStore,
+  CallGate,
+  CallWaiter,
+  Keys,
+  RedisConnection,
+  SecretStore,
+  ToolQueues,
+  ToolRegistry,
+  UpstreamStore,
+} from '@toolplane/queue';
 import type { ArgumentValidator } from './validation.js';
 
 /** Everything the HTTP API needs; built in main.ts, replaced piecewise in tests. */
@@ -27,6 +38,10 @@ export type PlannerDeps = {
   maxJsonDepth: number;
   /** Agent runs; without them `/v1/runs` answers 503. */
   runs?: RunsDeps;
+  /** MCP upstreams (`/v1/upstreams`). */
+  upstreams: UpstreamStore;
+  /** Registry changes on any replica, and this process's shutdown: for long-lived MCP streams. */
+  events?: EventEmitter<PlannerEvents>;
 };
 
 /** What `/v1/runs` needs. */
@@ -37,5 +52,13 @@ export type RunsDeps = {
   manager: RunManager | undefined;
   /** Aborted on shutdown, so open event streams end instead of holding the server open. */
   closing: AbortSignal;
+};
+
+/** Events the planner's process announces to its routes. */
+export type PlannerEvents = {
+  /** A tool was added, replaced or removed, on this replica or another. */
+  toolsChanged: [tool: string];
+  /** SIGTERM: long-lived responses should end now. */
+  shutdown: [];
 };
 

@@ -24,6 +24,8 @@ export function statusOf(code: RequestErrorCode): number {
       return 429;
     case 'INTERNAL':
       return 500;
+    case 'UPSTREAM_ERROR':
+      return 502;
     case 'UNAVAILABLE':
       return 503;
     default:

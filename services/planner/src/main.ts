@@ -1,4 +1,4 @@
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createLogger } from '@toolplane/core';
 import { createAgentMetrics, createHttpMetrics, createQueueGauges, createRegistry } from '@toolplane/metrics';
@@ -9,12 +9,14 @@ import {
   ToolQueues,
   SecretStore,
   ToolRegistry,
+  UpstreamStore,
   checkNoEviction,
   closeRedis,
   createKeys,
   createRedisConnection,
   readQueueDepths,
   waitForRedis,
+  watchToolChanges,
 } from '@toolplane/queue';
 import {
   AgentMemory,
@@ -25,7 +27,7 @@ import {
   RunStore,
   createAgentKeys,
 } from '@toolplane/agent';
-import { createPlannerApp } from './app.js';
+import { createPlannerApp, type PlannerEvents } from './app.js';
 import { loadConfig, modelEndpoint } from './config.js';
 import { PlannerToolGateway } from './run-tools.js';
 import { ArgumentValidator } from './validation.js';
@@ -49,7 +51,9 @@ async function main(): Promise<void> {
     conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   }
   try {
-    await waitForRedis(redis, 30_000);
+    // The subscriber too: a SUBSCRIBE sent before ioredis's ready check answers puts the connection
+    // in subscriber mode, the INFO of the check then fails, and the subscriptions are lost.
+    await Promise.all([waitForRedis(redis, 30_000), waitForRedis(subscriber, 30_000)]);
     await checkNoEviction(redis);
   } catch (err: unknown) {
     logger.fatal({ err: (err as Error).message }, 'cannot start');
@@ -61,6 +65,10 @@ async function main(): Promise<void> {
   const waiter = new CallWaiter(subscriber, keys);
   const gate = new CallGate(redis, keys);
   void waiter.start().catch((err: unknown) => logger.warn({ err }, 'subscribe failed'));
+  const events = new EventEmitter<PlannerEvents>();
+  void watchToolChanges(subscriber, keys, (tool) => events.emit('toolsChanged', tool)).catch((err: unknown) =>
+    logger.warn({ err }, 'subscribe failed'),
+  );
   const promRegistry = createRegistry();
   const httpMetrics = createHttpMetrics(promRegistry);
   createQueueGauges(promRegistry, {
@@ -136,6 +144,8 @@ async function main(): Promise<void> {
     apiRateLimitPerS: config.API_RATE_LIMIT_PER_S,
     maxJsonDepth: config.MAX_JSON_DEPTH,
     runs: { store: runStore, feed: runFeed, manager: runManager, closing: closing.signal },
+    upstreams: new UpstreamStore(redis, keys),
+    events,
   });
   const server = app.listen(config.PORT, config.HOST);
   await once(server, 'listening');
@@ -153,6 +163,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down');
     closing.abort();
+    events.emit('shutdown');
     const closed = new Promise<void>((r) => server.close(() => r()));
     server.closeIdleConnections();
     await Promise.race([closed, new Promise((r) => setTimeout(r, config.SHUTDOWN_TIMEOUT_MS).unref())]);

@@ -17,6 +17,9 @@ export function toolsRouter(deps: PlannerDeps): Router {
       throw new RequestError('INVALID_TOOL', 'tool body is invalid', { issues: zodIssues(parsed.error.issues) });
     }
     const spec = parsed.data;
+    if (spec.upstream || (await deps.registry.get(name))?.upstream) {
+      throw new RequestError('INVALID_TOOL', 'tools of MCP upstreams are managed through /v1/upstreams');
+    }
     if (Buffer.byteLength(spec.code) > MAX_TOOL_CODE_BYTES) {
       throw new RequestError('INVALID_TOOL', `code is larger than ${MAX_TOOL_CODE_BYTES} bytes`);
     }

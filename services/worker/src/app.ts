@@ -1,13 +1,16 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Worker } from 'bullmq';
-import type { CallJobData, CallOutput, Logger } from '@toolplane/core';
+import { ToolExecError, type CallJobData, type CallOutput, type Logger } from '@toolplane/core';
+import { UpstreamClients } from '@toolplane/mcp';
 import { createRegistry, createToolMetrics, initToolSeries } from '@toolplane/metrics';
 import {
   CallGate,
   ToolQueues,
   SecretStore,
   ToolRegistry,
+  UpstreamSecretError,
+  UpstreamStore,
   announceCallDone,
   checkNoEviction,
   waitForRedis,
@@ -15,6 +18,7 @@ import {
   createKeys,
   createRedisConnection,
   createToolWorker,
+  resolveUpstreamHeaders,
 } from '@toolplane/queue';
 import { Sandbox } from '@toolplane/sandbox';
 import type { WorkerConfig } from './config.js';
@@ -58,7 +62,22 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     gate.trip(tool).catch((err: unknown) => logger.warn({ err, tool: tool.name }, 'could not open breaker fleet-wide'));
   }, logger);
   const secrets = new SecretStore(redis, keys, config.TOOLPLANE_SECRETS_KEY ? { encryptionKey: config.TOOLPLANE_SECRETS_KEY } : {});
-  const processor = createProcessor({ registry, queues, gate, breakers, secrets, sandbox, metrics, redis, keys, logger });
+  const upstreamStore = new UpstreamStore(redis, keys);
+  const upstreams = new UpstreamClients({
+    logger: logger.child({ component: 'mcp' }),
+    // Read on every call, so a changed URL or rotated secret takes effect at once (a new client).
+    resolve: async (name) => {
+      const upstream = await upstreamStore.get(name);
+      if (!upstream) return undefined;
+      try {
+        return { url: upstream.url, headers: await resolveUpstreamHeaders(upstream, secrets) };
+      } catch (err: unknown) {
+        if (err instanceof UpstreamSecretError) throw new ToolExecError('SANDBOX_ERROR', err.message, { retryable: false });
+        throw err;
+      }
+    },
+  });
+  const processor = createProcessor({ registry, queues, gate, breakers, secrets, sandbox, upstreams, metrics, redis, keys, logger });
   const consumers = new Map<string, Worker<CallJobData, CallOutput>>();
   const ops = createOpsServer(promRegistry, () => state === 'RUNNING' && redis.status === 'ready');
   let state: WorkerState = 'INITIALIZED';
@@ -116,7 +135,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       return metricsPort;
     },
     async start() {
-      await waitForRedis(redis, 30_000);
+      // The subscriber too: subscribing before its ready check answers loses the subscriptions.
+      await Promise.all([waitForRedis(redis, 30_000), waitForRedis(subscriber, 30_000)]);
       await checkNoEviction(redis);
       ops.listen(config.WORKER_METRICS_PORT);
       await once(ops, 'listening');
@@ -141,6 +161,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       // Calls still running go back to the queue through stalled-job recovery on another worker.
       if (timedOut) await Promise.all(workers.map((w) => w.close(true)));
       await sandbox.close();
+      await upstreams.close();
       breakers.shutdown();
       await Promise.all([closeRedis(redis), closeRedis(subscriber)]);
       await new Promise<void>((r) => ops.close(() => r()));

@@ -2,6 +2,7 @@ import { DelayedError, Worker, type Job } from 'bullmq';
 import { CallJobData, ToolExecError, hashArguments, type CallOutput, type Logger, type Tool } from '@toolplane/core';
 import type { ToolMetrics, CallOutcome } from '@toolplane/metrics';
 import { SecretUnreadableError, type CallGate, type Keys, type RedisConnection, type SecretStore, type ToolQueues, type ToolRegistry } from '@toolplane/queue';
+import type { UpstreamClients } from '@toolplane/mcp';
 import type { Sandbox } from '@toolplane/sandbox';
 import type { ToolBreakers } from './breakers.js';
 
@@ -13,6 +14,8 @@ export type ProcessorDeps = {
   /** Only the secrets a tool lists are read, per call, and handed to its sandbox as `ctx.secrets`. */
   secrets: SecretStore;
   sandbox: Sandbox;
+  /** Runs the tools of MCP upstreams (`tool.upstream`) instead of the sandbox. */
+  upstreams: UpstreamClients;
   metrics: ToolMetrics;
   redis: RedisConnection;
   keys: Keys;
@@ -94,7 +97,13 @@ export function createProcessor(deps: ProcessorDeps) {
     deps.metrics.active.inc({ tool: tool.name });
     try {
       const { value, logs, runMs } = await deps.breakers.fire(tool, () =>
-        deps.sandbox.run(
+        tool.upstream
+          ? deps.upstreams.call(tool.upstream.name, tool.upstream.tool, data.arguments, {
+              timeoutMs: tool.limits.timeoutMs,
+              maxResultBytes: tool.limits.maxResultBytes,
+              signal,
+            })
+          : deps.sandbox.run(
           {
             key: `${tool.name}@${tool.version}`,
             code: tool.code,

@@ -1,0 +1,81 @@
+import { Router } from 'express';
+import { MAX_WAIT_MS, canSee, isRequestError } from '@toolplane/core';
+import { McpServerAdapter, type McpCallOutcome, type McpTool, type McpToolCatalog } from '@toolplane/mcp';
+import { waitForCallDone } from './call-wait.js';
+import type { PlannerDeps } from './deps.js';
+import { authenticate, requireScope, SCOPES, type Principal } from './request-context.js';
+import { mcpTool } from './tool-formats.js';
+
+/** Where the MCP endpoint is mounted. */
+export const MCP_PATH = '/mcp';
+
+/**
+ * `/mcp`: the registry's tools over MCP Streamable HTTP (stateless, see {@link McpServerAdapter}).
+ * A `tools/call` is validated and enqueued like `POST /v1/calls` and answered when it finishes.
+ */
+export function mcpRouter(deps: PlannerDeps): Router {
+  const adapter = new McpServerAdapter<Principal>({
+    catalog: plannerCatalog(deps),
+    serverInfo: { name: 'toolplane', version: '0.1.0' },
+    logger: deps.logger.child({ component: 'mcp' }),
+  });
+  deps.events?.on('toolsChanged', () => adapter.notifyToolsChanged());
+  // Open notification streams would otherwise hold the HTTP server open for the whole shutdown grace.
+  deps.events?.on('shutdown', () => void adapter.close());
+
+  const router = Router();
+  router.all(MCP_PATH, async (req, res) => {
+    const principal = await authenticate(req);
+    await adapter.handle(req, res, req.body, principal);
+  });
+  return router;
+}
+
+/** How long a `tools/call` is held open at most; MCP has no 202, so we wait as long as the API allows. */
+const MCP_CALL_WAIT_MS = MAX_WAIT_MS;
+
+function plannerCatalog(deps: PlannerDeps): McpToolCatalog<Principal> {
+  return {
+    async list(principal) {
+      requireScope(principal, SCOPES.toolsRead);
+      // Registration refuses schemas without `"type": "object"`, which MCP requires of inputSchema.
+      return (await deps.registry.list()).filter((t) => canSee(principal, t.tenant)).map((t) => mcpTool(t) as McpTool);
+    },
+
+    async call(principal, name, args, signal): Promise<McpCallOutcome | undefined> {
+      requireScope(principal, SCOPES.callsWrite);
+      const tool = await deps.registry.get(name);
+      if (!tool || !canSee(principal, tool.tenant)) return undefined;
+      try {
+        deps.validator.validate(tool, args);
+      } catch (err: unknown) {
+        if (isRequestError(err)) return { ok: false, code: err.code, message: err.message, details: err.details };
+        throw err;
+      }
+      const { id } = await deps.queues.enqueue(tool, args, { tenant: principal.tenant });
+      deps.httpMetrics.enqueued.inc({ tool: tool.name });
+      const record = await waitForCallDone(deps, id, MCP_CALL_WAIT_MS, signal);
+      switch (record?.status) {
+        case 'succeeded':
+          return { ok: true, result: record.result };
+        case 'failed':
+        case 'cancelled':
+          return {
+            ok: false,
+            code: record.error?.code ?? (record.status === 'cancelled' ? 'CANCELLED' : 'TOOL_ERROR'),
+            message: `${record.error?.message ?? `call ${record.status}`} (call ${id})`,
+          };
+        case 'queued':
+        case 'running':
+        case 'awaiting_approval':
+        case undefined:
+          // The call goes on and can be read over the API.
+          return {
+            ok: false,
+            code: 'TIMEOUT',
+            message: `call ${id} is still ${record?.status ?? 'queued'}; read it with GET /v1/calls/${id}`,
+          };
+      }
+    },
+  };
+}
