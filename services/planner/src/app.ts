@@ -10,6 +10,7 @@ import { keysRouter } from './routes-keys.js';
 import { secretsRouter } from './routes-secrets.js';
 import { runsRouter } from './routes-runs.js';
 import { toolsRouter } from './routes-tools.js';
+import { traceRequests } from './tracing.js';
 
 export type { PlannerDeps } from './deps.js';
 
@@ -19,6 +20,7 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  if (deps.tracing) app.use(traceRequests());
   // The API serves JSON only (Bull Board sets its own policy below its path).
   const headers = helmet();
   app.use((req, res, next) => (req.path.startsWith(ADMIN_QUEUES_PATH) ? next() : headers(req, res, next)));

@@ -21,6 +21,7 @@ import type { WorkerConfig } from './config.js';
 import { ToolBreakers } from './breakers.js';
 import { createOpsServer } from './http.js';
 import { createProcessor } from './processor.js';
+import { traceCalls } from './tracing.js';
 
 /**
  * - `INITIALIZED`: built, not consuming yet.
@@ -58,7 +59,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     gate.trip(tool).catch((err: unknown) => logger.warn({ err, tool: tool.name }, 'could not open breaker fleet-wide'));
   }, logger);
   const secrets = new SecretStore(redis, keys, config.TOOLPLANE_SECRETS_KEY ? { encryptionKey: config.TOOLPLANE_SECRETS_KEY } : {});
-  const processor = createProcessor({ registry, queues, gate, breakers, secrets, sandbox, metrics, redis, keys, logger });
+  const untraced = createProcessor({ registry, queues, gate, breakers, secrets, sandbox, metrics, redis, keys, logger });
+  const processor = config.OTEL_EXPORTER_OTLP_ENDPOINT ? traceCalls(untraced) : untraced;
   const consumers = new Map<string, Worker<CallJobData, CallOutput>>();
   const ops = createOpsServer(promRegistry, () => state === 'RUNNING' && redis.status === 'ready');
   let state: WorkerState = 'INITIALIZED';
