@@ -110,6 +110,8 @@ describe('one real tool call end to end', () => {
     expect(w).not.toContain('nodejs_active_handles_total');
     const p = await (await fetch(`${planner.url}/metrics`)).text();
     expect(p).toMatch(/toolplane_http_requests_total\{method="POST",route="\/v1\/calls",status="200"\} [1-9]/);
+    // Errors are labelled with the full route template too, not the router-relative path.
+    expect(p).toMatch(/toolplane_http_requests_total\{method="POST",route="\/v1\/calls",status="400"\} [1-9]/);
     expect(p).toMatch(/toolplane_queue_jobs\{tool="add",state="completed"\} [1-9]/);
   });
 

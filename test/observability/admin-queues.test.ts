@@ -16,7 +16,9 @@ describe('/admin/queues behind the admin key', () => {
       startPlanner({ ...env, TOOLPLANE_PREFIX: uniquePrefix() }),
     ]);
     for (const tool of ['add', 'weather-lookup']) {
-      expect((await api(planner.url, 'PUT', `/v1/tools/${tool}`, ADD_TOOL)).status).toBe(201);
+      // With an admin key set, the API wants a key too: the admin key acts as an admin API key.
+      const put = await api(planner.url, 'PUT', `/v1/tools/${tool}`, ADD_TOOL, { authorization: `Bearer ${ADMIN_KEY}` });
+      expect(put.status).toBe(201);
     }
   });
   afterAll(async () => {
@@ -71,7 +73,7 @@ describe('/admin/queues behind the admin key', () => {
     // The board lists queues by their BullMQ name, `{tool}` (the braces are the Redis Cluster hash tag).
     await page.getByText(/^\{?weather-lookup\}?$/).first().waitFor({ timeout: 15_000 });
     await page.getByText(/^\{?add\}?$/).first().waitFor({ timeout: 15_000 });
-    expect((await api(planner.url, 'PUT', '/v1/tools/late-tool', ADD_TOOL)).status).toBe(201);
+    expect((await api(planner.url, 'PUT', '/v1/tools/late-tool', ADD_TOOL, { authorization: `Bearer ${ADMIN_KEY}` })).status).toBe(201);
     await page.reload();
     await page.getByText(/^\{?late-tool\}?$/).first().waitFor({ timeout: 15_000 });
   });

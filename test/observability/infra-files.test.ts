@@ -20,7 +20,7 @@ describe('infra/prometheus', () => {
     const res = await promtool(['check', 'rules', join(PROMETHEUS_DIR, 'alerts.yml')]);
     expect(res, res.output).toMatchObject({ code: 0 });
     const alerts = readFileSync(join(PROMETHEUS_DIR, 'alerts.yml'), 'utf8');
-    for (const name of ['ToolplaneCircuitOpen', 'ToolplaneToolErrorRatio', 'ToolplaneQueueBacklog', 'ToolplaneNoWorkers']) {
+    for (const name of ['ToolplaneCircuitOpen', 'ToolplaneToolErrorRatio', 'ToolplaneQueueBacklog', 'ToolplaneNoWorkers', 'ToolplaneAgentRunsFailing']) {
       expect(alerts).toContain(`alert: ${name}`);
     }
   });
@@ -77,6 +77,8 @@ describe('infra/grafana', () => {
       'toolplane_rate_limited_total',
       'up{service="worker"}',
       'process_resident_memory_bytes',
+      'toolplane_agent_runs_total',
+      'toolplane_llm_tokens_total',
     ]) {
       expect(exprs).toContain(metric);
     }

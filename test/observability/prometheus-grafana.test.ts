@@ -2,8 +2,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { parse } from 'yaml';
+import { startScriptedModelServer, type ScriptedModelServer } from '@toolplane/agent/testing';
 import { DASHBOARDS_DIR, PROMETHEUS_DIR, panelQueries, ruleExpressions, substituteVariables } from '../support/dashboards.js';
 import { eventually, promtool, startPrometheus, type PrometheusServer } from '../support/prometheus.js';
+import { pollUntil } from '../support/poll.js';
 import { ADD_TOOL, api, startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
 
 /** Grafana's variables as the panels would see them with "All" selected. */
@@ -11,24 +13,30 @@ const GRAFANA_VARS = { __rate_interval: '1m', __interval: '1s', __range: '5m', t
 
 /**
  * The "Done when" of the observability issue on real processes: a planner and two workers run a mixed
- * workload, promtool lints both /metrics outputs, and a real Prometheus scraping them every second
- * answers every dashboard panel and alert rule.
+ * workload (an agent run against the scripted model server included), promtool lints both /metrics
+ * outputs, and a real Prometheus scraping them every second answers every dashboard panel and alert rule.
  */
 describe('metrics, Prometheus and the Grafana dashboard on a real workload', () => {
   let planner: ServiceProcess;
   let workers: ServiceProcess[] = [];
   let prometheus: PrometheusServer | undefined;
+  let llm: ScriptedModelServer | undefined;
   const env = { REDIS_URL: inject('redisUrl'), TOOLPLANE_PREFIX: uniquePrefix() };
 
   beforeAll(async () => {
-    [planner, ...workers] = await Promise.all([startPlanner(env), startWorker(env), startWorker(env)]);
+    llm = await startScriptedModelServer();
+    [planner, ...workers] = await Promise.all([
+      startPlanner({ ...env, OPENAI_BASE_URL: llm.baseUrl }),
+      startWorker(env),
+      startWorker(env),
+    ]);
     prometheus = await startPrometheus(scrapingConfig(planner, workers), {
       'alerts.yml': readFileSync(join(PROMETHEUS_DIR, 'alerts.yml'), 'utf8'),
     });
-    await runMixedWorkload(planner);
+    await Promise.all([runMixedWorkload(planner), runAgentRun(planner, llm)]);
   });
   afterAll(async () => {
-    await Promise.all([planner?.kill(), ...workers.map((w) => w.kill()), prometheus?.stop()]);
+    await Promise.all([planner?.kill(), ...workers.map((w) => w.kill()), prometheus?.stop(), llm?.close()]);
   });
 
   test('promtool check metrics passes on the planner and on each worker', async () => {
@@ -145,12 +153,32 @@ async function runMixedWorkload(planner: ServiceProcess): Promise<void> {
   expect((await api(planner.url, 'POST', '/v1/calls', '{"tool":')).status).toBe(400);
 }
 
+/** One agent run with a tool call, for the agent panels (runs by status, tokens by model and kind). */
+async function runAgentRun(planner: ServiceProcess, llm: ScriptedModelServer): Promise<void> {
+  llm.script('gpt-4o-mini', [{ toolCalls: [{ id: 'c1', name: 'add', arguments: { a: 1, b: 2 } }] }, { content: 'It is 3.' }]);
+  // The tool is registered by the mixed workload running alongside.
+  await pollUntil(async () => (await api(planner.url, 'GET', '/v1/tools/add')).status, (s) => s === 200);
+  const started = await api(planner.url, 'POST', '/v1/runs', { input: 'What is 1 + 2?', model: 'gpt-4o-mini', tools: ['add'] });
+  expect(started.status, JSON.stringify(started.body)).toBe(201);
+  const run = await pollUntil(
+    async () => (await api(planner.url, 'GET', `/v1/runs/${started.body.id}`)).body,
+    (r) => ['succeeded', 'failed', 'budget_exceeded'].includes(r.status),
+  );
+  expect(run.status, JSON.stringify(run.error)).toBe('succeeded');
+}
+
 /** Waits until Prometheus holds the workload's final counts and has scraped every worker a few times. */
 async function waitForScrapesOfTheWorkload(prometheus: PrometheusServer): Promise<void> {
   await eventually('the workload scraped', async () => {
     const [succeeded] = await prometheus.query('sum(toolplane_tool_calls_total{outcome="success"})');
     const scrapes = await prometheus.query('count_over_time(up{service="worker"}[1m])');
-    return Number(succeeded?.value[1]) === 20 && scrapes.length === 2 && scrapes.every((s) => Number(s.value[1]) >= 3);
+    const [runs] = await prometheus.query('count_over_time(toolplane_agent_runs_total[1m])');
+    return (
+      Number(succeeded?.value[1]) === 21 &&
+      Number(runs?.value[1]) >= 2 &&
+      scrapes.length === 2 &&
+      scrapes.every((s) => Number(s.value[1]) >= 3)
+    );
   });
 }
 

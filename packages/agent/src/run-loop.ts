@@ -1,3 +1,4 @@
+import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { DEFAULT_TENANT, isFinished, type CallRecord, type Logger, type SerializedError } from '@toolplane/core';
 import { isRedisUnavailable } from '@toolplane/queue';
 import type { AgentMemory } from './memory.js';
@@ -82,6 +83,14 @@ export class RunLoop {
 
   /** Runs until the run finishes, the lease is lost or `stop` aborts. */
   async drive(stop: AbortSignal): Promise<void> {
+    // No-op spans unless the planner started the OpenTelemetry SDK.
+    return traced('agent.run', { 'toolplane.run_id': this.run.id }, async (span) => {
+      await this.driveSteps(stop);
+      span.setAttribute('toolplane.run.status', this.run.status);
+    });
+  }
+
+  private async driveSteps(stop: AbortSignal): Promise<void> {
     const run = this.run;
     const remainingMs = run.deadlineAt === undefined ? undefined : run.deadlineAt - Date.now();
     const deadline = remainingMs === undefined ? undefined : AbortSignal.timeout(Math.max(0, remainingMs));
@@ -89,14 +98,10 @@ export class RunLoop {
     try {
       for (;;) {
         if (deadline?.aborted) throw this.deadlineExceeded();
-        if (run.current) {
-          await this.runToolCalls(run.current, signal);
-          continue;
-        }
-        if (run.steps.length >= run.maxIterations) {
+        if (!run.current && run.steps.length >= run.maxIterations) {
           throw new BudgetExceeded('iterations', run.maxIterations, run.steps.length);
         }
-        if (await this.modelTurn(signal)) return;
+        if (await this.step(signal)) return;
       }
     } catch (err: unknown) {
       if (err instanceof LeaseLostError || (stop.aborted && !(err instanceof BudgetExceeded))) {
@@ -124,14 +129,41 @@ export class RunLoop {
     }
   }
 
+  /**
+   * One step: the model call (unless a resumed run is in the middle of its tool calls) and the tool
+   * calls it asked for, under one `agent.step` span that parents the worker's `tool.call` spans.
+   * True when the run is finished.
+   */
+  private step(signal: AbortSignal): Promise<boolean> {
+    const run = this.run;
+    return traced('agent.step', { 'toolplane.run_id': run.id, 'toolplane.step': run.steps.length }, async (span) => {
+      if (!run.current && (await this.modelTurn(signal))) return true;
+      if (run.current) {
+        span.setAttribute('toolplane.tool_calls', run.current.toolCalls.length);
+        await this.runToolCalls(run.current, signal);
+      }
+      return false;
+    });
+  }
+
   /** One model call and what follows from it; true when the run is finished. */
   private async modelTurn(signal: AbortSignal): Promise<boolean> {
     const run = this.run;
     // Described afresh each turn: a tool replaced mid-run is offered with its current schema.
     const { tools } = await this.deps.tools.describe(run.tools, run.tenant ?? DEFAULT_TENANT);
-    const reply = await this.deps.llm.chat(
-      { model: run.model, messages: run.messages, ...(this.protocol.nativeTools ? { tools } : {}) },
-      signal,
+    // GenAI semantic conventions: model and token counts, never the messages.
+    const reply = await traced(
+      `chat ${run.model}`,
+      { 'gen_ai.operation.name': 'chat', 'gen_ai.request.model': run.model },
+      async (span) => {
+        const r = await this.deps.llm.chat(
+          { model: run.model, messages: run.messages, ...(this.protocol.nativeTools ? { tools } : {}) },
+          signal,
+        );
+        span.setAttributes({ 'gen_ai.usage.input_tokens': r.usage.promptTokens, 'gen_ai.usage.output_tokens': r.usage.completionTokens });
+        return r;
+      },
+      SpanKind.CLIENT,
     );
     const { promptTokens, completionTokens } = reply.usage;
     run.usage.promptTokens += promptTokens;
@@ -298,6 +330,7 @@ export class RunLoop {
       delete run.current;
     }
     await this.save([...events, { type: 'status', status }, { type: 'finished', run: toRunView(run) }], true);
+    this.log.info({ status, steps: run.steps.length }, 'run finished');
     this.deps.hooks.onRunFinished?.(status, run);
     if (run.sessionId && this.deps.memory) {
       try {
@@ -310,6 +343,25 @@ export class RunLoop {
       }
     }
   }
+}
+
+const tracer = trace.getTracer('@toolplane/agent');
+
+/**
+ * Runs `fn` in a new active span. A failure marks the span with the error's name only: messages of
+ * model endpoints and tools can quote prompts or arguments.
+ */
+function traced<T>(name: string, attributes: Record<string, string | number>, fn: (span: Span) => Promise<T>, kind = SpanKind.INTERNAL): Promise<T> {
+  return tracer.startActiveSpan(name, { kind, attributes }, async (span) => {
+    try {
+      return await fn(span);
+    } catch (err: unknown) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.name : 'error' });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
 }
 
 function isDone(c: StepToolCall): boolean {

@@ -120,6 +120,7 @@ export class RunManager {
     await this.store.markActive(run.id, now);
     await this.store.claim(run.id, this.owner, this.leaseMs);
     await this.store.save(run, this.owner, [{ type: 'status', status: 'running' }]);
+    this.logger.info({ runId: run.id, model }, 'run started');
     this.drive(run);
     return toRunView(run);
   }
@@ -180,7 +181,7 @@ export class RunManager {
     try {
       ids = await this.store.activeIds();
     } catch (err: unknown) {
-      return void this.logger.warn({ err: (err as Error).message }, 'run scan failed');
+      return void this.logger.warn({ err: (err as Error).message }, 'scan for runs to take over failed');
     }
     for (const id of ids) {
       if (this.stopped || this.driving.has(id)) continue;

@@ -38,6 +38,15 @@ export const CallJobData = z.object({
   enqueuedAt: z.number().int(),
   /** sha256 of the canonical JSON of the arguments: the audit trail and approvals refer to it. */
   argsHash: z.string().length(64),
+  /**
+   * W3C trace context of the request that enqueued the call (`traceparent`, `tracestate`), set when
+   * tracing is on: the worker's span continues that trace. A malformed value is dropped, never
+   * a reason to refuse the call.
+   */
+  trace: z
+    .object({ traceparent: z.string().max(256), tracestate: z.string().max(1024).optional() })
+    .optional()
+    .catch(undefined),
 });
 export type CallJobData = z.infer<typeof CallJobData>;
 

@@ -29,6 +29,19 @@ export const SecretsKey = z
     return key;
   });
 
+/**
+ * Tracing settings of every service, spread into its config schema. Tracing is on only when
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` is set; without it no OpenTelemetry SDK is started.
+ */
+export const TracingEnv = {
+  /** Base URL of an OTLP/HTTP receiver, e.g. `http://collector:4318`; spans go to `/v1/traces` under it. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  /** `service.name` of the spans; defaults to `toolplane-planner` / `toolplane-worker`. */
+  OTEL_SERVICE_NAME: z.string().min(1).max(100).optional(),
+  /** Milliseconds finished spans are batched before export (the OpenTelemetry variable). */
+  OTEL_BSP_SCHEDULE_DELAY: z.coerce.number().int().min(1).max(300_000).default(5_000),
+};
+
 /** Thrown once at start with every bad variable named, so a broken deploy says what to fix. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

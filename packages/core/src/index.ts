@@ -43,7 +43,7 @@ export {
   isFinished,
 } from './call.js';
 export type { CallRecord, CallOutput } from './call.js';
-export { Port, BoolEnv, LogLevel, RedisUrl, SecretsKey, ConfigError, parseConfig } from './config.js';
+export { Port, BoolEnv, LogLevel, RedisUrl, SecretsKey, TracingEnv, ConfigError, parseConfig } from './config.js';
 export { createLogger, silentLogger } from './logger.js';
 export type { Logger } from './logger.js';
 export { newCallId, CALL_ID_PATTERN } from './ids.js';

@@ -3,10 +3,16 @@ import { pino } from 'pino';
 export type Logger = pino.Logger;
 
 /** The root logger of a service. Packages take a child of it, never create their own. */
-export function createLogger(opts: { name: string; level?: string }): Logger {
+export function createLogger(opts: {
+  name: string;
+  level?: string;
+  /** Fields added to every line, e.g. the active trace id (`traceLogFields` of `@toolplane/tracing`). */
+  mixin?: () => Record<string, unknown>;
+}): Logger {
   return pino({
     name: opts.name,
     level: opts.level ?? 'info',
+    ...(opts.mixin ? { mixin: opts.mixin } : {}),
     redact: {
       paths: ['*.arguments', '*.secrets', 'req.headers.authorization', '*.apiKey'],
       censor: '[redacted]',

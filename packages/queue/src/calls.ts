@@ -19,6 +19,8 @@ export type EnqueueOptions = {
   idempotencyKey?: string;
   priority?: number;
   delayMs?: number;
+  /** W3C trace context to continue in the worker (`injectTraceContext()` of `@toolplane/tracing`). */
+  trace?: CallJobData['trace'];
 };
 
 export type ToolQueuesOptions = {
@@ -95,6 +97,7 @@ export class ToolQueues {
       tenant: opts.tenant,
       enqueuedAt: now,
       argsHash: hashArguments(args),
+      ...(opts.trace ? { trace: opts.trace } : {}),
     };
     const retentionS = Math.ceil(this.retentionMs / 1000);
     const delay = tool.requiresApproval ? APPROVAL_HOLD_MS : opts.delayMs;

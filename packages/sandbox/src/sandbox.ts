@@ -1,4 +1,5 @@
 import ivm from 'isolated-vm';
+import { SpanStatusCode, context, trace, type Context } from '@opentelemetry/api';
 import { CallErrorCode, ToolExecError, silentLogger, type Logger } from '@toolplane/core';
 import { parseEgressRule, type EgressRule } from './bridges/egress.js';
 import { defaultResolver, hostFetch, type FetchRequest, type HostResolver } from './bridges/fetch-bridge.js';
@@ -97,6 +98,8 @@ type ActiveCall = {
   onRetryAfter: ((ms: number) => void) | undefined;
   /** Set while the host waits for the runner's report. */
   reported: ((outcome: string) => void) | undefined;
+  /** Trace context of the call's `sandbox.run` span, parent of its `ctx.fetch` spans. */
+  trace: Context;
 };
 
 type Slot = Runner & { isolate: ivm.Isolate; context: ivm.Context; call: ActiveCall | undefined };
@@ -133,6 +136,7 @@ function fail(code: CallErrorCode, message: string, cause?: unknown): ToolExecEr
 }
 
 const TIMED_OUT = /timed out/i;
+const tracer = trace.getTracer('@toolplane/sandbox');
 const STALE = '{"stale":true}';
 
 /**
@@ -175,6 +179,23 @@ export class Sandbox {
 
   /** Runs one call. Resolves with the JSON result; rejects with a {@link ToolExecError}. */
   async run(tool: ToolSource, args: unknown, opts: RunOptions = {}): Promise<RunResult> {
+    // A no-op span unless the service started the OpenTelemetry SDK.
+    return tracer.startActiveSpan('sandbox.run', { attributes: { 'toolplane.tool.key': tool.key } }, async (span) => {
+      try {
+        return await this.runCall(tool, args, opts);
+      } catch (err: unknown) {
+        // The code only: a message can quote the tool's arguments.
+        const code = err instanceof ToolExecError ? err.code : 'SANDBOX_ERROR';
+        span.setAttribute('toolplane.error.code', code);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+        throw err;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  private async runCall(tool: ToolSource, args: unknown, opts: RunOptions): Promise<RunResult> {
     if (this.closed) throw fail('SANDBOX_ERROR', 'sandbox is shut down');
     if (opts.signal?.aborted) throw fail('CANCELLED', 'call was cancelled');
     let argsJson: string;
@@ -348,6 +369,8 @@ export class Sandbox {
       fetchCount: 0,
       onRetryAfter: opts.onRetryAfter,
       reported: undefined,
+      // `begin` runs inside `run`'s span; isolate callbacks (`bridgeFetch`) don't, so keep it here.
+      trace: context.active(),
     };
     return token;
   }
@@ -394,6 +417,7 @@ export class Sandbox {
       maxResponseBytes: this.maxResponseBytes,
       resolve: this.resolveHost,
       ...(call.onRetryAfter ? { onRetryAfter: call.onRetryAfter } : {}),
+      trace: call.trace,
     });
     return slot.call === call ? JSON.stringify(reply) : STALE;
   }

@@ -12,6 +12,8 @@ import { secretsRouter } from './routes-secrets.js';
 import { runsRouter } from './routes-runs.js';
 import { toolsRouter } from './routes-tools.js';
 import { upstreamsRouter } from './routes-upstreams.js';
+import { captureRouteTemplate, routeTemplateOf } from './route-template.js';
+import { traceRequests } from './tracing.js';
 
 export type { PlannerDeps, PlannerEvents } from './deps.js';
 
@@ -21,6 +23,8 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.use(captureRouteTemplate());
+  if (deps.tracing) app.use(traceRequests());
   // The API serves JSON only (Bull Board sets its own policy below its path).
   const headers = helmet();
   app.use((req, res, next) => (req.path.startsWith(ADMIN_QUEUES_PATH) ? next() : headers(req, res, next)));
@@ -28,7 +32,7 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   app.use((req, res, next) => {
     const start = performance.now();
     res.on('finish', () => {
-      const route = req.route?.path ? String(req.baseUrl + req.route.path) : 'unmatched';
+      const route = routeTemplateOf(res) ?? 'unmatched';
       deps.httpMetrics.requests.inc({ method: req.method, route, status: String(res.statusCode) });
       deps.httpMetrics.duration.observe({ method: req.method, route }, (performance.now() - start) / 1000);
     });

@@ -28,3 +28,12 @@ test('TOOLPLANE_ADMIN_KEY is optional, and a short one stops the start with its 
   expect(() => loadConfig({ TOOLPLANE_ADMIN_KEY: 'short' })).toThrow(ConfigError);
   expect(() => loadConfig({ TOOLPLANE_ADMIN_KEY: 'short' })).toThrow(/TOOLPLANE_ADMIN_KEY: must be at least 16 characters/);
 });
+
+test('tracing is off unless OTEL_EXPORTER_OTLP_ENDPOINT is set, and a bad endpoint stops the start with its name', () => {
+  expect(loadConfig({}).OTEL_EXPORTER_OTLP_ENDPOINT).toBeUndefined();
+  const on = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_BSP_SCHEDULE_DELAY: '250' });
+  expect(on).toMatchObject({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_BSP_SCHEDULE_DELAY: 250 });
+  expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/);
+  expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://collector' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/);
+  expect(() => loadConfig({ OTEL_BSP_SCHEDULE_DELAY: '0' })).toThrow(/OTEL_BSP_SCHEDULE_DELAY/);
+});

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PriceTable } from '@toolplane/agent';
-import { LogLevel, Port, RedisUrl, SecretsKey, parseConfig } from '@toolplane/core';
+import { LogLevel, Port, RedisUrl, SecretsKey, TracingEnv, parseConfig } from '@toolplane/core';
 
 export const PlannerConfig = z.object({
   REDIS_URL: RedisUrl.default('redis://127.0.0.1:6379'),
@@ -55,6 +55,7 @@ export const PlannerConfig = z.object({
   RUN_SCAN_INTERVAL_MS: z.coerce.number().int().min(100).max(300_000).default(5_000),
   /** Tokens of session memory given to a run. */
   MEMORY_CONTEXT_TOKENS: z.coerce.number().int().min(0).max(100_000).default(1_000),
+  ...TracingEnv,
 });
 export type PlannerConfig = z.infer<typeof PlannerConfig>;
 

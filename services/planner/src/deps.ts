@@ -36,6 +36,8 @@ export type PlannerDeps = {
   keys: Keys;
   apiRateLimitPerS: number;
   maxJsonDepth: number;
+  /** Tracing is on (`OTEL_EXPORTER_OTLP_ENDPOINT`): each request gets a span. */
+  tracing?: boolean;
   /** Agent runs; without them `/v1/runs` answers 503. */
   runs?: RunsDeps;
   /** MCP upstreams (`/v1/upstreams`). */

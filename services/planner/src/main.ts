@@ -27,6 +27,7 @@ import {
   RunStore,
   createAgentKeys,
 } from '@toolplane/agent';
+import { startTracing, traceLogFields } from '@toolplane/tracing';
 import { createPlannerApp, type PlannerEvents } from './app.js';
 import { loadConfig, modelEndpoint } from './config.js';
 import { PlannerToolGateway } from './run-tools.js';
@@ -43,7 +44,15 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger({ name: 'planner', level: config.LOG_LEVEL });
+  // Before anything makes a span; without an endpoint no SDK is loaded and spans are no-ops.
+  const tracing = config.OTEL_EXPORTER_OTLP_ENDPOINT
+    ? await startTracing({
+        serviceName: config.OTEL_SERVICE_NAME ?? 'toolplane-planner',
+        endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+        scheduledDelayMs: config.OTEL_BSP_SCHEDULE_DELAY,
+      })
+    : undefined;
+  const logger = createLogger({ name: 'planner', level: config.LOG_LEVEL, ...(tracing ? { mixin: traceLogFields } : {}) });
   const keys = createKeys(config.TOOLPLANE_PREFIX);
   const redis = createRedisConnection(config.REDIS_URL, 'client');
   const subscriber = createRedisConnection(config.REDIS_URL, 'subscriber');
@@ -146,6 +155,7 @@ async function main(): Promise<void> {
     runs: { store: runStore, feed: runFeed, manager: runManager, closing: closing.signal },
     upstreams: new UpstreamStore(redis, keys),
     events,
+    tracing: tracing !== undefined,
   });
   const server = app.listen(config.PORT, config.HOST);
   await once(server, 'listening');
@@ -171,6 +181,7 @@ async function main(): Promise<void> {
     // Runs stop where they are and give up their leases, so the next planner continues them at once.
     await runManager?.stop();
     await Promise.all([closeRedis(redis), closeRedis(subscriber)]);
+    await tracing?.shutdown();
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

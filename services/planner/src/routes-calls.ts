@@ -11,6 +11,7 @@ import {
   type CallRecord,
   type Principal,
 } from '@toolplane/core';
+import { injectTraceContext } from '@toolplane/tracing';
 import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps } from './deps.js';
 import { toolNotFound, zodIssues } from './http-util.js';
@@ -37,6 +38,7 @@ export function callsRouter(deps: PlannerDeps): Router {
     deps.validator.validate(tool, body.arguments);
     const { id } = await deps.queues.enqueue(tool, body.arguments, {
       tenant: principal.tenant,
+      trace: injectTraceContext(),
       ...(body.idempotencyKey ? { idempotencyKey: body.idempotencyKey } : {}),
       ...(body.priority ? { priority: body.priority } : {}),
       ...(body.delayMs ? { delayMs: body.delayMs } : {}),

@@ -1,6 +1,7 @@
 import { isRequestError, type CallRecord, type SerializedError } from '@toolplane/core';
 import type { ToolDefinition, ToolGateway } from '@toolplane/agent';
 import type { CallWaiter, ToolQueues, ToolRegistry } from '@toolplane/queue';
+import { injectTraceContext } from '@toolplane/tracing';
 import type { ArgumentValidator } from './validation.js';
 
 /**
@@ -47,6 +48,8 @@ export class PlannerToolGateway implements ToolGateway {
     const { id, duplicate } = await this.deps.queues.enqueue(tool, call.arguments, {
       tenant: call.tenant,
       idempotencyKey: call.idempotencyKey,
+      // The run step's span: the worker's `tool.call` joins the run's trace.
+      trace: injectTraceContext(),
     });
     if (!duplicate) this.deps.onEnqueued?.(tool.name);
     return { callId: id };

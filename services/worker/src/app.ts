@@ -25,6 +25,7 @@ import type { WorkerConfig } from './config.js';
 import { ToolBreakers } from './breakers.js';
 import { createOpsServer } from './http.js';
 import { createProcessor } from './processor.js';
+import { traceCalls } from './tracing.js';
 
 /**
  * - `INITIALIZED`: built, not consuming yet.
@@ -77,7 +78,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       }
     },
   });
-  const processor = createProcessor({ registry, queues, gate, breakers, secrets, sandbox, upstreams, metrics, redis, keys, logger });
+  const untraced = createProcessor({ registry, queues, gate, breakers, secrets, sandbox, upstreams, metrics, redis, keys, logger });
+  const processor = config.OTEL_EXPORTER_OTLP_ENDPOINT ? traceCalls(untraced) : untraced;
   const consumers = new Map<string, Worker<CallJobData, CallOutput>>();
   const ops = createOpsServer(promRegistry, () => state === 'RUNNING' && redis.status === 'ready');
   let state: WorkerState = 'INITIALIZED';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LogLevel, Port, RedisUrl, SecretsKey, parseConfig } from '@toolplane/core';
+import { LogLevel, Port, RedisUrl, SecretsKey, TracingEnv, parseConfig } from '@toolplane/core';
 
 export const WorkerConfig = z.object({
   REDIS_URL: RedisUrl.default('redis://127.0.0.1:6379'),
@@ -22,6 +22,7 @@ export const WorkerConfig = z.object({
   LOG_LEVEL: LogLevel.default('info'),
   /** Opens secrets sealed at rest; the same key as the planner's. */
   TOOLPLANE_SECRETS_KEY: SecretsKey.optional(),
+  ...TracingEnv,
 });
 export type WorkerConfig = z.infer<typeof WorkerConfig>;
 

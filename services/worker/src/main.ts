@@ -1,4 +1,5 @@
 import { ConfigError, createLogger } from '@toolplane/core';
+import { startTracing, traceLogFields } from '@toolplane/tracing';
 import { loadConfig } from './config.js';
 import { createWorkerApp } from './app.js';
 
@@ -13,20 +14,31 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger({ name: 'worker', level: config.LOG_LEVEL });
+  // Before anything makes a span; without an endpoint no SDK is loaded and spans are no-ops.
+  const tracing = config.OTEL_EXPORTER_OTLP_ENDPOINT
+    ? await startTracing({
+        serviceName: config.OTEL_SERVICE_NAME ?? 'toolplane-worker',
+        endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+        scheduledDelayMs: config.OTEL_BSP_SCHEDULE_DELAY,
+      })
+    : undefined;
+  const logger = createLogger({ name: 'worker', level: config.LOG_LEVEL, ...(tracing ? { mixin: traceLogFields } : {}) });
   const app = createWorkerApp(config, logger);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    app.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    app
+      .stop()
+      .then(() => tracing?.shutdown())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

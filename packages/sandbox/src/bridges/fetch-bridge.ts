@@ -2,6 +2,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
+import { SpanKind, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
 import { hostOf, isPrivateAddress, matchEgress, type EgressRule } from './egress.js';
 
 /** What tool code asked for, as the runner serialized it. Checked here again: it is hostile input. */
@@ -25,6 +26,8 @@ export type FetchLimits = {
   resolve: HostResolver;
   /** A 429 or 503 carried `Retry-After`; milliseconds from now. */
   onRetryAfter?: (ms: number) => void;
+  /** Trace context of the call (the `sandbox.run` span): the fetch's span becomes its child. */
+  trace?: Context;
 };
 
 export const MAX_REDIRECTS = 5;
@@ -48,6 +51,43 @@ class Denied extends Error {}
  * call's deadline. Never throws: every outcome is a {@link FetchReply}.
  */
 export async function hostFetch(req: FetchRequest, limits: FetchLimits): Promise<FetchReply> {
+  // The context is handed in: host callbacks from an isolate do not carry the caller's async context.
+  const span = tracer.startSpan('ctx.fetch', { kind: SpanKind.CLIENT, attributes: fetchAttributes(req) }, limits.trace);
+  try {
+    const reply = await fetchChecked(req, limits);
+    if ('status' in reply) {
+      span.setAttribute('http.response.status_code', reply.status);
+      if (reply.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    } else {
+      span.setAttribute('toolplane.fetch.outcome', 'denied' in reply ? 'denied' : 'error');
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    return reply;
+  } finally {
+    span.end();
+  }
+}
+
+const tracer = trace.getTracer('@toolplane/sandbox');
+
+/**
+ * Method, host and port of a request, for its span. Never the path, query or headers: those carry
+ * arguments and credentials of the tool's caller.
+ */
+function fetchAttributes(req: FetchRequest): Attributes {
+  const method = String(req?.method).toUpperCase();
+  const attributes: Attributes = { 'http.request.method': METHODS.has(method) ? method : '_OTHER' };
+  try {
+    const url = new URL(String(req?.url));
+    attributes['server.address'] = hostOf(url);
+    attributes['server.port'] = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+  } catch {
+    // An invalid URL is refused below; its span says so without repeating it.
+  }
+  return attributes;
+}
+
+async function fetchChecked(req: FetchRequest, limits: FetchLimits): Promise<FetchReply> {
   try {
     return await follow(checkRequest(req), limits);
   } catch (err: unknown) {
