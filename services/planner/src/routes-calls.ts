@@ -13,6 +13,7 @@ import {
 } from '@toolplane/core';
 import { injectTraceContext } from '@toolplane/tracing';
 import { principalOf, requireScope } from './auth.js';
+import { waitForCallDone } from './call-wait.js';
 import type { PlannerDeps } from './deps.js';
 import { toolNotFound, zodIssues } from './http-util.js';
 
@@ -122,21 +123,9 @@ async function found(id: string, read: (id: string) => Promise<CallRecord | unde
   return record;
 }
 
-/**
- * Holds the request until the call finishes or `waitMs` passes. The waiter is registered before the
- * state is read, so a finish announced in between is not missed.
- */
-async function waitForCall(deps: PlannerDeps, id: string, waitMs: number, req: Request): Promise<CallRecord | undefined> {
-  const deadline = Date.now() + waitMs;
+/** Holds the request until the call finishes or `waitMs` passes; a client that hangs up ends the wait. */
+function waitForCall(deps: PlannerDeps, id: string, waitMs: number, req: Request): Promise<CallRecord | undefined> {
   const gone = new AbortController();
   req.socket.once('close', () => gone.abort());
-  for (;;) {
-    const w = deps.waiter.wait(id, Math.max(1, deadline - Date.now()), gone.signal);
-    const record = await deps.queues.get(id);
-    if (!record || isFinished(record.status) || Date.now() >= deadline || gone.signal.aborted) {
-      w.cancel();
-      return record;
-    }
-    if (!(await w.done)) return deps.queues.get(id);
-  }
+  return waitForCallDone(deps, id, waitMs, gone.signal);
 }
