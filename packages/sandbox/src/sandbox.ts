@@ -284,6 +284,9 @@ export class Sandbox {
       const budgetOnly = this.syncBudgetMs < remaining(deadline);
       const timeout = Math.min(this.syncBudgetMs, remaining(deadline));
       const token = this.begin(slot, pool, opts, deadline);
+      // CPU time of this thread, where the synchronous attempt runs: tells the tool's own work
+      // apart from time the process spent descheduled (the budget itself is wall time).
+      const cpuBefore = process.threadCpuUsage();
       try {
         const module = this.instantiate(slot, pool, tool);
         try {
@@ -295,10 +298,15 @@ export class Sandbox {
         }
       } catch (err: unknown) {
         if (!(budgetOnly && TIMED_OUT.test(messageOf(err)))) throw err;
-        pool.overruns++;
-        const holdMs = Math.min(SLOW_MAX_MS, SLOW_BASE_MS * 2 ** (pool.overruns - 1));
-        pool.slowUntil = performance.now() + holdMs;
-        this.log.debug({ tool: tool.key, holdMs }, 'tool overran the sync budget, running it on threads');
+        const cpu = process.threadCpuUsage(cpuBefore);
+        // Only a tool that burned most of the budget itself is moved to threads; a preempted or
+        // GC-paused attempt just runs this one call there.
+        if ((cpu.user + cpu.system) / 1000 >= this.syncBudgetMs / 2) {
+          pool.overruns++;
+          const holdMs = Math.min(SLOW_MAX_MS, SLOW_BASE_MS * 2 ** (pool.overruns - 1));
+          pool.slowUntil = performance.now() + holdMs;
+          this.log.debug({ tool: tool.key, holdMs, cpuMs: (cpu.user + cpu.system) / 1000 }, 'tool overran the sync budget, running it on threads');
+        }
         return this.executeOnThreads(slot, pool, tool, argsJson, secretsJson, opts, deadline);
       }
       pool.overruns = 0;
