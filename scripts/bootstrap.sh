@@ -27,7 +27,7 @@ fi
 
 # Reinstall only when the lockfile or a manifest changed since the last install.
 stamp=node_modules/.toolplane-install-stamp
-sum="$(cat pnpm-lock.yaml package.json pnpm-workspace.yaml */*/package.json test/package.json 2>/dev/null | sha256sum | cut -c1-64)"
+sum="$(cat pnpm-lock.yaml package.json pnpm-workspace.yaml */*/package.json test/package.json bench/package.json 2>/dev/null | sha256sum | cut -c1-64)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ]; then
   log "installing dependencies"
   if [ -f pnpm-lock.yaml ]; then pnpm install --frozen-lockfile --reporter=append-only | tail -n 3

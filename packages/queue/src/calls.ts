@@ -89,38 +89,69 @@ export class ToolQueues {
    */
   async enqueue(tool: Tool, args: unknown, opts: EnqueueOptions): Promise<{ id: string; duplicate: boolean }> {
     const id = opts.idempotencyKey ? idempotentCallId(opts.tenant, tool.name, opts.idempotencyKey) : newCallId();
+    const call = this.prepare(tool, id, args, opts);
+    const indexed = await this.redis.set(this.keys.callIndex(id), tool.name, 'PX', this.retentionMs, 'NX');
+    if (indexed !== null) {
+      const log = this.keys.callLog(tool.name);
+      const batch = this.redis.multi().zadd(log, 'NX', call.data.enqueuedAt, id);
+      if (tool.requiresApproval) batch.set(this.keys.approvalPending(tool.name, id), call.data.argsHash, 'PX', APPROVAL_HOLD_MS);
+      // Trimming the audit index now and then keeps it bounded by the retention without a sweeper.
+      if (Math.random() < 0.01) batch.zremrangebyscore(log, '-inf', call.data.enqueuedAt - this.retentionMs);
+      await batch.exec();
+    }
+    const job = await this.queue(tool.name).add('call', call.data, call.opts);
+    return { id: job.id ?? id, duplicate: indexed === null };
+  }
+
+  /**
+   * Enqueues many calls of one tool in a few round trips: the same job data, options and audit
+   * records as {@link enqueue} each, without idempotency keys (fresh ids never collide). For batch
+   * producers and the benchmark; returns the call ids in the order of `argsList`.
+   */
+  async enqueueBulk(tool: Tool, argsList: readonly unknown[], opts: Omit<EnqueueOptions, 'idempotencyKey'>): Promise<string[]> {
+    if (argsList.length === 0) return [];
+    const calls = argsList.map((args) => this.prepare(tool, newCallId(), args, opts));
+    const ids = calls.map((c) => c.opts.jobId!);
+    // One command per key (call index keys live in different cluster slots); ioredis writes them
+    // back to back without waiting, so this is one round trip on a single node.
+    await Promise.all(ids.map((id) => this.redis.set(this.keys.callIndex(id), tool.name, 'PX', this.retentionMs)));
+    const log = this.keys.callLog(tool.name);
     const now = Date.now();
+    const batch = this.redis.multi().zadd(log, 'NX', ...calls.flatMap((c) => [c.data.enqueuedAt, c.opts.jobId!]));
+    if (tool.requiresApproval) {
+      for (const c of calls) batch.set(this.keys.approvalPending(tool.name, c.opts.jobId!), c.data.argsHash, 'PX', APPROVAL_HOLD_MS);
+    }
+    if (Math.random() < 0.01 * calls.length) batch.zremrangebyscore(log, '-inf', now - this.retentionMs);
+    await batch.exec();
+    await this.queue(tool.name).addBulk(calls.map((c) => ({ name: 'call', data: c.data, opts: c.opts })));
+    return ids;
+  }
+
+  /** Job data and BullMQ options of one call; shared by {@link enqueue} and {@link enqueueBulk}. */
+  private prepare(tool: Tool, id: string, args: unknown, opts: Omit<EnqueueOptions, 'idempotencyKey'>): { data: CallJobData; opts: JobsOptions } {
     const data: CallJobData = {
       tool: tool.name,
       version: tool.version,
       arguments: args,
       tenant: opts.tenant,
-      enqueuedAt: now,
+      enqueuedAt: Date.now(),
       argsHash: hashArguments(args),
       ...(opts.trace ? { trace: opts.trace } : {}),
     };
     const retentionS = Math.ceil(this.retentionMs / 1000);
     const delay = tool.requiresApproval ? APPROVAL_HOLD_MS : opts.delayMs;
-    const jobOpts: JobsOptions = {
-      jobId: id,
-      attempts: tool.retries.attempts,
-      backoff: { type: 'exponential', delay: tool.retries.backoffMs, jitter: 0.5 },
-      removeOnComplete: { age: retentionS },
-      removeOnFail: { age: retentionS },
-      ...(opts.priority ? { priority: opts.priority } : {}),
-      ...(delay ? { delay } : {}),
+    return {
+      data,
+      opts: {
+        jobId: id,
+        attempts: tool.retries.attempts,
+        backoff: { type: 'exponential', delay: tool.retries.backoffMs, jitter: 0.5 },
+        removeOnComplete: { age: retentionS },
+        removeOnFail: { age: retentionS },
+        ...(opts.priority ? { priority: opts.priority } : {}),
+        ...(delay ? { delay } : {}),
+      },
     };
-    const indexed = await this.redis.set(this.keys.callIndex(id), tool.name, 'PX', this.retentionMs, 'NX');
-    if (indexed !== null) {
-      const log = this.keys.callLog(tool.name);
-      const batch = this.redis.multi().zadd(log, 'NX', now, id);
-      if (tool.requiresApproval) batch.set(this.keys.approvalPending(tool.name, id), data.argsHash, 'PX', APPROVAL_HOLD_MS);
-      // Trimming the audit index now and then keeps it bounded by the retention without a sweeper.
-      if (Math.random() < 0.01) batch.zremrangebyscore(log, '-inf', now - this.retentionMs);
-      await batch.exec();
-    }
-    const job = await this.queue(tool.name).add('call', data, jobOpts);
-    return { id: job.id ?? id, duplicate: indexed === null };
   }
 
   /** The tool a call belongs to, or `undefined` when the id is unknown or expired. */

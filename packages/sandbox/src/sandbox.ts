@@ -60,7 +60,7 @@ export type SandboxOptions = {
   /**
    * How long a call may run synchronously on the host thread before it is restarted on an
    * isolated-vm thread. Most calls finish well within it and then cost one lock instead of two
-   * thread hops; a tool that overruns it once runs on threads from then on. 0 disables the fast path.
+   * thread hops; a tool that overruns it runs on threads for a while (1 s, doubling while it keeps overrunning). 0 disables the fast path.
    * @default 4
    */
   syncBudgetMs?: number;
@@ -112,8 +112,15 @@ type Pool = {
   lastUsed: number;
   memoryMb: number;
   rules: EgressRule[];
-  /** The tool overran the sync budget once: its calls go to isolated-vm threads straight away. */
-  slow: boolean;
+  /**
+   * Until this time (`performance.now()`), the tool's calls go to isolated-vm threads straight away:
+   * it overran the sync budget. Not for good: the budget is wall time, so a process that was merely
+   * descheduled or paused for GC on a busy machine overruns too, and a fast tool stuck on threads
+   * costs several times the CPU per call (measured by `make bench`).
+   */
+  slowUntil: number;
+  /** Overruns in a row; each doubles how long the tool stays on threads, up to {@link SLOW_MAX_MS}. */
+  overruns: number;
 };
 
 type Outcome =
@@ -137,6 +144,13 @@ function fail(code: CallErrorCode, message: string, cause?: unknown): ToolExecEr
 
 const TIMED_OUT = /timed out/i;
 const tracer = trace.getTracer('@toolplane/sandbox');
+
+/**
+ * A tool that overran the sync budget tries the fast path again after 1 s, then 2 s, 4 s… up to a
+ * minute while it keeps overrunning: a truly slow tool wastes at most one budget per minute.
+ */
+const SLOW_BASE_MS = 1_000;
+const SLOW_MAX_MS = 60_000;
 const STALE = '{"stale":true}';
 
 /**
@@ -148,7 +162,7 @@ const STALE = '{"stale":true}';
  * calls. A call first runs synchronously under a small time budget (compile, evaluate, start and
  * collect the outcome are four cheap entries into a locked isolate, no thread hops); a call that
  * waits on `ctx.fetch` continues on isolated-vm's threads and reports back, and a tool that
- * overruns the budget runs on threads from then on.
+ * overruns the budget runs on threads for a while, then tries the fast path again.
  */
 export class Sandbox {
   private readonly pools = new Map<string, Pool>();
@@ -288,10 +302,13 @@ export class Sandbox {
    */
   private async execute(slot: Slot, pool: Pool, tool: ToolSource, argsJson: string, opts: RunOptions, deadline: number): Promise<string> {
     const secretsJson = JSON.stringify(opts.secrets ?? {});
-    if (!pool.slow && this.syncBudgetMs > 0) {
+    if (this.syncBudgetMs > 0 && performance.now() >= pool.slowUntil) {
       const budgetOnly = this.syncBudgetMs < remaining(deadline);
       const timeout = Math.min(this.syncBudgetMs, remaining(deadline));
       const token = this.begin(slot, pool, opts, deadline);
+      // CPU time of this thread, where the synchronous attempt runs: tells the tool's own work
+      // apart from time the process spent descheduled (the budget itself is wall time).
+      const cpuBefore = process.threadCpuUsage();
       try {
         const module = this.instantiate(slot, pool, tool);
         try {
@@ -303,10 +320,18 @@ export class Sandbox {
         }
       } catch (err: unknown) {
         if (!(budgetOnly && TIMED_OUT.test(messageOf(err)))) throw err;
-        pool.slow = true;
-        this.log.debug({ tool: tool.key }, 'tool overran the sync budget, running it on threads');
+        const cpu = process.threadCpuUsage(cpuBefore);
+        // Only a tool that burned most of the budget itself is moved to threads; a preempted or
+        // GC-paused attempt just runs this one call there.
+        if ((cpu.user + cpu.system) / 1000 >= this.syncBudgetMs / 2) {
+          pool.overruns++;
+          const holdMs = Math.min(SLOW_MAX_MS, SLOW_BASE_MS * 2 ** (pool.overruns - 1));
+          pool.slowUntil = performance.now() + holdMs;
+          this.log.debug({ tool: tool.key, holdMs, cpuMs: (cpu.user + cpu.system) / 1000 }, 'tool overran the sync budget, running it on threads');
+        }
         return this.executeOnThreads(slot, pool, tool, argsJson, secretsJson, opts, deadline);
       }
+      pool.overruns = 0;
       return this.outcome(slot, token);
     }
     return this.executeOnThreads(slot, pool, tool, argsJson, secretsJson, opts, deadline);
@@ -454,7 +479,8 @@ export class Sandbox {
         lastUsed: Date.now(),
         memoryMb: tool.memoryMb,
         rules: (tool.egress ?? []).map(parseEgressRule).filter((r): r is EgressRule => r !== undefined),
-        slow: false,
+        slowUntil: 0,
+        overruns: 0,
       };
       this.pools.set(tool.key, pool);
     }

@@ -1,0 +1,127 @@
+// Child processes of the bench: Toolplane workers, the planner and the raw BullMQ worker.
+// Every child is tracked so that an error or Ctrl-C never leaves one running.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '@toolplane/queue/testing';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const children = new Set();
+
+function killAll() {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+/**
+ * Spawns `node --no-node-snapshot <script>` with only the environment given (plus PATH), keeping
+ * the last 20 kB of its output for error messages.
+ */
+export function spawnNode(script, env, nodeArgs = []) {
+  let out = '';
+  const proc = spawn(process.execPath, ['--no-node-snapshot', ...nodeArgs, script], {
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const keep = (d) => (out = (out + d.toString()).slice(-20_000));
+  proc.stdout.on('data', keep);
+  proc.stderr.on('data', keep);
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  return {
+    proc,
+    pid: proc.pid,
+    output: () => out,
+    exited: () => proc.exitCode !== null || proc.signalCode !== null,
+    /** SIGTERM (graceful: lets a `--cpu-prof` process write its profile), SIGKILL after `graceMs`. */
+    stop(graceMs = 15_000) {
+      return new Promise((resolve) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+        const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+        proc.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        proc.kill('SIGTERM');
+      });
+    },
+  };
+}
+
+/**
+ * A real Toolplane worker process, configured as the brief and production do: metrics server on,
+ * logging at warn. `profileFile` turns on `--cpu-prof` (written when the process exits).
+ */
+export function startToolplaneWorker({ redisUrl, prefix, concurrency, profileFile }) {
+  const nodeArgs = profileFile ? ['--cpu-prof', `--cpu-prof-dir=${dirname(profileFile)}`, `--cpu-prof-name=${profileFile.split('/').at(-1)}`] : [];
+  return spawnNode(
+    join(ROOT, 'services', 'worker', 'dist', 'main.js'),
+    { REDIS_URL: redisUrl, TOOLPLANE_PREFIX: prefix, WORKER_METRICS_PORT: '0', WORKER_CONCURRENCY: String(concurrency) },
+    nodeArgs,
+  );
+}
+
+/** The raw BullMQ worker (bench/bullmq-worker.mjs): same process boundary, no-op processor. */
+export function startBullmqWorker({ redisUrl, prefix, queueName, concurrency }) {
+  return spawnNode(join(ROOT, 'bench', 'bullmq-worker.mjs'), {
+    REDIS_URL: redisUrl,
+    BENCH_PREFIX: prefix,
+    BENCH_QUEUE: queueName,
+    WORKER_CONCURRENCY: String(concurrency),
+  });
+}
+
+/** A real planner process on a free port; resolves once `/healthz` answers. */
+export async function startPlanner({ redisUrl, prefix }) {
+  const port = await freePort();
+  const p = spawnNode(join(ROOT, 'services', 'planner', 'dist', 'main.js'), {
+    REDIS_URL: redisUrl,
+    TOOLPLANE_PREFIX: prefix,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (p.exited()) throw new Error(`planner exited:\n${p.output()}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return { ...p, url };
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`planner not healthy after 30 s:\n${p.output()}`);
+    await sleep(50);
+  }
+}
+
+/** Waits until `count` worker connections consume `queue` (BullMQ names its blocking connections). */
+export async function waitForConsumers(queue, count, procs, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const p of procs) if (p.exited()) throw new Error(`worker exited:\n${p.output()}`);
+    if ((await queue.getWorkersCount()) >= count) return;
+    if (Date.now() > deadline) throw new Error(`${count} workers not consuming ${queue.name} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/** CPU time (user + system) a process has used, in µs; `null` off Linux. Ticks are 10 ms. */
+export function cpuTimeUs(pid) {
+  try {
+    // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return null;
+  }
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

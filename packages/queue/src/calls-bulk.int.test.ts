@@ -1,0 +1,44 @@
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { ToolSpec } from '@toolplane/core';
+import { closeRedis, createRedisConnection, type RedisConnection } from './connection.js';
+import { createKeys } from './keys.js';
+import { ToolQueues } from './calls.js';
+import { ToolRegistry } from './registry.js';
+import { startRedisServer, type RedisServer } from './testing/index.js';
+
+let server: RedisServer;
+let redis: RedisConnection;
+beforeAll(async () => {
+  server = await startRedisServer();
+  redis = createRedisConnection(server.url, 'worker');
+});
+afterAll(async () => {
+  await closeRedis(redis);
+  await server.stop();
+});
+
+test('enqueueBulk queues the same jobs and audit records as enqueue', async () => {
+  const keys = createKeys(`t${randomUUID().slice(0, 8)}`);
+  const registry = new ToolRegistry(redis, keys);
+  const { tool } = await registry.put(
+    'add',
+    ToolSpec.parse({ description: 'adds', parameters: { type: 'object' }, code: 'export default () => 1' }),
+  );
+  const queues = new ToolQueues(redis, keys);
+  const single = await queues.enqueue(tool, { a: 1 }, { tenant: 'acme' });
+  const ids = await queues.enqueueBulk(tool, [{ a: 2 }, { a: 3 }], { tenant: 'acme' });
+  expect(ids).toHaveLength(2);
+
+  const one = await queues.queue('add').getJob(single.id);
+  for (const [i, id] of ids.entries()) {
+    const job = await queues.queue('add').getJob(id);
+    expect(job?.data).toMatchObject({ tool: 'add', version: tool.version, tenant: 'acme', arguments: { a: i + 2 } });
+    expect(job?.opts).toEqual({ ...one!.opts, jobId: id });
+    expect(await queues.get(id)).toMatchObject({ id, status: 'queued', tenant: 'acme' });
+  }
+  expect(await redis.zcard(keys.callLog('add'))).toBe(3);
+  expect((await queues.list({ tools: ['add'], limit: 10 })).calls.map((c) => c.id).sort()).toEqual([single.id, ...ids].sort());
+  await queues.queue('add').obliterate({ force: true });
+  await queues.queue('add').close();
+});
