@@ -1,6 +1,7 @@
 import type { Tool } from '@toolplane/core';
 import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
+import { LuaScript } from './lua-script.js';
 
 /*
  * admit-7
@@ -13,7 +14,7 @@ import type { Keys } from './keys.js';
  * Returns {verdict, waitMs, nowMs}. Nothing is recorded unless the verdict is run or trial, so a
  * refused call costs no slot in any window.
  */
-const ADMIT = `
+const ADMIT = new LuaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'cancelled', 0, now} end
@@ -52,16 +53,16 @@ if tenantMax > 0 then
   redis.call('PEXPIRE', KEYS[7], tenantWindow)
 end
 return {verdict, 0, now}
-`;
+`);
 
 /*
  * hold-1: KEYS[1] rate hold; ARGV[1] ms. Extends the hold, never shortens it.
  */
-const HOLD = `
+const HOLD = new LuaScript(`
 local current = redis.call('PTTL', KEYS[1])
 if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
 return redis.call('PTTL', KEYS[1])
-`;
+`);
 
 /** What {@link CallGate.admit} decided for a call. */
 export type Admission =
@@ -91,22 +92,25 @@ export class CallGate {
   async admit(tool: Tool, callId: string, tenant: string, tenantLimit?: TenantRateLimit): Promise<Admission> {
     const k = this.keys;
     const member = `${callId}:${Math.random().toString(36).slice(2, 8)}`;
-    const [verdict, waitMs, nowMs] = (await this.redis.eval(
-      ADMIT,
-      7,
-      k.cancelMarker(tool.name, callId),
-      k.breakerOpen(tool.name),
-      k.breakerTripped(tool.name),
-      k.breakerTrial(tool.name),
-      k.rateHold(tool.name),
-      k.rateWindow(tool.name),
-      k.tenantWindow(tool.name, tenant),
-      member,
-      tool.rateLimit?.max ?? 0,
-      tool.rateLimit?.perMs ?? 1,
-      tenantLimit?.max ?? 0,
-      tenantLimit?.perMs ?? 1,
-      tool.limits.timeoutMs + 5_000,
+    const [verdict, waitMs, nowMs] = (await ADMIT.run(
+      this.redis,
+      [
+        k.cancelMarker(tool.name, callId),
+        k.breakerOpen(tool.name),
+        k.breakerTripped(tool.name),
+        k.breakerTrial(tool.name),
+        k.rateHold(tool.name),
+        k.rateWindow(tool.name),
+        k.tenantWindow(tool.name, tenant),
+      ],
+      [
+        member,
+        tool.rateLimit?.max ?? 0,
+        tool.rateLimit?.perMs ?? 1,
+        tenantLimit?.max ?? 0,
+        tenantLimit?.perMs ?? 1,
+        tool.limits.timeoutMs + 5_000,
+      ],
     )) as [Admission['verdict'], number, number];
     return { verdict, waitMs, nowMs } as Admission;
   }
@@ -151,7 +155,7 @@ export class CallGate {
 
   /** Holds every call of the tool back for `ms` fleet-wide (a downstream said Retry-After). */
   async hold(tool: string, ms: number): Promise<number> {
-    return (await this.redis.eval(HOLD, 1, this.keys.rateHold(tool), Math.ceil(ms))) as number;
+    return (await HOLD.run(this.redis, [this.keys.rateHold(tool)], [Math.ceil(ms)])) as number;
   }
 
   /** Remaining hold in ms, 0 when none. */
