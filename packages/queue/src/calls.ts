@@ -87,20 +87,34 @@ export class ToolQueues {
    * Enqueues a call of `tool` with already validated arguments. With an idempotency key the call id
    * is derived from it, so concurrent duplicates collapse onto one BullMQ job.
    */
-  async enqueue(tool: Tool, args: unknown, opts: EnqueueOptions): Promise<{ id: string; duplicate: boolean }> {
-    const id = opts.idempotencyKey ? idempotentCallId(opts.tenant, tool.name, opts.idempotencyKey) : newCallId();
+  async enqueue(tool: Tool, args: unknown, opts: EnqueueOptions & { id?: string }): Promise<{ id: string; duplicate: boolean }> {
+    const id = opts.id ?? this.callId(tool.name, opts);
     const call = this.prepare(tool, id, args, opts);
-    const indexed = await this.redis.set(this.keys.callIndex(id), tool.name, 'PX', this.retentionMs, 'NX');
-    if (indexed !== null) {
-      const log = this.keys.callLog(tool.name);
-      const batch = this.redis.multi().zadd(log, 'NX', call.data.enqueuedAt, id);
-      if (tool.requiresApproval) batch.set(this.keys.approvalPending(tool.name, id), call.data.argsHash, 'PX', APPROVAL_HOLD_MS);
+    const log = this.keys.callLog(tool.name);
+    // Independent writes, sent back to back in one round trip (the index key lives in another
+    // cluster slot than the tool's keys, so no MULTI). Each is idempotent, so a duplicate
+    // (same idempotency key) changes nothing; BullMQ returns the existing job for a known id.
+    const [indexed, , job] = await Promise.all([
+      this.redis.set(this.keys.callIndex(id), tool.name, 'PX', this.retentionMs, 'NX'),
+      this.redis.zadd(log, 'NX', call.data.enqueuedAt, id),
+      this.queue(tool.name).add('call', call.data, call.opts),
       // Trimming the audit index now and then keeps it bounded by the retention without a sweeper.
-      if (Math.random() < 0.01) batch.zremrangebyscore(log, '-inf', call.data.enqueuedAt - this.retentionMs);
-      await batch.exec();
+      Math.random() < 0.01 ? this.redis.zremrangebyscore(log, '-inf', call.data.enqueuedAt - this.retentionMs) : undefined,
+    ]);
+    // Marked for the first request only: a later duplicate must not put an approved call back to
+    // waiting. The job sits in the delayed set until approval, so marking after adding is safe.
+    if (tool.requiresApproval && indexed !== null) {
+      await this.redis.set(this.keys.approvalPending(tool.name, id), call.data.argsHash, 'PX', APPROVAL_HOLD_MS);
     }
-    const job = await this.queue(tool.name).add('call', call.data, call.opts);
     return { id: job.id ?? id, duplicate: indexed === null };
+  }
+
+  /**
+   * The id a call will get: derived from the idempotency key when there is one, so duplicates meet
+   * on one job, fresh otherwise. Known before enqueueing, so a waiter can listen before the call exists.
+   */
+  callId(tool: string, opts: { tenant: string; idempotencyKey?: string }): string {
+    return opts.idempotencyKey ? idempotentCallId(opts.tenant, tool, opts.idempotencyKey) : newCallId();
   }
 
   /**

@@ -23,7 +23,8 @@ export function callsRouter(deps: PlannerDeps): Router {
   /** The call if the request's tenant may see it; 404 otherwise, so ids of others leak nothing. */
   const visible = async (raw: unknown, principal: Principal): Promise<CallRecord> => {
     const record = await found(String(raw), (id) => deps.queues.get(id));
-    if (!canSee(principal, record.tenant)) throw new RequestError('NOT_FOUND', `no call with id '${String(raw)}'`);
+    if (!canSee(principal, record.tenant))
+      throw new RequestError('NOT_FOUND', `no call with id '${String(raw)}'`);
     return record;
   };
 
@@ -31,32 +32,60 @@ export function callsRouter(deps: PlannerDeps): Router {
     const principal = principalOf(res);
     const parsed = CallRequest.safeParse(req.body);
     if (!parsed.success) {
-      throw new RequestError('INVALID_REQUEST', 'call body is invalid', { issues: zodIssues(parsed.error.issues) });
+      throw new RequestError('INVALID_REQUEST', 'call body is invalid', {
+        issues: zodIssues(parsed.error.issues),
+      });
     }
     const body = parsed.data;
     const tool = await deps.registry.get(body.tool);
     if (!tool || !canSee(principal, tool.tenant)) throw toolNotFound(body.tool);
     deps.validator.validate(tool, body.arguments);
-    const { id } = await deps.queues.enqueue(tool, body.arguments, {
+    const id = deps.queues.callId(tool.name, {
       tenant: principal.tenant,
-      trace: injectTraceContext(),
       ...(body.idempotencyKey ? { idempotencyKey: body.idempotencyKey } : {}),
-      ...(body.priority ? { priority: body.priority } : {}),
-      ...(body.delayMs ? { delayMs: body.delayMs } : {}),
     });
-    deps.httpMetrics.enqueued.inc({ tool: tool.name });
-    if (body.wait === undefined || body.wait === false) {
-      return void res.status(202).json({ id, status: 'queued' });
+    const waitMs = body.wait === true ? DEFAULT_WAIT_MS : body.wait || 0;
+    const gone = new AbortController();
+    // Listening before the call exists: its finish cannot be announced before we hear.
+    const early = waitMs > 0 ? deps.waiter.wait(id, waitMs, gone.signal) : undefined;
+    let duplicate: boolean;
+    try {
+      ({ duplicate } = await deps.queues.enqueue(tool, body.arguments, {
+        id,
+        tenant: principal.tenant,
+        trace: injectTraceContext(),
+        ...(body.idempotencyKey ? { idempotencyKey: body.idempotencyKey } : {}),
+        ...(body.priority ? { priority: body.priority } : {}),
+        ...(body.delayMs ? { delayMs: body.delayMs } : {}),
+      }));
+    } catch (err: unknown) {
+      early?.cancel();
+      throw err;
     }
-    const waitMs = body.wait === true ? DEFAULT_WAIT_MS : body.wait;
-    const record = await waitForCall(deps, id, waitMs, req);
-    res.status(record && isFinished(record.status) ? 200 : 202).json(record ?? { id, status: 'queued' });
+    deps.httpMetrics.enqueued.inc({ tool: tool.name });
+    if (!early) return void res.status(202).json({ id, status: 'queued' });
+    req.socket.once('close', () => gone.abort());
+    // A duplicate may have finished long ago: nobody will announce it again, so read it first.
+    if (duplicate) early.cancel();
+    const record = await waitForCallDone(
+      deps,
+      id,
+      waitMs,
+      gone.signal,
+      duplicate ? undefined : early,
+    );
+    res
+      .status(record && isFinished(record.status) ? 200 : 202)
+      .json(record ?? { id, status: 'queued' });
   });
 
   v1.get('/calls', requireScope('calls:read'), async (req, res) => {
     const principal = principalOf(res);
     const q = ListQuery.safeParse(req.query);
-    if (!q.success) throw new RequestError('INVALID_REQUEST', 'invalid query', { issues: zodIssues(q.error.issues) });
+    if (!q.success)
+      throw new RequestError('INVALID_REQUEST', 'invalid query', {
+        issues: zodIssues(q.error.issues),
+      });
     const tools = q.data.tool ? [q.data.tool] : await deps.registry.names();
     const page = await deps.queues.list({
       tools,
@@ -90,7 +119,10 @@ export function callsRouter(deps: PlannerDeps): Router {
 
   v1.post('/calls/:id/approve', requireScope('calls:approve'), async (req, res) => {
     const body = ApproveBody.safeParse(req.body ?? {});
-    if (!body.success) throw new RequestError('INVALID_REQUEST', 'invalid approval', { issues: zodIssues(body.error.issues) });
+    if (!body.success)
+      throw new RequestError('INVALID_REQUEST', 'invalid approval', {
+        issues: zodIssues(body.error.issues),
+      });
     const { id } = await visible(req.params.id, principalOf(res));
     res.json(await found(id, (i) => deps.queues.approve(i, body.data.argsHash)));
   });
@@ -108,8 +140,12 @@ const CANCEL_SETTLE_MS = 2_000;
 const ListQuery = z
   .object({
     tool: ToolName.optional(),
-    status: z.enum(['queued', 'awaiting_approval', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
-    since: z.union([z.coerce.number().int().min(0), z.iso.datetime().transform((d) => Date.parse(d))]).optional(),
+    status: z
+      .enum(['queued', 'awaiting_approval', 'running', 'succeeded', 'failed', 'cancelled'])
+      .optional(),
+    since: z
+      .union([z.coerce.number().int().min(0), z.iso.datetime().transform((d) => Date.parse(d))])
+      .optional(),
     limit: z.coerce.number().int().min(1).max(500).default(50),
     cursor: z.string().max(200).optional(),
   })
@@ -117,14 +153,22 @@ const ListQuery = z
 
 const ApproveBody = z.object({ argsHash: z.string().length(64).optional() }).strict();
 
-async function found(id: string, read: (id: string) => Promise<CallRecord | undefined>): Promise<CallRecord> {
+async function found(
+  id: string,
+  read: (id: string) => Promise<CallRecord | undefined>,
+): Promise<CallRecord> {
   const record = CALL_ID_PATTERN.test(id) ? await read(id) : undefined;
   if (!record) throw new RequestError('NOT_FOUND', `no call with id '${id}'`);
   return record;
 }
 
 /** Holds the request until the call finishes or `waitMs` passes; a client that hangs up ends the wait. */
-function waitForCall(deps: PlannerDeps, id: string, waitMs: number, req: Request): Promise<CallRecord | undefined> {
+function waitForCall(
+  deps: PlannerDeps,
+  id: string,
+  waitMs: number,
+  req: Request,
+): Promise<CallRecord | undefined> {
   const gone = new AbortController();
   req.socket.once('close', () => gone.abort());
   return waitForCallDone(deps, id, waitMs, gone.signal);
