@@ -25,7 +25,7 @@ describe('API keys, scopes and tenants', () => {
         API_RATE_LIMIT_PER_S: '30',
         OPENAI_BASE_URL: llm.baseUrl,
       }),
-      startWorker(env),
+      startWorker({ ...env, TOOLPLANE_METRICS_TOKEN: METRICS_TOKEN }),
     ]);
     for (const [name, tenant, scopes] of [
       ['a', 'tenant-a', ALL_TENANT_SCOPES],
@@ -50,7 +50,7 @@ describe('API keys, scopes and tenants', () => {
     expect((await api(planner.url, 'GET', '/v1/tools', undefined, { authorization: 'Basic abc' })).status).toBe(401);
     const listed = await call('admin', 'GET', '/v1/admin/keys');
     expect(listed.body.keys).toHaveLength(4);
-    expect(JSON.stringify(listed.body)).not.toContain(keys.a!.split('_')[2]);
+    expect(JSON.stringify(listed.body)).not.toContain(keys.a!.slice('tp_'.length + 17));
     expect((await call('a', 'GET', '/v1/admin/keys')).status).toBe(403);
     expect((await call('a', 'POST', '/v1/admin/keys', { name: 'x', tenant: 'tenant-a', scopes: ['admin'] })).status).toBe(403);
   });
@@ -116,6 +116,10 @@ describe('API keys, scopes and tenants', () => {
     expect(await withToken.text()).toContain('toolplane_http_requests_total');
     expect((await fetch(`${planner.url}/metrics`, { headers: as('admin') })).status).toBe(200);
     expect((await api(planner.url, 'GET', '/healthz')).status).toBe(200);
+    // Workers honour the same token on their ops port; probes stay open for the orchestrator.
+    expect((await fetch(`${worker.url}/metrics`)).status).toBe(401);
+    expect((await fetch(`${worker.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).status).toBe(200);
+    expect((await fetch(`${worker.url}/readyz`)).status).toBe(200);
   });
 
   test('per-key request rate limit, security headers, JSON depth limit', async () => {

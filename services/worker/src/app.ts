@@ -81,7 +81,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
   const untraced = createProcessor({ registry, queues, gate, breakers, secrets, sandbox, upstreams, metrics, redis, keys, logger });
   const processor = config.OTEL_EXPORTER_OTLP_ENDPOINT ? traceCalls(untraced) : untraced;
   const consumers = new Map<string, Worker<CallJobData, CallOutput>>();
-  const ops = createOpsServer(promRegistry, () => state === 'RUNNING' && redis.status === 'ready');
+  const ops = createOpsServer(promRegistry, () => state === 'RUNNING' && redis.status === 'ready', config.TOOLPLANE_METRICS_TOKEN);
   let state: WorkerState = 'INITIALIZED';
   let discovery: NodeJS.Timeout | undefined;
   let metricsPort = config.WORKER_METRICS_PORT;

@@ -6,6 +6,8 @@ export const WorkerConfig = z.object({
   /** Key prefix; two deployments on one Redis use two prefixes. */
   TOOLPLANE_PREFIX: z.string().regex(/^[a-zA-Z0-9_-]{1,32}$/).default('toolplane'),
   WORKER_METRICS_PORT: Port.default(9464),
+  /** When set, `/metrics` answers only `Authorization: Bearer <token>` (the planner honours the same token). */
+  TOOLPLANE_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Calls of one tool this process runs at once (also its isolates per tool version). */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
   /** How often the registry is read again, in case a change notice was missed during a disconnect. */

@@ -1,8 +1,12 @@
-import { createServer, type Server } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Registry } from '@toolplane/metrics';
 
-/** `/healthz` (alive), `/readyz` (`ready()` says so) and `/metrics` on their own small server. */
-export function createOpsServer(registry: Registry, ready: () => boolean): Server {
+/**
+ * `/healthz` (alive), `/readyz` (`ready()` says so) and `/metrics` on their own small server. With a
+ * `metricsToken`, `/metrics` answers only `Authorization: Bearer <token>` (probes stay open).
+ */
+export function createOpsServer(registry: Registry, ready: () => boolean, metricsToken?: string): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
@@ -10,6 +14,8 @@ export function createOpsServer(registry: Registry, ready: () => boolean): Serve
     } else if (path === '/readyz') {
       const ok = ready();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready: ok }));
+    } else if (path === '/metrics' && metricsToken && !presents(req, metricsToken)) {
+      res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":{"code":"UNAUTHORIZED","message":"metrics need the metrics token"}}');
     } else if (path === '/metrics') {
       registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
@@ -19,4 +25,11 @@ export function createOpsServer(registry: Registry, ready: () => boolean): Serve
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"NOT_FOUND","message":"no such path"}}');
     }
   });
+}
+
+function presents(req: IncomingMessage, token: string): boolean {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  if (!m) return false;
+  const digest = (v: string) => createHash('sha256').update(v).digest();
+  return timingSafeEqual(digest(m[1]!), digest(token));
 }
