@@ -18,5 +18,5 @@
  */
 export { injectTraceContext, extractTraceContext, traceLogFields, TRACER_NAME } from './context.js';
 export type { TraceCarrier } from './context.js';
-export { startTracing } from './start.js';
+export { startTracing, startServiceTracing } from './start.js';
 export type { Tracing, TracingOptions } from './start.js';

@@ -27,3 +27,19 @@ export async function startTracing(opts: TracingOptions): Promise<Tracing> {
   const { startSdk } = await import('./sdk.js');
   return startSdk(opts);
 }
+
+/**
+ * Starts tracing for a service from its parsed config, or returns `undefined` when no OTLP endpoint is
+ * set (then no SDK is loaded and every span is a no-op).
+ */
+export async function startServiceTracing(
+  config: { OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined; OTEL_SERVICE_NAME?: string | undefined; OTEL_BSP_SCHEDULE_DELAY: number },
+  defaultServiceName: string,
+): Promise<Tracing | undefined> {
+  if (!config.OTEL_EXPORTER_OTLP_ENDPOINT) return undefined;
+  return startTracing({
+    serviceName: config.OTEL_SERVICE_NAME ?? defaultServiceName,
+    endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    scheduledDelayMs: config.OTEL_BSP_SCHEDULE_DELAY,
+  });
+}

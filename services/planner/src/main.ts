@@ -27,7 +27,7 @@ import {
   RunStore,
   createAgentKeys,
 } from '@toolplane/agent';
-import { startTracing, traceLogFields } from '@toolplane/tracing';
+import { startServiceTracing, traceLogFields } from '@toolplane/tracing';
 import { createPlannerApp, type PlannerEvents } from './app.js';
 import { loadConfig, modelEndpoint } from './config.js';
 import { PlannerToolGateway } from './run-tools.js';
@@ -45,13 +45,7 @@ async function main(): Promise<void> {
     throw err;
   }
   // Before anything makes a span; without an endpoint no SDK is loaded and spans are no-ops.
-  const tracing = config.OTEL_EXPORTER_OTLP_ENDPOINT
-    ? await startTracing({
-        serviceName: config.OTEL_SERVICE_NAME ?? 'toolplane-planner',
-        endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
-        scheduledDelayMs: config.OTEL_BSP_SCHEDULE_DELAY,
-      })
-    : undefined;
+  const tracing = await startServiceTracing(config, 'toolplane-planner');
   const logger = createLogger({ name: 'planner', level: config.LOG_LEVEL, ...(tracing ? { mixin: traceLogFields } : {}) });
   const keys = createKeys(config.TOOLPLANE_PREFIX);
   const redis = createRedisConnection(config.REDIS_URL, 'client');

@@ -1,5 +1,5 @@
 import { ConfigError, createLogger } from '@toolplane/core';
-import { startTracing, traceLogFields } from '@toolplane/tracing';
+import { startServiceTracing, traceLogFields } from '@toolplane/tracing';
 import { loadConfig } from './config.js';
 import { createWorkerApp } from './app.js';
 
@@ -15,13 +15,7 @@ async function main(): Promise<void> {
     throw err;
   }
   // Before anything makes a span; without an endpoint no SDK is loaded and spans are no-ops.
-  const tracing = config.OTEL_EXPORTER_OTLP_ENDPOINT
-    ? await startTracing({
-        serviceName: config.OTEL_SERVICE_NAME ?? 'toolplane-worker',
-        endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
-        scheduledDelayMs: config.OTEL_BSP_SCHEDULE_DELAY,
-      })
-    : undefined;
+  const tracing = await startServiceTracing(config, 'toolplane-worker');
   const logger = createLogger({ name: 'worker', level: config.LOG_LEVEL, ...(tracing ? { mixin: traceLogFields } : {}) });
   const app = createWorkerApp(config, logger);
   let stopping = false;
