@@ -1,0 +1,77 @@
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { ToolSpec, type Tool } from '@toolplane/core';
+import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
+import { CallGate } from './gate.js';
+import { createKeys } from './keys.js';
+
+function tool(name: string, extra: Record<string, unknown> = {}): Tool {
+  const spec = ToolSpec.parse({ description: 'd', parameters: { type: 'object' }, code: 'export default () => 1', ...extra });
+  return { ...spec, name, version: 1, tenant: 'default', createdAt: new Date().toISOString() };
+}
+
+describe('CallGate on a real Redis', () => {
+  let redis: RedisConnection;
+  let gate: CallGate;
+  const keys = createKeys(`gate${Date.now()}`);
+
+  beforeAll(async () => {
+    redis = createRedisConnection(inject('redisUrl'), 'worker');
+    await waitForRedis(redis);
+    gate = new CallGate(redis, keys);
+  });
+  afterAll(() => closeRedis(redis));
+
+  test('a sliding window admits max calls per window and says how long to wait', async () => {
+    const t = tool('win', { rateLimit: { max: 3, perMs: 1_000 } });
+    const verdicts = [];
+    for (let i = 0; i < 4; i++) verdicts.push(await gate.admit(t, `c${i}`, 'default'));
+    expect(verdicts.map((v) => v.verdict)).toEqual(['run', 'run', 'run', 'tool_limit']);
+    const last = verdicts[3] as { waitMs: number };
+    expect(last.waitMs).toBeGreaterThan(900);
+    expect(last.waitMs).toBeLessThanOrEqual(1_000);
+  });
+
+  test('tenant windows are separate, and a refused call uses no slot', async () => {
+    const t = tool('tenants', { tenantRateLimit: { max: 1, perMs: 10_000 } });
+    expect((await gate.admit(t, 'a1', 'a', t.tenantRateLimit)).verdict).toBe('run');
+    expect((await gate.admit(t, 'a2', 'a', t.tenantRateLimit)).verdict).toBe('tenant_limit');
+    expect((await gate.admit(t, 'b1', 'b', t.tenantRateLimit)).verdict).toBe('run');
+  });
+
+  test('an open breaker delays; half-open lets exactly one trial through fleet-wide; success closes it', async () => {
+    const t = tool('brk', { breaker: { resetTimeoutMs: 100 } });
+    await gate.trip(t);
+    const open = await gate.admit(t, 'x', 'default');
+    expect(open.verdict).toBe('open');
+    expect(await gate.breakerState('brk')).toBe('open');
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await gate.breakerState('brk')).toBe('half_open');
+    // Ten replicas asking at once: one trial, the rest told to look again soon.
+    const asks = await Promise.all(Array.from({ length: 10 }, (_, i) => gate.admit(t, `h${i}`, 'default')));
+    expect(asks.filter((a) => a.verdict === 'trial')).toHaveLength(1);
+    expect(asks.filter((a) => a.verdict === 'busy_trial')).toHaveLength(9);
+    await gate.settleTrial(t, true);
+    expect(await gate.breakerState('brk')).toBe('closed');
+    expect((await gate.admit(t, 'after', 'default')).verdict).toBe('run');
+  });
+
+  test('a failed trial opens the breaker for another period', async () => {
+    const t = tool('brk2', { breaker: { resetTimeoutMs: 100 } });
+    await gate.trip(t);
+    await new Promise((r) => setTimeout(r, 150));
+    expect((await gate.admit(t, 't1', 'default')).verdict).toBe('trial');
+    await gate.settleTrial(t, false);
+    expect((await gate.admit(t, 't2', 'default')).verdict).toBe('open');
+  });
+
+  test('holds extend but never shorten; cancelled calls are refused', async () => {
+    const t = tool('hold');
+    await gate.hold('hold', 2_000);
+    await gate.hold('hold', 100);
+    const held = await gate.admit(t, 'h', 'default');
+    expect(held.verdict).toBe('hold');
+    expect((held as { waitMs: number }).waitMs).toBeGreaterThan(1_500);
+    await redis.set(keys.cancelMarker('hold', 'gone'), '{}');
+    expect((await gate.admit(t, 'gone', 'default')).verdict).toBe('cancelled');
+  });
+});
