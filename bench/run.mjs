@@ -3,14 +3,14 @@
 //   1. Redis ceiling     redis-benchmark against the same server, while it is idle
 //   2. Throughput        20,000 calls, Toolplane and raw BullMQ interleaved (tp, bullmq, tp, …)
 //   3. Latency           sequential calls: HTTP POST /v1/calls wait:true vs BullMQ add + waitUntilFinished
-//   4. Scaling           Toolplane with 1, 2 and 4 worker processes (BENCH_CLUSTER=1: also on a cluster)
+//   4. Scaling           Toolplane with 1, 2 and 4 worker processes, on one Redis and on a local 3-master cluster
 //   5. Sandbox           packages/sandbox/bench/sandbox-bench.mjs, alone on the machine
 // Each figure is the median of BENCH_REPEATS (3) repeats, with min and max.
 //
 // Env: BENCH_SMOKE=1 (tiny run for the test suite), BENCH_REPEATS, BENCH_CALLS, BENCH_LATENCY_CALLS,
 // BENCH_SCALING_CALLS, BENCH_CONCURRENCY, BENCH_PROFILE=1 (CPU profile of the throughput worker),
 // BENCH_AOF=1 (Redis with appendfsync everysec, as `make up` runs it), BENCH_OUT (result file),
-// BENCH_CLUSTER=1 with BENCH_CLUSTER_URL=redis-cluster://… (second scaling curve, issue 8).
+// BENCH_CLUSTER=0 skips the cluster curve; BENCH_CLUSTER_URL=redis-cluster://… uses a cluster of yours.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -153,8 +153,8 @@ async function main() {
     log('\n[4/5] scaling');
     const scalingOpts = { points: cfg.scalingPoints, calls: cfg.scalingCalls, repeats: cfg.repeats, concurrency: cfg.concurrency, warmup: SMOKE ? 50 : 1_000, log };
     const scaling = { single_redis: await scalingCurve(server.url, { ...scalingOpts, redisForCounters: redis }) };
-    if (process.env.BENCH_CLUSTER === '1') {
-      // Issue 8's curve: a cluster given by URL, or one started locally once startLocalCluster exists.
+    if (process.env.BENCH_CLUSTER !== '0' && !SMOKE) {
+      // The second curve: a 3-master cluster started here, or one given by URL.
       try {
         const cluster = process.env.BENCH_CLUSTER_URL ? { url: process.env.BENCH_CLUSTER_URL, stop: async () => {} } : await startLocalCluster();
         try {

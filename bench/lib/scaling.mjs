@@ -1,5 +1,6 @@
 // The scaling curve: Toolplane throughput with 1, 2, 4… worker processes on one Redis deployment.
 import { randomBytes } from 'node:crypto';
+import { startRedisCluster } from '@toolplane/queue/testing';
 import { ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection, waitForRedis } from '@toolplane/queue';
 import { startToolplaneWorker, waitForConsumers } from './processes.mjs';
 import { summarize } from './stats.mjs';
@@ -70,10 +71,8 @@ export async function scalingCurve(redisUrl, { points = [1, 2, 4], calls = 5_000
   }
 }
 
-/**
- * Starts a local 3-node Redis Cluster and returns its `redis-cluster://…` URL and a stop function.
- * NOT BUILT HERE: issue 8 owns the cluster startup. Until it lands, set `BENCH_CLUSTER_URL`.
- */
+/** Starts a local 3-master Redis Cluster (real redis-server processes) for the second curve. */
 export async function startLocalCluster() {
-  throw new Error('local cluster startup is not built yet (issue 8): set BENCH_CLUSTER_URL=redis-cluster://h:p,h:p,h:p');
+  const cluster = await startRedisCluster({ masters: 3 });
+  return { url: cluster.url, stop: () => cluster.stop() };
 }
