@@ -154,6 +154,7 @@ try {
     say(`agent run not started: ${started.body.error?.message}`);
   }
   say(`API        http://127.0.0.1:${PORT}/v1/tools`);
+  say(`MCP        http://127.0.0.1:${PORT}/mcp (Streamable HTTP, same bearer key)`);
   say(`metrics    http://127.0.0.1:${PORT}/metrics (admin key)  ${workerPorts.map((p) => `http://127.0.0.1:${p}/metrics`).join('  ')}`);
   say(`queues     http://127.0.0.1:${PORT}/admin/queues?key=${process.env.TOOLPLANE_ADMIN_KEY}`);
   say(`admin key  ${process.env.TOOLPLANE_ADMIN_KEY}  (create tenant keys with POST /v1/admin/keys)`);
