@@ -137,6 +137,12 @@ export function createProcessor(deps: ProcessorDeps) {
       if (trial) await (retryable ? deps.gate.settleTrial(tool, false) : deps.gate.releaseTrial(tool));
       const code = err instanceof ToolExecError ? err.code : 'SANDBOX_ERROR';
       deps.metrics.calls.inc({ tool: tool.name, outcome: OUTCOME[code] ?? 'error' });
+      if (trial && retryable) {
+        // A failed trial says the tool is still down, not that this call is bad: it waits out the
+        // new open period like every other held call, without using up an attempt.
+        log.info({ code }, 'half-open trial failed, breaker open again');
+        return putBack(job, token, tool.breaker.resetTimeoutMs);
+      }
       const retrying = retryable && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
       if (retrying) deps.metrics.retries.inc({ tool: tool.name });
       log.info({ code, retrying }, 'tool call failed');
