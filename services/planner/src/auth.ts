@@ -50,10 +50,16 @@ export function principalOf(res: Response): Principal {
   return p;
 }
 
-/** 403 unless the request's key has `scope` (or `admin`). */
+/** Throws 403 `FORBIDDEN` unless the principal's key has `scope` (or `admin`). */
+export function assertScope(principal: Principal, scope: Scope): void {
+  if (!hasScope(principal, scope)) throw new RequestError('FORBIDDEN', `this API key lacks the '${scope}' scope`);
+}
+
+/** Middleware form of {@link assertScope}. */
 export function requireScope(scope: Scope): RequestHandler {
   return (_req, res, next) => {
-    next(hasScope(principalOf(res), scope) ? undefined : new RequestError('FORBIDDEN', `this API key lacks the '${scope}' scope`));
+    assertScope(principalOf(res), scope);
+    next();
   };
 }
 

@@ -1,9 +1,9 @@
 import { Router } from 'express';
-import { MAX_WAIT_MS, canSee, isRequestError } from '@toolplane/core';
+import { MAX_WAIT_MS, canSee, isRequestError, type Principal } from '@toolplane/core';
 import { McpServerAdapter, type McpCallOutcome, type McpTool, type McpToolCatalog } from '@toolplane/mcp';
 import { waitForCallDone } from './call-wait.js';
 import type { PlannerDeps } from './deps.js';
-import { authenticate, requireScope, SCOPES, type Principal } from './request-context.js';
+import { assertScope, principalOf } from './auth.js';
 import { mcpTool } from './tool-formats.js';
 
 /** Where the MCP endpoint is mounted. */
@@ -25,8 +25,7 @@ export function mcpRouter(deps: PlannerDeps): Router {
 
   const router = Router();
   router.all(MCP_PATH, async (req, res) => {
-    const principal = await authenticate(req);
-    await adapter.handle(req, res, req.body, principal);
+    await adapter.handle(req, res, req.body, principalOf(res));
   });
   return router;
 }
@@ -37,13 +36,13 @@ const MCP_CALL_WAIT_MS = MAX_WAIT_MS;
 function plannerCatalog(deps: PlannerDeps): McpToolCatalog<Principal> {
   return {
     async list(principal) {
-      requireScope(principal, SCOPES.toolsRead);
+      assertScope(principal, 'tools:read');
       // Registration refuses schemas without `"type": "object"`, which MCP requires of inputSchema.
       return (await deps.registry.list()).filter((t) => canSee(principal, t.tenant)).map((t) => mcpTool(t) as McpTool);
     },
 
     async call(principal, name, args, signal): Promise<McpCallOutcome | undefined> {
-      requireScope(principal, SCOPES.callsWrite);
+      assertScope(principal, 'calls:write');
       const tool = await deps.registry.get(name);
       if (!tool || !canSee(principal, tool.tenant)) return undefined;
       try {

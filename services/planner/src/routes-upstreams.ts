@@ -1,4 +1,4 @@
-import { Router, type Request } from 'express';
+import { Router } from 'express';
 import {
   RequestError,
   ToolName,
@@ -15,8 +15,7 @@ import { UpstreamConnectError, listUpstreamTools, type McpTool } from '@toolplan
 import { UpstreamSecretError, resolveUpstreamHeaders } from '@toolplane/queue';
 import type { PlannerDeps } from './deps.js';
 import { zodIssues } from './http-util.js';
-import { authenticate, requireScope, SCOPES } from './request-context.js';
-import type { Scope } from '@toolplane/core';
+import { principalOf, requireScope } from './auth.js';
 
 /** Connecting and listing an upstream's tools while registering it may take this long. */
 const LIST_TIMEOUT_MS = 15_000;
@@ -31,35 +30,34 @@ type Skipped = { tool: string; reason: string };
  */
 export function upstreamsRouter(deps: PlannerDeps): Router {
   const v1 = Router();
+  // Upstreams make the planner and workers connect to any URL: an operator's business.
+  v1.use('/upstreams', requireScope('admin'));
 
   v1.put('/upstreams/:name', async (req, res) => {
-    await allowed(req, SCOPES.upstreamsWrite);
     const name = parseUpstreamName(req.params.name);
     const parsed = UpstreamSpec.safeParse(req.body);
     if (!parsed.success) {
       // Issues name the offending field; zod does not echo header values in its messages.
       throw new RequestError('INVALID_REQUEST', 'upstream body is invalid', { issues: zodIssues(parsed.error.issues) });
     }
-    const offered = await listTools(deps, name, parsed.data, (await authenticate(req)).tenant);
-    const { upstream, created } = await deps.upstreams.put(name, parsed.data, (await authenticate(req)).tenant);
+    const { tenant } = principalOf(res);
+    const offered = await listTools(deps, name, parsed.data, tenant);
+    const { upstream, created } = await deps.upstreams.put(name, parsed.data, tenant);
     const sync = await syncTools(deps, upstream, offered);
     res.status(created ? 201 : 200).json(upstreamView(upstream, sync.tools, sync.skipped));
   });
 
-  v1.get('/upstreams', async (req, res) => {
-    await allowed(req, SCOPES.upstreamsWrite);
+  v1.get('/upstreams', async (_req, res) => {
     const [upstreams, tools] = await Promise.all([deps.upstreams.list(), deps.registry.list()]);
     res.json({ upstreams: upstreams.map((u) => upstreamView(u, toolsOf(tools, u.name))) });
   });
 
   v1.get('/upstreams/:name', async (req, res) => {
-    await allowed(req, SCOPES.upstreamsWrite);
     const upstream = await found(deps, parseUpstreamName(req.params.name));
     res.json(upstreamView(upstream, toolsOf(await deps.registry.list(), upstream.name)));
   });
 
   v1.post('/upstreams/:name/refresh', async (req, res) => {
-    await allowed(req, SCOPES.upstreamsWrite);
     const upstream = await found(deps, parseUpstreamName(req.params.name));
     const offered = await listTools(deps, upstream.name, upstream, upstream.tenant);
     const sync = await syncTools(deps, upstream, offered);
@@ -67,7 +65,6 @@ export function upstreamsRouter(deps: PlannerDeps): Router {
   });
 
   v1.delete('/upstreams/:name', async (req, res) => {
-    await allowed(req, SCOPES.upstreamsWrite);
     const name = parseUpstreamName(req.params.name);
     if (!(await deps.upstreams.delete(name))) throw notFound(name);
     // Calls already queued fail with REJECTED when they run: their upstream is gone.
@@ -76,10 +73,6 @@ export function upstreamsRouter(deps: PlannerDeps): Router {
   });
 
   return v1;
-}
-
-async function allowed(req: Request, scope: Scope): Promise<void> {
-  requireScope(await authenticate(req), scope);
 }
 
 function parseUpstreamName(raw: unknown): string {
