@@ -214,7 +214,8 @@ export function createQueueGauges(registry: Registry, opts: QueueGaugesOptions) 
       try {
         for (const { tool, counts } of await readOnce()) {
           const ready = (counts.waiting ?? 0) + (counts.prioritized ?? 0);
-          this.set({ tool }, Math.max(0, ready - (await held(tool))));
+          // Holds are read only for tools with calls waiting: most of 100 tools are idle at any scrape.
+          this.set({ tool }, ready === 0 ? 0 : Math.max(0, ready - (await held(tool))));
         }
       } catch {
         // Redis unreachable: no series this scrape.

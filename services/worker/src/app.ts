@@ -105,10 +105,6 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     worker.on('error', (err) => logger.warn({ err: err.message, tool }, 'queue worker error'));
     consumers.set(tool, worker);
     initToolSeries(metrics, tool);
-    registry
-      .get(tool)
-      .then((t) => t && queues.applyToolSettings(t))
-      .catch((err: unknown) => logger.warn({ err, tool }, 'could not apply tool settings'));
     logger.info({ tool }, 'consuming tool queue');
   };
 
