@@ -1,22 +1,17 @@
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { ToolSpec } from '@toolplane/core';
 import { closeRedis, createRedisConnection, type RedisConnection } from './connection.js';
 import { createKeys } from './keys.js';
 import { ToolQueues } from './calls.js';
 import { ToolRegistry } from './registry.js';
-import { startRedisServer, type RedisServer } from './testing/index.js';
 
-let server: RedisServer;
+// The run's shared redis-server (test/support/global-setup.ts); keys are isolated by prefix.
 let redis: RedisConnection;
-beforeAll(async () => {
-  server = await startRedisServer();
-  redis = createRedisConnection(server.url, 'worker');
+beforeAll(() => {
+  redis = createRedisConnection(inject('redisUrl'), 'worker');
 });
-afterAll(async () => {
-  await closeRedis(redis);
-  await server.stop();
-});
+afterAll(() => closeRedis(redis));
 
 test('enqueueBulk queues the same jobs and audit records as enqueue', async () => {
   const keys = createKeys(`t${randomUUID().slice(0, 8)}`);

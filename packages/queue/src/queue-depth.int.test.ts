@@ -1,21 +1,16 @@
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import { Queue, Worker } from 'bullmq';
 import { randomUUID } from 'node:crypto';
 import { closeRedis, createRedisConnection, type RedisConnection } from './connection.js';
 import { createKeys } from './keys.js';
 import { readQueueDepths } from './queue-depth.js';
-import { startRedisServer, type RedisServer } from './testing/index.js';
 
-let server: RedisServer;
+// The run's shared redis-server (test/support/global-setup.ts); keys are isolated by prefix.
 let redis: RedisConnection;
-beforeAll(async () => {
-  server = await startRedisServer();
-  redis = createRedisConnection(server.url, 'worker');
+beforeAll(() => {
+  redis = createRedisConnection(inject('redisUrl'), 'worker');
 });
-afterAll(async () => {
-  await closeRedis(redis);
-  await server.stop();
-});
+afterAll(() => closeRedis(redis));
 
 test('counts every state as BullMQ getJobCounts does, for many tools in one call', async () => {
   const keys = createKeys(`t${randomUUID().slice(0, 8)}`);
@@ -30,7 +25,7 @@ test('counts every state as BullMQ getJobCounts does, for many tools in one call
     async () => {
       if (n++ === 0) throw new Error('boom');
     },
-    { connection: createRedisConnection(server.url, 'worker'), prefix: keys.bullPrefix, autorun: false },
+    { connection: createRedisConnection(inject('redisUrl'), 'worker'), prefix: keys.bullPrefix, autorun: false },
   );
   const twoDone = new Promise<void>((resolve) => {
     let done = 0;
