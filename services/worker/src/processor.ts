@@ -81,7 +81,6 @@ export function createProcessor(deps: ProcessorDeps) {
     const startedAt = admission.nowMs;
     const trial = admission.verdict === 'trial';
     deps.metrics.circuitState.set({ tool: tool.name }, trial ? CIRCUIT_STATE.half_open : CIRCUIT_STATE.closed);
-    const secrets = await readGrantedSecrets(deps.secrets, tool.tenant, tool.secrets);
     deps.metrics.queueWait.observe({ tool: tool.name }, Math.max(0, startedAt - job.timestamp - (job.delay ?? 0)) / 1000);
 
     const cacheKey = tool.cacheTtlMs > 0 ? deps.keys.resultCache(tool.name, tool.version, data.argsHash) : undefined;
@@ -94,6 +93,8 @@ export function createProcessor(deps: ProcessorDeps) {
       }
     }
 
+    // Read after the cache: a cached answer needs no secrets.
+    const secrets = await readGrantedSecrets(deps.secrets, tool.tenant, tool.secrets);
     deps.metrics.active.inc({ tool: tool.name });
     try {
       const { value, logs, runMs } = await deps.breakers.fire(tool, () =>
