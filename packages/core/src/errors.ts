@@ -16,6 +16,8 @@ export const RequestErrorCode = z.enum([
   'UNAVAILABLE',
   /** An MCP upstream could not be reached or answered badly while registering or refreshing it. */
   'UPSTREAM_ERROR',
+  /** A tenant ceiling (calls in flight, stored result bytes) is reached: 429. */
+  'QUOTA_EXCEEDED',
   'INTERNAL',
 ]);
 export type RequestErrorCode = z.infer<typeof RequestErrorCode>;
@@ -30,6 +32,12 @@ export const CallErrorCode = z.enum([
   'EGRESS_DENIED',
   'CANCELLED',
   'REJECTED',
+  /** Still waiting past the call's deadline (behind a breaker, hold, limit or backlog). */
+  'DEADLINE_EXCEEDED',
+  /** Its runs stalled or crashed a worker or sandbox host twice; it is not handed to a third. */
+  'POISONED',
+  /** Storing the result would take the tenant past its stored-result quota. */
+  'QUOTA_EXCEEDED',
 ]);
 export type CallErrorCode = z.infer<typeof CallErrorCode>;
 

@@ -136,6 +136,9 @@ const RETRYABLE: Record<CallErrorCode, boolean> = {
   EGRESS_DENIED: false,
   CANCELLED: false,
   REJECTED: false,
+  DEADLINE_EXCEEDED: false,
+  POISONED: false,
+  QUOTA_EXCEEDED: false,
 };
 
 function fail(code: CallErrorCode, message: string, cause?: unknown): ToolExecError {

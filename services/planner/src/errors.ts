@@ -21,6 +21,7 @@ export function statusOf(code: RequestErrorCode): number {
     case 'PAYLOAD_TOO_LARGE':
       return 413;
     case 'RATE_LIMITED':
+    case 'QUOTA_EXCEEDED':
       return 429;
     case 'INTERNAL':
       return 500;
