@@ -1,8 +1,9 @@
 import ivm from 'isolated-vm';
-import { SpanStatusCode, context, trace, type Context } from '@opentelemetry/api';
-import { CallErrorCode, ToolExecError, silentLogger, type Logger } from '@toolplane/core';
+import { context, type Context } from '@opentelemetry/api';
+import { ToolExecError, silentLogger, type Logger } from '@toolplane/core';
 import { parseEgressRule, type EgressRule } from './bridges/egress.js';
 import { defaultResolver, hostFetch, type FetchRequest, type HostResolver } from './bridges/fetch-bridge.js';
+import { EvaluationError, classifyIsolateError, fail, failWithReportedCode, isLimit, isTimeout, messageOf } from './errors.js';
 import { LOCKDOWN_SOURCE } from './lockdown.js';
 import { redactSecrets } from './redact.js';
 import { RUNNER_SOURCE } from './runner.js';
@@ -36,12 +37,16 @@ export type RunOptions = {
   secrets?: Record<string, string>;
   /** An upstream answered 429 or 503 with `Retry-After`; `ms` from now (for the tool's rate limiter). */
   onRetryAfter?: (ms: number) => void;
+  /** The call got its isolate and its time starts; `waited` when it had to wait for one. */
+  onStart?: (waited: boolean) => void;
+  /** Parent of the call's `ctx.fetch` spans. @default the active context */
+  trace?: Context;
 };
 
 export type RunResult = { value: unknown; logs: string[]; runMs: number };
 
 /** Why an isolate was thrown away; bounded, so it can label a metric. */
-export type DisposalReason = 'timeout' | 'oom' | 'cancelled' | 'error' | 'idle' | 'shutdown';
+export type DisposalReason = 'timeout' | 'oom' | 'cancelled' | 'error' | 'idle' | 'evicted' | 'shutdown';
 
 export type SandboxOptions = {
   /**
@@ -50,6 +55,15 @@ export type SandboxOptions = {
    * @default 8
    */
   maxIsolatesPerTool?: number;
+  /**
+   * Heap limits of all live isolates together, in MB. Creating an isolate past it first evicts idle
+   * isolates (least recently used tools first), then waits for one to go; a tool whose own limit
+   * exceeds the budget is refused with `OUT_OF_MEMORY`.
+   * @default unlimited
+   */
+  memoryBudgetMb?: number;
+  /** CIDRs `ctx.fetch` may reach although private (the operator's `TOOLPLANE_ALLOW_PRIVATE_NETWORKS`). @default '' */
+  allowPrivateNetworks?: string;
   /** @default 200 */
   maxLogLines?: number;
   /**
@@ -102,7 +116,7 @@ type ActiveCall = {
   trace: Context;
 };
 
-type Slot = Runner & { isolate: ivm.Isolate; context: ivm.Context; call: ActiveCall | undefined };
+type Slot = Runner & { isolate: ivm.Isolate; context: ivm.Context; memoryMb: number; call: ActiveCall | undefined };
 
 type Pool = {
   idle: Slot[];
@@ -126,27 +140,6 @@ type Pool = {
 type Outcome =
   | { ok: true; value: unknown; logs: string[] }
   | { ok: false; code: string; message: string; logs: string[] };
-
-const RETRYABLE: Record<CallErrorCode, boolean> = {
-  TIMEOUT: true,
-  OUT_OF_MEMORY: false,
-  RESULT_TOO_LARGE: false,
-  TOOL_ERROR: true,
-  SANDBOX_ERROR: true,
-  EGRESS_DENIED: false,
-  CANCELLED: false,
-  REJECTED: false,
-  DEADLINE_EXCEEDED: false,
-  POISONED: false,
-  QUOTA_EXCEEDED: false,
-};
-
-function fail(code: CallErrorCode, message: string, cause?: unknown): ToolExecError {
-  return new ToolExecError(code, message, { retryable: RETRYABLE[code], cause });
-}
-
-const TIMED_OUT = /timed out/i;
-const tracer = trace.getTracer('@toolplane/sandbox');
 
 /**
  * A tool that overran the sync budget tries the fast path again after 1 s, then 2 s, 4 s… up to a
@@ -180,6 +173,9 @@ export class Sandbox {
   private readonly sweeper: NodeJS.Timeout;
   private tokens = 0;
   private closed = false;
+  /** Heap limits of the live isolates, in MB (see {@link SandboxOptions.memoryBudgetMb}). */
+  private reservedMb = 0;
+  private readonly budgetWaiters: Array<() => void> = [];
 
   constructor(private readonly opts: SandboxOptions = {}) {
     this.maxIsolates = opts.maxIsolatesPerTool ?? 8;
@@ -196,23 +192,6 @@ export class Sandbox {
 
   /** Runs one call. Resolves with the JSON result; rejects with a {@link ToolExecError}. */
   async run(tool: ToolSource, args: unknown, opts: RunOptions = {}): Promise<RunResult> {
-    // A no-op span unless the service started the OpenTelemetry SDK.
-    return tracer.startActiveSpan('sandbox.run', { attributes: { 'toolplane.tool.key': tool.key } }, async (span) => {
-      try {
-        return await this.runCall(tool, args, opts);
-      } catch (err: unknown) {
-        // The code only: a message can quote the tool's arguments.
-        const code = err instanceof ToolExecError ? err.code : 'SANDBOX_ERROR';
-        span.setAttribute('toolplane.error.code', code);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: code });
-        throw err;
-      } finally {
-        span.end();
-      }
-    });
-  }
-
-  private async runCall(tool: ToolSource, args: unknown, opts: RunOptions): Promise<RunResult> {
     if (this.closed) throw fail('SANDBOX_ERROR', 'sandbox is shut down');
     if (opts.signal?.aborted) throw fail('CANCELLED', 'call was cancelled');
     let argsJson: string;
@@ -223,9 +202,11 @@ export class Sandbox {
     }
     const secretValues = Object.values(opts.secrets ?? {});
     const pool = this.pool(tool);
+    const asked = performance.now();
     const slot = await this.acquire(pool);
     // Waiting for a free isolate is queueing, not running: the deadline starts now.
     const started = performance.now();
+    opts.onStart?.(started - asked > 1);
     const deadline = started + tool.timeoutMs;
     let broken: DisposalReason | undefined;
     let stopped: ToolExecError | undefined;
@@ -264,8 +245,7 @@ export class Sandbox {
     } catch (err: unknown) {
       // Whatever failed after a limit or an abort disposed the isolate, the limit is the reason.
       if (stopped) throw stopped;
-      if (err instanceof ToolExecError) throw err;
-      const classified = this.classify(err, slot);
+      const classified = classifyIsolateError(err, slot.isolate.isDisposed);
       // A tool's own compile or evaluation error leaves the isolate as clean as it was: keep it.
       if (classified.code !== 'TOOL_ERROR') {
         broken ??= classified.code === 'OUT_OF_MEMORY' ? 'oom' : classified.code === 'TIMEOUT' ? 'timeout' : 'error';
@@ -290,6 +270,7 @@ export class Sandbox {
       for (const w of pool.waiters) w(undefined);
       this.pools.delete(key);
     }
+    for (const w of this.budgetWaiters.splice(0)) w();
   }
 
   /** Isolates alive now, per tool version key. */
@@ -322,7 +303,7 @@ export class Sandbox {
           module.release();
         }
       } catch (err: unknown) {
-        if (!(budgetOnly && TIMED_OUT.test(messageOf(err)))) throw err;
+        if (!(budgetOnly && isTimeout(err))) throw err;
         const cpu = process.threadCpuUsage(cpuBefore);
         // Only a tool that burned most of the budget itself is moved to threads; a preempted or
         // GC-paused attempt just runs this one call there.
@@ -397,8 +378,8 @@ export class Sandbox {
       fetchCount: 0,
       onRetryAfter: opts.onRetryAfter,
       reported: undefined,
-      // `begin` runs inside `run`'s span; isolate callbacks (`bridgeFetch`) don't, so keep it here.
-      trace: context.active(),
+      // Isolate callbacks (`bridgeFetch`) do not run in the caller's async context, so keep it here.
+      trace: opts.trace ?? context.active(),
     };
     return token;
   }
@@ -453,22 +434,8 @@ export class Sandbox {
   private decode(out: string, secrets: string[], started: number): RunResult {
     let parsed = JSON.parse(out) as Outcome;
     if (secrets.length > 0) parsed = redactSecrets(parsed, secrets);
-    if (!parsed.ok) {
-      const code = CallErrorCode.safeParse(parsed.code);
-      throw Object.assign(fail(code.success ? code.data : 'SANDBOX_ERROR', parsed.message), { logs: parsed.logs });
-    }
+    if (!parsed.ok) throw Object.assign(failWithReportedCode(parsed.code, parsed.message), { logs: parsed.logs });
     return { value: parsed.value, logs: parsed.logs, runMs: performance.now() - started };
-  }
-
-  private classify(err: unknown, slot: Slot): ToolExecError {
-    const message = messageOf(err);
-    if (TIMED_OUT.test(message)) return fail('TIMEOUT', 'tool exceeded its time limit', err);
-    if (/memory limit|out of memory/i.test(message) || (slot.isolate.isDisposed && /disposed/i.test(message))) {
-      return fail('OUT_OF_MEMORY', 'tool exceeded its memory limit', err);
-    }
-    // Errors raised while compiling, linking or evaluating the module are the tool's fault, not ours.
-    if (err instanceof EvaluationError) return fail('TOOL_ERROR', message.slice(0, 4000), err);
-    return fail('SANDBOX_ERROR', message.slice(0, 4000), err);
   }
 
   private pool(tool: ToolSource): Pool {
@@ -497,9 +464,16 @@ export class Sandbox {
     if (pool.size < this.maxIsolates) {
       pool.size++;
       try {
+        await this.reserve(pool.memoryMb);
+      } catch (err: unknown) {
+        pool.size--;
+        throw err;
+      }
+      try {
         return await this.createSlot(pool.memoryMb);
       } catch (err: unknown) {
         pool.size--;
+        this.unreserve(pool.memoryMb);
         throw fail('SANDBOX_ERROR', 'could not create an isolate', err);
       }
     }
@@ -510,9 +484,11 @@ export class Sandbox {
 
   private release(pool: Pool, slot: Slot, broken: DisposalReason | undefined): void {
     if (broken || slot.isolate.isDisposed || this.closed) {
+      const waiter = pool.waiters.shift();
+      // The replacement takes over the broken isolate's share of the budget.
+      if (waiter && !this.closed) this.reservedMb += slot.memoryMb;
       this.dispose(slot, broken ?? 'error');
       pool.size--;
-      const waiter = pool.waiters.shift();
       if (waiter) {
         pool.size++;
         this.createSlotFor(pool, waiter);
@@ -520,15 +496,47 @@ export class Sandbox {
       return;
     }
     const waiter = pool.waiters.shift();
-    if (waiter) waiter(slot);
-    else pool.idle.push(slot);
+    if (waiter) return waiter(slot);
+    pool.idle.push(slot);
+    // A call waiting for budget can now evict this idle isolate.
+    this.budgetWaiters.shift()?.();
   }
 
   private createSlotFor(pool: Pool, waiter: (slot: Slot | undefined) => void): void {
     this.createSlot(pool.memoryMb).then(waiter, () => {
       pool.size--;
+      this.unreserve(pool.memoryMb);
       waiter(undefined);
     });
+  }
+
+  /** Takes `mb` of the memory budget for a new isolate, evicting idle ones or waiting when it is spent. */
+  private async reserve(mb: number): Promise<void> {
+    const budget = this.opts.memoryBudgetMb;
+    if (budget !== undefined && mb > budget) {
+      throw fail('OUT_OF_MEMORY', `the tool's memory limit of ${mb} MB exceeds this worker's sandbox budget of ${budget} MB`);
+    }
+    while (budget !== undefined && this.reservedMb + mb > budget) {
+      if (this.closed) throw fail('SANDBOX_ERROR', 'sandbox is shut down');
+      if (!this.evictIdle()) await new Promise<void>((resolve) => this.budgetWaiters.push(resolve));
+    }
+    this.reservedMb += mb;
+  }
+
+  private unreserve(mb: number): void {
+    this.reservedMb -= mb;
+    this.budgetWaiters.shift()?.();
+  }
+
+  /** Disposes one idle isolate of the least recently used tool; false if none is idle. */
+  private evictIdle(): boolean {
+    let lru: Pool | undefined;
+    for (const p of this.pools.values()) if (p.idle.length > 0 && (!lru || p.lastUsed < lru.lastUsed)) lru = p;
+    const slot = lru?.idle.pop();
+    if (!lru || !slot) return false;
+    lru.size--;
+    this.dispose(slot, 'evicted');
+    return true;
   }
 
   private async createSlot(memoryMb: number): Promise<Slot> {
@@ -544,7 +552,7 @@ export class Sandbox {
       const context = await isolate.createContext();
       await context.eval(LOCKDOWN_SOURCE);
       const factory = (await context.eval(RUNNER_SOURCE, { reference: true })) as ivm.Reference<(...a: unknown[]) => unknown>;
-      const slot = { isolate, context, call: undefined } as Slot;
+      const slot = { isolate, context, memoryMb, call: undefined } as Slot;
       // Host functions handed to the runner; it keeps them in its closure, out of tool code's reach.
       const fetchRef = new ivm.Reference((token: number, request: string) => this.bridgeFetch(slot, token, request));
       const reportRef = new ivm.Reference((token: number, outcome: string) => {
@@ -565,6 +573,7 @@ export class Sandbox {
 
   private dispose(slot: Slot, reason: DisposalReason): void {
     if (!slot.isolate.isDisposed) slot.isolate.dispose();
+    this.unreserve(slot.memoryMb);
     this.opts.onDispose?.(reason);
   }
 
@@ -591,11 +600,8 @@ function ignoreStrayRejection(fn: () => unknown): void {
   }
 }
 ignoreStrayRejection.rethrowLimits = (err: unknown): void => {
-  if (TIMED_OUT.test(messageOf(err)) || /disposed|memory/i.test(messageOf(err))) throw err;
+  if (isLimit(err)) throw err;
 };
-
-/** Marks failures of compiling, linking or evaluating tool code, which are the tool's own errors. */
-class EvaluationError extends Error {}
 
 function evaluating<T>(fn: () => T): T {
   try {
@@ -616,13 +622,9 @@ async function evaluatingAsync<T>(fn: () => Promise<T>): Promise<T> {
 function asEvaluationError(err: unknown): Error {
   const message = messageOf(err);
   // Limits keep their own classification.
-  if (TIMED_OUT.test(message) || /disposed|memory/i.test(message)) return err instanceof Error ? err : new Error(message);
+  if (isLimit(err)) return err instanceof Error ? err : new Error(message);
   const name = err instanceof Error && err.name !== 'Error' ? `${err.name}: ` : '';
   return new EvaluationError(`${name}${message}`.slice(0, 4000), { cause: err });
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function remaining(deadline: number): number {

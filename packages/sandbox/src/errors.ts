@@ -1,0 +1,65 @@
+import { CallErrorCode, ToolExecError } from '@toolplane/core';
+
+/** Whether another attempt of a call that failed with this code may help. */
+const RETRYABLE: Record<CallErrorCode, boolean> = {
+  TIMEOUT: true,
+  OUT_OF_MEMORY: false,
+  RESULT_TOO_LARGE: false,
+  TOOL_ERROR: true,
+  SANDBOX_ERROR: true,
+  EGRESS_DENIED: false,
+  CANCELLED: false,
+  REJECTED: false,
+  DEADLINE_EXCEEDED: false,
+  POISONED: false,
+  QUOTA_EXCEEDED: false,
+};
+
+/** The sandbox's one way to make a call error: the code decides retryability. */
+export function fail(code: CallErrorCode, message: string, cause?: unknown): ToolExecError {
+  return new ToolExecError(code, message, { retryable: RETRYABLE[code], cause });
+}
+
+/** A code from the in-isolate runner (a string that crossed the isolate boundary), checked. */
+export function failWithReportedCode(code: string, message: string): ToolExecError {
+  const parsed = CallErrorCode.safeParse(code);
+  return fail(parsed.success ? parsed.data : 'SANDBOX_ERROR', message);
+}
+
+const TIMED_OUT = /timed out/i;
+const MEMORY = /memory limit|out of memory/i;
+const DISPOSED = /disposed/i;
+
+/** isolated-vm's own time limit ended the section (its errors carry no code, only this message). */
+export function isTimeout(err: unknown): boolean {
+  return TIMED_OUT.test(messageOf(err));
+}
+
+/** A limit (time, heap, disposal) ended the section, as opposed to an error of the tool's code. */
+export function isLimit(err: unknown): boolean {
+  const message = messageOf(err);
+  return TIMED_OUT.test(message) || DISPOSED.test(message) || /memory/i.test(message);
+}
+
+/** Marks failures of compiling, linking or evaluating tool code, which are the tool's own errors. */
+export class EvaluationError extends Error {}
+
+/**
+ * The one place that decides a call's code from an isolated-vm failure. `isolateDisposed` tells a
+ * heap-limit disposal (isolated-vm says only "disposed") from other breakage.
+ */
+export function classifyIsolateError(err: unknown, isolateDisposed: boolean): ToolExecError {
+  if (err instanceof ToolExecError) return err;
+  const message = messageOf(err);
+  if (TIMED_OUT.test(message)) return fail('TIMEOUT', 'tool exceeded its time limit', err);
+  if (MEMORY.test(message) || (isolateDisposed && DISPOSED.test(message))) {
+    return fail('OUT_OF_MEMORY', 'tool exceeded its memory limit', err);
+  }
+  // Errors raised while compiling, linking or evaluating the module are the tool's fault, not ours.
+  if (err instanceof EvaluationError) return fail('TOOL_ERROR', message.slice(0, 4000), err);
+  return fail('SANDBOX_ERROR', message.slice(0, 4000), err);
+}
+
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

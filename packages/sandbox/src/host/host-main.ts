@@ -1,0 +1,110 @@
+/**
+ * A sandbox host: the process where isolates live. Started by {@link SandboxFleet} with a socket
+ * pair on fd 3 and an empty environment; it runs calls and registration checks and answers in
+ * batched JSON lines. When tool code blocks this process (an uninterruptible native operation, a
+ * microtask chain isolated-vm cannot stop, a heap far past its soft limit), the parent's watchdog
+ * SIGKILLs it and starts another: nothing here has to survive that.
+ */
+import { Socket } from 'node:net';
+import { ROOT_CONTEXT, trace, type Context } from '@opentelemetry/api';
+import { ToolExecError } from '@toolplane/core';
+import { checkToolCode } from '../check-code.js';
+import { Sandbox, type SandboxOptions } from '../sandbox.js';
+import { CALL_ID, ForwardingTracerProvider } from './forwarding-tracer.js';
+import { HEARTBEAT_MS, batchedWriter, lineReader, type HostReply, type HostRequest, type WireTrace } from './protocol.js';
+
+/** What the parent passes in `argv[2]`, as JSON. */
+export type HostOptions = Pick<
+  SandboxOptions,
+  'maxIsolatesPerTool' | 'memoryBudgetMb' | 'syncBudgetMs' | 'maxResponseBytes' | 'maxFetchesPerCall' | 'idleTtlMs' | 'allowPrivateNetworks'
+> & {
+  /** Tool code kept for calls that leave it out; least recently used goes first. */
+  maxCodeBytes: number;
+};
+
+const MAX_REQUEST_LINE_BYTES = 256 * 1024 * 1024;
+
+const options = JSON.parse(process.argv[2] ?? '{}') as HostOptions;
+const channel = new Socket({ fd: 3, readable: true, writable: true });
+const send: (msg: HostReply) => void = batchedWriter((text) => channel.write(text));
+trace.setGlobalTracerProvider(new ForwardingTracerProvider((id, span) => send({ t: 'span', id, span })));
+
+const sandbox = new Sandbox({
+  ...options,
+  onDispose: (reason) => send({ t: 'disposed', reason }),
+  onCatastrophicError: (message) => {
+    // The parent sees the exit and re-runs or quarantines the calls this host held.
+    process.stderr.write(`toolplane sandbox host: isolated-vm catastrophic error: ${message}\n`);
+    process.abort();
+  },
+});
+const codes = new Map<string, string>();
+let codeBytes = 0;
+const running = new Map<number, AbortController>();
+
+function remember(key: string, code: string): void {
+  if (codes.has(key)) {
+    codes.delete(key);
+  } else {
+    codeBytes += code.length;
+  }
+  codes.set(key, code);
+  for (const [k, c] of codes) {
+    if (codeBytes <= options.maxCodeBytes) break;
+    codes.delete(k);
+    codeBytes -= c.length;
+  }
+}
+
+function traceContext(id: number, wire: WireTrace | undefined): Context | undefined {
+  if (!wire) return undefined;
+  return trace.setSpanContext(ROOT_CONTEXT, { ...wire, isRemote: true }).setValue(CALL_ID, id);
+}
+
+function run(msg: Extract<HostRequest, { t: 'run' }>): void {
+  const code = msg.tool.code ?? codes.get(msg.tool.key);
+  if (code === undefined) return send({ t: 'miss', id: msg.id });
+  remember(msg.tool.key, code);
+  const abort = new AbortController();
+  running.set(msg.id, abort);
+  const traced = traceContext(msg.id, msg.trace);
+  sandbox
+    .run({ ...msg.tool, code }, JSON.parse(msg.args) as unknown, {
+      signal: abort.signal,
+      ...(msg.secrets ? { secrets: msg.secrets } : {}),
+      onRetryAfter: (ms) => send({ t: 'retryAfter', id: msg.id, ms }),
+      onStart: (waited) => {
+        if (waited) send({ t: 'start', id: msg.id });
+      },
+      ...(traced ? { trace: traced } : {}),
+    })
+    .then(
+      (r) => send({ t: 'done', id: msg.id, ok: true, value: r.value, logs: r.logs, runMs: r.runMs }),
+      (err: unknown) => {
+        const e = err instanceof ToolExecError ? err : new ToolExecError('SANDBOX_ERROR', String(err), { retryable: true });
+        const logs = (e as { logs?: string[] }).logs ?? [];
+        send({ t: 'done', id: msg.id, ok: false, code: e.code, message: e.message, retryable: e.opts.retryable, logs });
+      },
+    )
+    .finally(() => running.delete(msg.id));
+}
+
+function handle(raw: unknown): void {
+  const msg = raw as HostRequest;
+  switch (msg.t) {
+    case 'run':
+      return run(msg);
+    case 'cancel':
+      return void running.get(msg.id)?.abort();
+    case 'check':
+      return void checkToolCode(msg.code).then((r) => send({ t: 'checked', id: msg.id, ...r }));
+  }
+}
+
+channel.on('data', lineReader(handle, MAX_REQUEST_LINE_BYTES));
+// The parent is gone (or closed us): nothing here outlives it.
+channel.on('close', () => process.exit(0));
+channel.on('error', () => process.exit(0));
+process.on('SIGTERM', () => process.exit(0));
+setInterval(() => send({ t: 'beat' }), HEARTBEAT_MS);
+send({ t: 'ready' });

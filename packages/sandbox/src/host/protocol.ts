@@ -1,0 +1,92 @@
+import type { DisposalReason, ToolSource } from '../sandbox.js';
+
+/**
+ * The messages between a worker (or planner) and its sandbox host processes: one JSON object per
+ * line on a socket pair, written in batches of one event-loop tick. Only data crosses.
+ */
+
+/** A tool as sent to a host; `code` is left out once the host has it. */
+export type WireTool = Omit<ToolSource, 'code'> & { code?: string };
+
+/** Trace context of the parent's `sandbox.run` span, so the host's `ctx.fetch` spans join its trace. */
+export type WireTrace = { traceId: string; spanId: string; traceFlags: number };
+
+export type HostRequest =
+  | { t: 'run'; id: number; tool: WireTool; args: string; secrets?: Record<string, string>; trace?: WireTrace }
+  | { t: 'cancel'; id: number }
+  | { t: 'check'; id: number; code: string };
+
+/** A span the host recorded for a call; the parent re-creates it under the call's `sandbox.run`. */
+export type WireSpan = {
+  name: string;
+  kind: number;
+  attributes: Record<string, string | number | boolean>;
+  status?: { code: number; message?: string };
+  startTime: number;
+  endTime: number;
+};
+
+export type HostReply =
+  | { t: 'ready' }
+  /** Every {@link HEARTBEAT_MS}: the host's event loop is turning. */
+  | { t: 'beat' }
+  /** The call got its isolate after waiting for one (the memory budget); its deadline starts now. */
+  | { t: 'start'; id: number }
+  | { t: 'done'; id: number; ok: true; value: unknown; logs: string[]; runMs: number }
+  | { t: 'done'; id: number; ok: false; code: string; message: string; retryable: boolean; logs: string[] }
+  /** The host no longer has the tool's code: send the call again with it. */
+  | { t: 'miss'; id: number }
+  | { t: 'checked'; id: number; ok: true }
+  | { t: 'checked'; id: number; ok: false; message: string }
+  | { t: 'retryAfter'; id: number; ms: number }
+  | { t: 'span'; id: number; span: WireSpan }
+  | { t: 'disposed'; reason: DisposalReason };
+
+export const HEARTBEAT_MS = 100;
+
+/**
+ * Newline-delimited JSON in, with a cap on one line: a host is our own code, but a runaway line
+ * must not grow the parent's memory without bound.
+ */
+export function lineReader(onMessage: (msg: unknown) => void, maxLineBytes: number): (chunk: Buffer) => void {
+  // Only the new chunk is searched for the end of a line, so a long line costs linear time.
+  let parts: Buffer[] = [];
+  let size = 0;
+  return (chunk) => {
+    let start = 0;
+    let nl = chunk.indexOf(10);
+    while (nl >= 0) {
+      const piece = chunk.subarray(start, nl);
+      const line = (parts.length > 0 ? Buffer.concat([...parts, piece]) : piece).toString('utf8');
+      parts = [];
+      size = 0;
+      if (line.length > 0) onMessage(JSON.parse(line) as unknown);
+      start = nl + 1;
+      nl = chunk.indexOf(10, start);
+    }
+    if (start < chunk.length) {
+      parts.push(chunk.subarray(start));
+      size += chunk.length - start;
+      if (size > maxLineBytes) throw new Error(`sandbox host message longer than ${maxLineBytes} bytes`);
+    }
+  };
+}
+
+/** Collects messages and writes them in one `write` per event-loop tick. */
+export function batchedWriter(write: (text: string) => void): (msg: object) => void {
+  let batch: string[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    const text = batch.join('\n') + '\n';
+    batch = [];
+    write(text);
+  };
+  return (msg) => {
+    batch.push(JSON.stringify(msg));
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
+}

@@ -1,0 +1,103 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { isToolExecError } from '@toolplane/core';
+import { SandboxFleet, type ToolSource } from '../index.js';
+
+/**
+ * The fleet against real host processes: tool code that blocks or bloats its host ends with a code,
+ * the host is replaced, other calls go on, and this process's event loop never waits on any of it.
+ */
+let n = 0;
+const tool = (code: string, limits: Partial<ToolSource> = {}): ToolSource => ({
+  key: `f${++n}@1`,
+  code,
+  timeoutMs: 2_000,
+  memoryMb: 32,
+  maxResultBytes: 64 * 1024,
+  ...limits,
+});
+
+async function outcome(p: Promise<{ value: unknown }>): Promise<unknown> {
+  try {
+    return (await p).value;
+  } catch (err: unknown) {
+    return isToolExecError(err) ? err.code : err;
+  }
+}
+
+describe('SandboxFleet', () => {
+  let fleet: SandboxFleet;
+  const failures: string[] = [];
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  const add = tool('export default (a) => a.x + a.y');
+
+  beforeAll(async () => {
+    fleet = new SandboxFleet({ hosts: 1, memoryBudgetMb: 128, hostMemoryLimitMb: 400, onHostFailure: (r) => failures.push(r) });
+    await fleet.ready();
+    lag.enable();
+  });
+  afterAll(async () => {
+    lag.disable();
+    await fleet.close();
+  });
+
+  test('runs calls in a host process; the code crosses once per host', async () => {
+    expect(await fleet.run(add, { x: 1, y: 2 })).toMatchObject({ value: 3 });
+    expect(await fleet.run(add, { x: 2, y: 2 })).toMatchObject({ value: 4 });
+    expect(await outcome(fleet.run(tool('export default () => { throw new Error("no") }'), {}))).toBe('TOOL_ERROR');
+    expect(fleet.stats()).toMatchObject({ shared: 1, spare: 1 });
+  });
+
+  /** Name, code, the codes that are right, and whether the host must be replaced (else the isolate's own limits end it). */
+  const BLOCKERS: Array<[string, string, unknown[], boolean]> = [
+    ['microtask recursion with spins', 'export default () => { function bad() { Promise.resolve().then(function () { bad(); for (;;); }); } bad(); for (;;); }', ['TIMEOUT'], true],
+    ['one huge native allocation', 'export default () => { void new Array(2 ** 27).fill(0); return 1 }', ['OUT_OF_MEMORY', 'TIMEOUT'], true],
+    ['a getter on a rejected value', 'export default () => { Promise.reject({ get message() { for (;;) {} } }); return 1 }', ['TIMEOUT', 1], true],
+    ['a thenable that spins', 'export default () => ({ then() { for (;;) {} } })', ['TIMEOUT'], false],
+  ];
+  for (const [name, code, codes, replaced] of BLOCKERS) {
+    test(`${name}: ends with a code, the host is replaced, the next call succeeds`, async () => {
+      const before = failures.length;
+      lag.reset();
+      const started = performance.now();
+      const [bad, good] = await Promise.all([
+        outcome(fleet.run(tool(code, { timeoutMs: 1_000 }), {})),
+        outcome(fleet.run(add, { x: 1, y: 1 })),
+      ]);
+      expect(codes).toContain(bad);
+      expect(good).toBe(2);
+      expect(performance.now() - started).toBeLessThan(6_000);
+      expect(await outcome(fleet.run(add, { x: 5, y: 5 }))).toBe(10);
+      // This process never waited on the tool.
+      expect(lag.max / 1e6).toBeLessThan(500);
+      if (replaced) expect(failures.length).toBeGreaterThan(before);
+    });
+  }
+
+  test('a call that crashes two hosts ends POISONED; the calls beside it succeed', async () => {
+    // A stall with several calls in flight leaves the culprit unknown: each runs again alone.
+    const spin = tool('export default () => { function bad() { Promise.resolve().then(function () { bad(); for (;;); }); } bad(); for (;;); }', { timeoutMs: 20_000 });
+    const results = await Promise.all([
+      outcome(fleet.run(spin, {})),
+      ...[1, 2, 3].map((x) => outcome(fleet.run(add, { x, y: 0 }))),
+    ]);
+    expect(results.slice(1)).toEqual([1, 2, 3]);
+    expect(['TIMEOUT', 'POISONED']).toContain(results[0]);
+  });
+
+  test('registration checks run in a host, bounded', async () => {
+    expect(await fleet.check('export default () => 1')).toEqual({ ok: true });
+    const started = performance.now();
+    const hung = await fleet.check('function bad() { Promise.resolve().then(function () { bad(); for (;;); }); } bad(); for (;;); export default () => 1');
+    expect(hung.ok).toBe(false);
+    expect(performance.now() - started).toBeLessThan(2_500);
+    expect(await fleet.check('export default () => 2')).toEqual({ ok: true });
+  });
+
+  test('cancel ends a running call at once', async () => {
+    const abort = new AbortController();
+    const p = outcome(fleet.run(tool('export default () => new Promise(() => {})', { timeoutMs: 10_000 }), {}, { signal: abort.signal }));
+    setTimeout(() => abort.abort(), 50);
+    expect(await p).toBe('CANCELLED');
+  });
+});
