@@ -11,10 +11,12 @@
  * );
  * ```
  */
+export { SandboxFleet } from './host/sandbox-fleet.js';
+export type { SandboxFleetOptions, HostFailure } from './host/sandbox-fleet.js';
 export { Sandbox } from './sandbox.js';
 export type { ToolSource, RunOptions, RunResult, DisposalReason, SandboxOptions } from './sandbox.js';
 export { checkToolCode } from './check-code.js';
-export { parseEgressRule, isPrivateAddress } from './bridges/egress.js';
-export type { EgressRule } from './bridges/egress.js';
+export { parseEgressRule, isPrivateAddress, parseNetworkList } from './bridges/egress.js';
+export type { EgressRule, NetworkList } from './bridges/egress.js';
 export type { HostResolver } from './bridges/fetch-bridge.js';
 export { redactSecrets, REDACTED } from './redact.js';

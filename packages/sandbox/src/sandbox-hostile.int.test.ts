@@ -34,8 +34,10 @@ const onUnhandled = (e: unknown) => unhandled.push(e);
 const sandbox = new Sandbox({
   maxIsolatesPerTool: 2,
   maxResponseBytes: 64 * 1024,
-  // Any name resolves to loopback: wildcard matches must still be refused.
-  resolveHost: async () => ['127.0.0.1'],
+  // The test servers listen on 127.0.0.1, which the "operator" opens; every name resolves to
+  // 127.0.0.2, which stays closed however a tool lists it.
+  allowPrivateNetworks: '127.0.0.1',
+  resolveHost: async () => ['127.0.0.2'],
 });
 
 const HOST_DATA = [
@@ -135,7 +137,10 @@ const CTX_ABUSE: Case[] = [
   { name: 'redirect to an unlisted host is checked again', code: 'export default async (a, ctx) => ctx.fetch(a.base + "/to-other")', expect: 'EGRESS_DENIED' },
   { name: 'redirect loop ends', code: 'export default async (a, ctx) => ctx.fetch(a.base + "/loop")', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/redirects/) },
   { name: 'wildcard host resolving to loopback', code: 'export default async (a, ctx) => ctx.fetch(`http://api.example.test:${a.port}/`)', expect: 'EGRESS_DENIED', limits: { egress: ['*.example.test:PORT'] }, check: (m) => expect(m).toMatch(/private or loopback/) },
-  { name: 'literally listed name may resolve to loopback', code: 'export default async (a, ctx) => (await ctx.fetch(`http://api.example.test:${a.port}/ok`)).status', expect: 'ok', limits: { egress: ['api.example.test:PORT'] }, check: (v) => expect(v).toBe(200) },
+  { name: 'literally listed name resolving to loopback', code: 'export default async (a, ctx) => (await ctx.fetch(`http://api.example.test:${a.port}/ok`)).status', expect: 'EGRESS_DENIED', limits: { egress: ['api.example.test:PORT'] } },
+  { name: 'metadata address listed literally', code: fetchTo('"http://169.254.169.254/latest/meta-data/"'), expect: 'EGRESS_DENIED', limits: { egress: ['169.254.169.254'] } },
+  { name: 'closed loopback address listed literally', code: 'export default async (a, ctx) => ctx.fetch(`http://127.0.0.2:${a.port}/`)', expect: 'EGRESS_DENIED', limits: { egress: ['127.0.0.2:PORT'] } },
+  { name: 'IPv6 loopback listed literally', code: 'export default async (a, ctx) => ctx.fetch(`http://[::1]:${a.port}/`)', expect: 'EGRESS_DENIED', limits: { egress: ['[::1]:PORT'] } },
   { name: 'response over the size cap', code: 'export default async (a, ctx) => ctx.fetch(a.base + "/big")', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/larger than/) },
   { name: 'caught denial is the tool\'s business', code: 'export default async (a, ctx) => { try { await ctx.fetch("http://example.com/") } catch (e) { return "caught" } }', expect: 'ok', check: (v) => expect(v).toBe('caught') },
   { name: 'fetch with a url whose toString never returns', code: 'export default async (a, ctx) => ctx.fetch({ toString() { for (;;) {} } })', expect: 'TIMEOUT', limits: { timeoutMs: 150 } },

@@ -1,12 +1,12 @@
 import ivm from 'isolated-vm';
 import { context, type Context } from '@opentelemetry/api';
 import { ToolExecError, silentLogger, type Logger } from '@toolplane/core';
-import { parseEgressRule, type EgressRule } from './bridges/egress.js';
+import { parseEgressRule, parseNetworkList, type EgressRule, type NetworkList } from './bridges/egress.js';
 import { defaultResolver, hostFetch, type FetchRequest, type HostResolver } from './bridges/fetch-bridge.js';
 import { EvaluationError, classifyIsolateError, fail, failWithReportedCode, isLimit, isTimeout, messageOf } from './errors.js';
 import { LOCKDOWN_SOURCE } from './lockdown.js';
 import { redactSecrets } from './redact.js';
-import { RUNNER_SOURCE } from './runner.js';
+import { RUNNER_SOURCE } from './isolate/runner.js';
 
 /** What the sandbox needs to know of a tool: its code and limits under a key that changes with the code. */
 export type ToolSource = {
@@ -24,7 +24,8 @@ export type ToolSource = {
   maxResultBytes: number;
   /**
    * Hosts `ctx.fetch` may reach: `host` (default port of the scheme), `host:port`, `*.example.com`.
-   * Hosts listed literally may resolve to private or loopback addresses; wildcard matches may not.
+   * Private, loopback and link-local addresses are refused whatever the list says, unless the
+   * operator opened them ({@link SandboxOptions.allowPrivateNetworks}).
    * @default [] (no network)
    */
   egress?: readonly string[];
@@ -148,6 +149,8 @@ type Outcome =
 const SLOW_BASE_MS = 1_000;
 const SLOW_MAX_MS = 60_000;
 const STALE = '{"stale":true}';
+/** Checked by the runner before a request leaves the isolate, and by the fetch bridge again. */
+const REQUEST_LIMITS = { maxUrlLength: 8192, maxRequestBodyBytes: 1024 * 1024 };
 
 /**
  * Runs tool code in isolated-vm isolates.
@@ -169,6 +172,7 @@ export class Sandbox {
   private readonly maxResponseBytes: number;
   private readonly maxFetches: number;
   private readonly resolveHost: HostResolver;
+  private readonly allowPrivate: NetworkList;
   private readonly log: Logger;
   private readonly sweeper: NodeJS.Timeout;
   private tokens = 0;
@@ -185,6 +189,7 @@ export class Sandbox {
     this.maxResponseBytes = opts.maxResponseBytes ?? 1024 * 1024;
     this.maxFetches = opts.maxFetchesPerCall ?? 50;
     this.resolveHost = opts.resolveHost ?? defaultResolver;
+    this.allowPrivate = parseNetworkList(opts.allowPrivateNetworks ?? '');
     this.log = opts.logger ?? silentLogger();
     this.sweeper = setInterval(() => this.sweep(), Math.min(this.idleTtlMs, 30_000));
     this.sweeper.unref();
@@ -425,6 +430,7 @@ export class Sandbox {
       signal: (call.fetches ??= new AbortController()).signal,
       maxResponseBytes: this.maxResponseBytes,
       resolve: this.resolveHost,
+      allowPrivate: this.allowPrivate,
       ...(call.onRetryAfter ? { onRetryAfter: call.onRetryAfter } : {}),
       trace: call.trace,
     });
@@ -558,7 +564,8 @@ export class Sandbox {
       const reportRef = new ivm.Reference((token: number, outcome: string) => {
         if (slot.call?.token === token) slot.call.reported?.(outcome);
       });
-      const runner = (await factory.apply(undefined, [fetchRef, reportRef], { result: { reference: true } })) as ivm.Reference<Record<keyof Runner, unknown>>;
+      const limits = new ivm.ExternalCopy(REQUEST_LIMITS).copyInto();
+      const runner = (await factory.apply(undefined, [fetchRef, reportRef, limits], { result: { reference: true } })) as ivm.Reference<Record<keyof Runner, unknown>>;
       slot.start = runner.getSync('start', { reference: true }) as Runner['start'];
       slot.take = runner.getSync('take', { reference: true }) as Runner['take'];
       slot.ping = runner.getSync('ping', { reference: true }) as Runner['ping'];

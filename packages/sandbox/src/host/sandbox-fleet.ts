@@ -19,6 +19,8 @@ export type SandboxFleetOptions = {
    * @default 1
    */
   hosts?: number;
+  /** Keep one more host started and idle, to replace a killed one at once. @default true */
+  spare?: boolean;
   /** Start hosts on the first call instead of at construction (the planner's registration checks). @default false */
   lazy?: boolean;
   /** @default 8 */
@@ -130,6 +132,7 @@ export class SandboxFleet {
     const memoryBudgetMb = options.memoryBudgetMb ?? 512;
     this.opts = {
       hosts: options.hosts ?? 1,
+      spare: options.spare ?? true,
       maxIsolatesPerTool: options.maxIsolatesPerTool ?? 8,
       memoryBudgetMb,
       hostMemoryLimitMb: options.hostMemoryLimitMb ?? memoryBudgetMb + 256,
@@ -331,7 +334,7 @@ export class SandboxFleet {
       if (spare) spare.role = 'shared';
       else this.startHost('shared');
     }
-    if (live('spare') < 1) this.startHost('spare');
+    if (this.opts.spare && live('spare') < 1) this.startHost('spare');
   }
 
   private startHost(role: Host['role']): Host {
