@@ -3,7 +3,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import { SpanKind, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
-import { hostOf, isPrivateAddress, matchEgress, type EgressRule } from './egress.js';
+import { hostOf, isPrivateAddress, matchEgress, type EgressRule, type NetworkList } from './egress.js';
 
 /** What tool code asked for, as the runner serialized it. Checked here again: it is hostile input. */
 export type FetchRequest = { url: string; method: string; headers: Record<string, string>; body: string | null };
@@ -24,6 +24,12 @@ export type FetchLimits = {
   signal: AbortSignal;
   maxResponseBytes: number;
   resolve: HostResolver;
+  /**
+   * Private ranges the operator opened (`TOOLPLANE_ALLOW_PRIVATE_NETWORKS`). Any other private,
+   * loopback, link-local or reserved address is refused, whatever the tool's egress list says.
+   * @default none
+   */
+  allowPrivate?: NetworkList;
   /** A 429 or 503 carried `Retry-After`; milliseconds from now. */
   onRetryAfter?: (ms: number) => void;
   /** Trace context of the call (the `sandbox.run` span): the fetch's span becomes its child. */
@@ -48,7 +54,9 @@ class Denied extends Error {}
  * Runs one `ctx.fetch` on the host: allowlist, scheme and port checked on every hop, redirects
  * followed by hand (at most {@link MAX_REDIRECTS}), DNS resolved here and the connection pinned to
  * the checked address (no rebinding between check and connect), body capped, time bounded by the
- * call's deadline. Never throws: every outcome is a {@link FetchReply}.
+ * call's deadline. Every hop's addresses must be public or in {@link FetchLimits.allowPrivate};
+ * if one answer of several is not, the hop is refused rather than pinned to another answer.
+ * Never throws: every outcome is a {@link FetchReply}.
  */
 export async function hostFetch(req: FetchRequest, limits: FetchLimits): Promise<FetchReply> {
   // The context is handed in: host callbacks from an isolate do not carry the caller's async context.
@@ -167,10 +175,17 @@ async function allowedAddress(url: URL, limits: FetchLimits): Promise<string> {
     }
   }
   if (addresses.length === 0) throw new Error(`cannot resolve ${host}`);
-  // One private answer is enough to refuse: a resolver can hand out any of them.
-  if (!match.literal && addresses.some(isPrivateAddress)) {
-    throw new Denied(`${host} resolves to a private or loopback address`);
+  // One closed answer is enough to refuse: another client (or a retry) may get that answer, and a
+  // name that points into a private network at all is refused rather than steered around. The
+  // message never names the address: internal DNS answers are not the tenant's to read.
+  if (addresses.some((a) => isPrivateAddress(a) && limits.allowPrivate?.includes(a) !== true)) {
+    throw new Denied(
+      isIP(host)
+        ? `${host} is a private or loopback address the operator has not opened`
+        : `${host} resolves to a private or loopback address the operator has not opened`,
+    );
   }
+  // The connection goes to this address and nowhere else (see `send`): no second lookup to rebind.
   return addresses[0]!;
 }
 
