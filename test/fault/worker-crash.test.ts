@@ -16,7 +16,9 @@ describe('a worker killed with SIGKILL while running calls loses none of them', 
     await Promise.all([planner, ...survivors].map((p) => p?.kill()));
   });
 
-  test('20 kills of a worker holding running calls: every accepted call succeeds', async () => {
+  // A call whose worker dies under it twice is poison (POISONED): each round lets the survivors
+  // finish what the victim held before the next victim starts, so no call is hit twice.
+  test('12 kills of a worker holding running calls: every accepted call succeeds', async () => {
     const slow = {
       description: 'runs for 150 ms and reports where',
       parameters: { type: 'object', properties: { n: { type: 'integer' } } },
@@ -28,7 +30,7 @@ describe('a worker killed with SIGKILL while running calls loses none of them', 
     const ids: string[] = [];
     let n = 0;
     let killedHolding = 0;
-    for (let round = 0; round < 20; round++) {
+    for (let round = 0; round < 12; round++) {
       const victim = await startWorker(env);
       const batch = await Promise.all(Array.from({ length: 12 }, () => api(planner.url, 'POST', '/v1/calls', { tool: 'slow', arguments: { n: n++ } })));
       ids.push(...batch.map((r) => r.body.id));
@@ -40,14 +42,15 @@ describe('a worker killed with SIGKILL while running calls loses none of them', 
       }, 10_000, 10).catch(() => 0);
       if (holding > 0) killedHolding++;
       await victim.kill('SIGKILL');
+      await waitForCalls(planner.url, batch.map((r) => r.body.id as string), 60_000);
     }
     const calls = await waitForCalls(planner.url, ids, 120_000);
     const statuses = calls.map((c) => c.status);
     expect(statuses.filter((s) => s !== 'succeeded')).toEqual([]);
     expect(calls.map((c) => c.result)).toEqual(ids.map((_, i) => i));
-    expect(killedHolding).toBeGreaterThanOrEqual(15);
+    expect(killedHolding).toBeGreaterThanOrEqual(9);
     // At-least-once: a call whose worker died mid-run is run again elsewhere.
     const reRun = calls.filter((c) => c.starts > 1).length;
-    console.log(`worker crashes: ${ids.length} calls, ${killedHolding}/20 kills hit running calls, ${reRun} calls ran more than once`);
+    console.log(`worker crashes: ${ids.length} calls, ${killedHolding}/12 kills hit running calls, ${reRun} calls ran more than once`);
   }, 240_000);
 });

@@ -10,7 +10,7 @@ export const CALL_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.
 const NON_CONFORMING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 /** The outcome label of {@link ToolMetrics.calls}; bounded. */
-export type CallOutcome = 'success' | 'error' | 'timeout' | 'oom' | 'rejected' | 'circuit_open' | 'rate_limited' | 'cancelled';
+export type CallOutcome = 'success' | 'error' | 'timeout' | 'oom' | 'rejected' | 'circuit_open' | 'rate_limited' | 'cancelled' | 'poisoned';
 
 /** A registry with the default process metrics, minus the ones that break Prometheus conventions. */
 export function createRegistry(labels: Record<string, string> = {}): Registry {
@@ -75,6 +75,17 @@ export function createToolMetrics(registry: Registry) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    /**
+     * Sandbox host processes killed and replaced, by reason: `deadline` (a call did not stop at its
+     * deadline), `stall` (the host's event loop stopped), `memory` (resident memory past its limit),
+     * `crash` (it died).
+     */
+    sandboxHostFailures: new Counter({
+      name: 'toolplane_sandbox_host_failures_total',
+      help: 'Sandbox host processes killed and replaced, by reason.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     /** Calls running in this process now. */
     active: new Gauge({
       name: 'toolplane_worker_active_calls',
@@ -88,7 +99,7 @@ export type ToolMetrics = ReturnType<typeof createToolMetrics>;
 
 /** Every value of the `outcome` label, so each can be shown at 0 before it first happens. */
 export const CALL_OUTCOMES: readonly CallOutcome[] = [
-  'success', 'error', 'timeout', 'oom', 'rejected', 'circuit_open', 'rate_limited', 'cancelled',
+  'success', 'error', 'timeout', 'oom', 'rejected', 'circuit_open', 'rate_limited', 'cancelled', 'poisoned',
 ];
 
 /**

@@ -35,8 +35,9 @@ export class ToolBreakers {
         volumeThreshold: tool.breaker.volumeThreshold,
         resetTimeout: tool.breaker.resetTimeoutMs,
         rollingCountTimeout: 10_000,
-        // Bad input, oversized results or cancellations say nothing about the tool's health.
-        errorFilter: (err: unknown) => isToolExecError(err) && !err.opts.retryable,
+        // Bad input, oversized results or cancellations say nothing about the tool's health; a
+        // poison call does (it brought down sandbox hosts or workers), though it is never retried.
+        errorFilter: (err: unknown) => isToolExecError(err) && !err.opts.retryable && err.code !== 'POISONED',
       });
       const b = breaker;
       b.on('open', () => {
