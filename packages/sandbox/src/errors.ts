@@ -63,3 +63,45 @@ export function classifyIsolateError(err: unknown, isolateDisposed: boolean): To
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** Runs a compile, link or evaluation step of tool code: its failures are the tool's own errors. */
+export function evaluating<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err: unknown) {
+    throw asEvaluationError(err);
+  }
+}
+
+export async function evaluatingAsync<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err: unknown) {
+    throw asEvaluationError(err);
+  }
+}
+
+function asEvaluationError(err: unknown): Error {
+  const message = messageOf(err);
+  // Limits keep their own classification.
+  if (isLimit(err)) return err instanceof Error ? err : new Error(message);
+  const name = err instanceof Error && err.name !== 'Error' ? `${err.name}: ` : '';
+  return new EvaluationError(`${name}${message}`.slice(0, 4000), { cause: err });
+}
+
+/**
+ * The runner's `start` never throws; isolated-vm rethrows a promise rejection that tool code left
+ * unhandled during the call instead. That is the tool's business (the call's outcome stands), and
+ * it must not reach the host's own handlers: drop it. Limits (timeout, disposal) still count.
+ */
+export function ignoreStrayRejection(fn: () => unknown): void {
+  try {
+    fn();
+  } catch (err: unknown) {
+    rethrowLimits(err);
+  }
+}
+
+export function rethrowLimits(err: unknown): void {
+  if (isLimit(err)) throw err;
+}

@@ -1,0 +1,237 @@
+import ivm from 'isolated-vm';
+import type { Context } from '@opentelemetry/api';
+import { parseEgressRule, type EgressRule } from './bridges/egress.js';
+import { fail } from './errors.js';
+import { FastPath } from './fast-path.js';
+import { RUNNER_SOURCE } from './isolate/runner.js';
+import { LOCKDOWN_SOURCE } from './lockdown.js';
+
+/** Why an isolate was thrown away; bounded, so it can label a metric. */
+export type DisposalReason = 'timeout' | 'oom' | 'cancelled' | 'error' | 'idle' | 'evicted' | 'shutdown';
+
+/** The runner's entry points in an isolate (see `isolate/runner.ts`). */
+type Runner = {
+  start: ivm.Reference<(...args: unknown[]) => void>;
+  take: ivm.Reference<(token: number) => string | undefined>;
+  ping: ivm.Reference<() => void>;
+};
+
+/** The call an isolate is leased to; host bridges check its token so a finished call's leftovers get nothing. */
+export type ActiveCall = {
+  token: number;
+  rules: readonly EgressRule[];
+  deadline: number;
+  /** Made on the first `ctx.fetch` only: an abort costs a DOMException, too dear for every call. */
+  fetches: AbortController | undefined;
+  fetchCount: number;
+  onRetryAfter: ((ms: number) => void) | undefined;
+  /** Set while the host waits for the runner's report. */
+  reported: ((outcome: string) => void) | undefined;
+  /** Trace context of the call's `sandbox.run` span, parent of its `ctx.fetch` spans. */
+  trace: Context;
+};
+
+/** One isolate with its locked-down context and runner, leased to one call at a time. */
+export type Slot = Runner & { isolate: ivm.Isolate; context: ivm.Context; memoryMb: number; call: ActiveCall | undefined };
+
+/** The isolates of one tool version. */
+export type Pool = {
+  idle: Slot[];
+  size: number;
+  waiters: Array<(slot: Slot | undefined) => void>;
+  cachedData: ivm.ExternalCopy<ArrayBuffer> | undefined;
+  lastUsed: number;
+  memoryMb: number;
+  rules: EgressRule[];
+  fastPath: FastPath;
+};
+
+/** The host functions a runner gets, made per isolate by the sandbox. */
+export type HostBridges = (slot: Slot) => { fetch: ivm.Reference; report: ivm.Reference; limits: Record<string, number> };
+
+export type IsolatePoolsOptions = {
+  maxIsolatesPerTool: number;
+  memoryBudgetMb: number | undefined;
+  idleTtlMs: number;
+  syncBudgetMs: number;
+  bridges: HostBridges;
+  onDispose: ((reason: DisposalReason) => void) | undefined;
+  onCatastrophicError: (message: string) => void;
+};
+
+/**
+ * Isolate pools per tool version under one memory budget. Each isolate runs one call at a time, so
+ * disposing one that hit a limit never takes a neighbour's call with it; past the budget, idle
+ * isolates of the least recently used tools are evicted, then calls wait for one to go.
+ */
+export class IsolatePools {
+  private readonly pools = new Map<string, Pool>();
+  private readonly sweeper: NodeJS.Timeout;
+  /** Heap limits of the live isolates, in MB. */
+  private reservedMb = 0;
+  private readonly budgetWaiters: Array<() => void> = [];
+  private closed = false;
+
+  constructor(private readonly opts: IsolatePoolsOptions) {
+    this.sweeper = setInterval(() => this.sweep(), Math.min(opts.idleTtlMs, 30_000));
+    this.sweeper.unref();
+  }
+
+  /** The pool of a tool version, made on first use. */
+  pool(tool: { key: string; memoryMb: number; egress?: readonly string[] | undefined }): Pool {
+    let pool = this.pools.get(tool.key);
+    if (!pool) {
+      pool = {
+        idle: [],
+        size: 0,
+        waiters: [],
+        cachedData: undefined,
+        lastUsed: Date.now(),
+        memoryMb: tool.memoryMb,
+        rules: (tool.egress ?? []).map(parseEgressRule).filter((r): r is EgressRule => r !== undefined),
+        fastPath: new FastPath(this.opts.syncBudgetMs),
+      };
+      this.pools.set(tool.key, pool);
+    }
+    pool.lastUsed = Date.now();
+    return pool;
+  }
+
+  /** An idle isolate of the pool: a free one, a new one within the limits, or the next one released. */
+  async acquire(pool: Pool): Promise<Slot> {
+    if (this.closed) throw fail('SANDBOX_ERROR', 'sandbox is shut down');
+    const idle = pool.idle.pop();
+    if (idle) return idle;
+    if (pool.size < this.opts.maxIsolatesPerTool) {
+      pool.size++;
+      try {
+        await this.reserve(pool.memoryMb);
+      } catch (err: unknown) {
+        pool.size--;
+        throw err;
+      }
+      try {
+        return await this.createSlot(pool.memoryMb);
+      } catch (err: unknown) {
+        pool.size--;
+        this.unreserve(pool.memoryMb);
+        throw fail('SANDBOX_ERROR', 'could not create an isolate', err);
+      }
+    }
+    const slot = await new Promise<Slot | undefined>((resolve) => pool.waiters.push(resolve));
+    if (!slot) throw fail('SANDBOX_ERROR', 'sandbox is shut down');
+    return slot;
+  }
+
+  /** Gives the isolate back after a call; `broken` disposes it (a limit tripped or it is unclean). */
+  release(pool: Pool, slot: Slot, broken: DisposalReason | undefined): void {
+    if (broken || slot.isolate.isDisposed || this.closed) {
+      const waiter = pool.waiters.shift();
+      // The replacement takes over the broken isolate's share of the budget.
+      if (waiter && !this.closed) this.reservedMb += slot.memoryMb;
+      this.dispose(slot, broken ?? 'error');
+      pool.size--;
+      if (waiter) {
+        pool.size++;
+        this.createSlot(pool.memoryMb).then(waiter, () => {
+          pool.size--;
+          this.unreserve(pool.memoryMb);
+          waiter(undefined);
+        });
+      }
+      return;
+    }
+    const waiter = pool.waiters.shift();
+    if (waiter) return waiter(slot);
+    pool.idle.push(slot);
+    // A call waiting for budget can now evict this idle isolate.
+    this.budgetWaiters.shift()?.();
+  }
+
+  /** Disposes every isolate. */
+  close(): void {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    for (const [key, pool] of this.pools) {
+      for (const slot of pool.idle) this.dispose(slot, 'shutdown');
+      pool.idle = [];
+      for (const w of pool.waiters) w(undefined);
+      this.pools.delete(key);
+    }
+    for (const w of this.budgetWaiters.splice(0)) w();
+  }
+
+  /** Isolates alive now, per tool version key. */
+  stats(): Record<string, number> {
+    return Object.fromEntries([...this.pools].map(([k, p]) => [k, p.size]));
+  }
+
+  /** Takes `mb` of the memory budget for a new isolate, evicting idle ones or waiting when it is spent. */
+  private async reserve(mb: number): Promise<void> {
+    const budget = this.opts.memoryBudgetMb;
+    if (budget !== undefined && mb > budget) {
+      throw fail('OUT_OF_MEMORY', `the tool's memory limit of ${mb} MB exceeds this worker's sandbox budget of ${budget} MB`);
+    }
+    while (budget !== undefined && this.reservedMb + mb > budget) {
+      if (this.closed) throw fail('SANDBOX_ERROR', 'sandbox is shut down');
+      if (!this.evictIdle()) await new Promise<void>((resolve) => this.budgetWaiters.push(resolve));
+    }
+    this.reservedMb += mb;
+  }
+
+  private unreserve(mb: number): void {
+    this.reservedMb -= mb;
+    this.budgetWaiters.shift()?.();
+  }
+
+  /** Disposes one idle isolate of the least recently used tool; false if none is idle. */
+  private evictIdle(): boolean {
+    let lru: Pool | undefined;
+    for (const p of this.pools.values()) if (p.idle.length > 0 && (!lru || p.lastUsed < lru.lastUsed)) lru = p;
+    const slot = lru?.idle.pop();
+    if (!lru || !slot) return false;
+    lru.size--;
+    this.dispose(slot, 'evicted');
+    return true;
+  }
+
+  private async createSlot(memoryMb: number): Promise<Slot> {
+    const isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError: this.opts.onCatastrophicError });
+    try {
+      const context = await isolate.createContext();
+      await context.eval(LOCKDOWN_SOURCE);
+      const factory = (await context.eval(RUNNER_SOURCE, { reference: true })) as ivm.Reference<(...a: unknown[]) => unknown>;
+      const slot = { isolate, context, memoryMb, call: undefined } as Slot;
+      // Host functions handed to the runner; it keeps them in its closure, out of tool code's reach.
+      const bridges = this.opts.bridges(slot);
+      const limits = new ivm.ExternalCopy(bridges.limits).copyInto();
+      const runner = (await factory.apply(undefined, [bridges.fetch, bridges.report, limits], { result: { reference: true } })) as ivm.Reference<
+        Record<keyof Runner, unknown>
+      >;
+      slot.start = runner.getSync('start', { reference: true }) as Runner['start'];
+      slot.take = runner.getSync('take', { reference: true }) as Runner['take'];
+      slot.ping = runner.getSync('ping', { reference: true }) as Runner['ping'];
+      factory.release();
+      runner.release();
+      return slot;
+    } catch (err: unknown) {
+      if (!isolate.isDisposed) isolate.dispose();
+      throw err;
+    }
+  }
+
+  private dispose(slot: Slot, reason: DisposalReason): void {
+    if (!slot.isolate.isDisposed) slot.isolate.dispose();
+    this.unreserve(slot.memoryMb);
+    this.opts.onDispose?.(reason);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [key, pool] of this.pools) {
+      if (now - pool.lastUsed < this.opts.idleTtlMs || pool.size !== pool.idle.length) continue;
+      for (const slot of pool.idle) this.dispose(slot, 'idle');
+      this.pools.delete(key);
+    }
+  }
+}
