@@ -70,7 +70,8 @@ async function main() {
     log('\n[2/5] throughput');
     const keys = createKeys(`bench${randomBytes(3).toString('hex')}`);
     const { tool } = await new ToolRegistry(redis, keys).put(BENCH_TOOL, BENCH_TOOL_SPEC);
-    const queues = new ToolQueues(redis, keys);
+    // The whole batch is enqueued ahead of the workers: no cap on calls in flight (the admission still runs).
+    const queues = new ToolQueues(redis, keys, { maxCallsInFlight: 0 });
     await queues.applyToolSettings(tool);
     const tpQueue = queues.queue(BENCH_TOOL);
     const bullQueue = new Queue('bullmq-noop', { connection: redis, prefix: keys.bullPrefix });

@@ -29,7 +29,8 @@ export async function scalingCurve(redisUrl, { points = [1, 2, 4], calls = 5_000
     for (const k of points) {
       const keys = createKeys(`bs${k}${randomBytes(3).toString('hex')}`);
       const { tool } = await new ToolRegistry(conn, keys).put(BENCH_TOOL, BENCH_TOOL_SPEC);
-      const queues = new ToolQueues(conn, keys);
+      // The whole batch is enqueued ahead of the workers: no cap on calls in flight (the admission still runs).
+      const queues = new ToolQueues(conn, keys, { maxCallsInFlight: 0 });
       await queues.applyToolSettings(tool);
       const procs = Array.from({ length: k }, () => startToolplaneWorker({ redisUrl, prefix: keys.bullPrefix, concurrency }));
       sets.push({ k, queues, tool, procs, samples: [], detail: [] });

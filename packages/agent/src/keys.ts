@@ -2,13 +2,15 @@
  * Every Redis key of agent runs and memory, in one place (the queue's keys are in `@toolplane/queue`).
  *
  * Cluster rule: the keys of one run share the hash tag `{run:<id>}` and the keys of one memory
- * session `{mem:<session>}`, so the scripts that touch them together stay on one slot.
+ * session `{mem:<tenant>:<session>}`, so the scripts that touch them together stay on one slot.
+ * Memory is the tenant's: the same session id in two tenants names two memories (tenant names have
+ * no `:`, so `<tenant>:<session>` is unambiguous).
  */
 export type AgentKeys = ReturnType<typeof createAgentKeys>;
 
 export function createAgentKeys(prefix: string) {
   const run = (id: string) => `${prefix}:{run:${id}}`;
-  const mem = (session: string) => `${prefix}:{mem:${session}}`;
+  const mem = (tenant: string, session: string) => `${prefix}:{mem:${tenant}:${session}}`;
   return {
     /** The run record, JSON. */
     run: (id: string) => `${run(id)}:state`,
@@ -20,9 +22,9 @@ export function createAgentKeys(prefix: string) {
     runsActive: `{${prefix}}:runs:active`,
     /** Pub/sub channel: a run id is published whenever the run has a new event. */
     runsChanged: `{${prefix}}:runs:changed`,
-    /** Short-term memory of a session: a list of recent entries. */
-    memoryShort: (session: string) => `${mem(session)}:short`,
-    /** Long-term memory of a session: a zset of entries scored by importance. */
-    memoryLong: (session: string) => `${mem(session)}:long`,
+    /** Short-term memory of a tenant's session: a list of recent entries. */
+    memoryShort: (tenant: string, session: string) => `${mem(tenant, session)}:short`,
+    /** Long-term memory of a tenant's session: a zset of entries scored by importance. */
+    memoryLong: (tenant: string, session: string) => `${mem(tenant, session)}:long`,
   };
 }

@@ -64,6 +64,9 @@ return moved
  * A session's memory in Redis: a short-term window of recent entries and long-term entries ranked by
  * importance. Entries that fall out of the window are consolidated into long-term memory if they
  * matter enough. {@link AgentMemory.buildContext} fits both into a token budget.
+ *
+ * Every method takes the tenant first: a session id is the tenant's own name for a conversation, and
+ * another tenant using the same id reads and writes a memory of its own.
  */
 export class AgentMemory {
   private readonly shortTermSize: number;
@@ -83,13 +86,13 @@ export class AgentMemory {
   }
 
   /** Remembers an entry; returns how many old entries moved to long-term memory. */
-  async remember(session: string, entry: Omit<MemoryEntry, 'id' | 'at'> & { at?: number }): Promise<number> {
+  async remember(tenant: string, session: string, entry: Omit<MemoryEntry, 'id' | 'at'> & { at?: number }): Promise<number> {
     const full: MemoryEntry = { id: randomUUID(), at: Date.now(), ...entry, importance: clamp01(entry.importance) };
     return (await this.redis.eval(
       REMEMBER,
       2,
-      this.keys.memoryShort(session),
-      this.keys.memoryLong(session),
+      this.keys.memoryShort(tenant, session),
+      this.keys.memoryLong(tenant, session),
       JSON.stringify(full),
       this.shortTermSize,
       this.longTermSize,
@@ -99,13 +102,13 @@ export class AgentMemory {
   }
 
   /** Recent entries, oldest first. */
-  async shortTerm(session: string): Promise<MemoryEntry[]> {
-    return (await this.redis.lrange(this.keys.memoryShort(session), 0, -1)).map(decode);
+  async shortTerm(tenant: string, session: string): Promise<MemoryEntry[]> {
+    return (await this.redis.lrange(this.keys.memoryShort(tenant, session), 0, -1)).map(decode);
   }
 
   /** Long-term entries, most important first. */
-  async longTerm(session: string): Promise<MemoryEntry[]> {
-    return (await this.redis.zrevrange(this.keys.memoryLong(session), 0, -1)).map(decode);
+  async longTerm(tenant: string, session: string): Promise<MemoryEntry[]> {
+    return (await this.redis.zrevrange(this.keys.memoryLong(tenant, session), 0, -1)).map(decode);
   }
 
   /**
@@ -113,8 +116,8 @@ export class AgentMemory {
    * message: the most important long-term entries first, then as many recent entries as still fit.
    * Long-term memory gets at most half the budget, so recent turns are never crowded out.
    */
-  async buildContext(session: string, maxTokens: number): Promise<string> {
-    const [longTerm, shortTerm] = await Promise.all([this.longTerm(session), this.shortTerm(session)]);
+  async buildContext(tenant: string, session: string, maxTokens: number): Promise<string> {
+    const [longTerm, shortTerm] = await Promise.all([this.longTerm(tenant, session), this.shortTerm(tenant, session)]);
     const line = (e: MemoryEntry) => `- ${e.role}: ${e.content}`;
     const header = (title: string) => countTokens(`${title}\n`);
     let used = 0;
@@ -149,8 +152,8 @@ export class AgentMemory {
     }
   }
 
-  async forget(session: string): Promise<void> {
-    await this.redis.del(this.keys.memoryShort(session), this.keys.memoryLong(session));
+  async forget(tenant: string, session: string): Promise<void> {
+    await this.redis.del(this.keys.memoryShort(tenant, session), this.keys.memoryLong(tenant, session));
   }
 }
 

@@ -334,9 +334,11 @@ export class RunLoop {
     this.deps.hooks.onRunFinished?.(status, run);
     if (run.sessionId && this.deps.memory) {
       try {
-        await this.deps.memory.remember(run.sessionId, { role: 'user', content: run.input, importance: 0.5 });
+        // The run's own tenant: its session id names that tenant's memory, never another's.
+        const tenant = run.tenant ?? DEFAULT_TENANT;
+        await this.deps.memory.remember(tenant, run.sessionId, { role: 'user', content: run.input, importance: 0.5 });
         if (run.finalAnswer) {
-          await this.deps.memory.remember(run.sessionId, { role: 'assistant', content: run.finalAnswer, importance: 0.7 });
+          await this.deps.memory.remember(tenant, run.sessionId, { role: 'assistant', content: run.finalAnswer, importance: 0.7 });
         }
       } catch (err: unknown) {
         this.log.warn({ err }, 'could not update memory');

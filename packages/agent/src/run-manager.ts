@@ -93,7 +93,7 @@ export class RunManager {
     const protocol = request.protocol === 'text' ? textProtocol : nativeToolsProtocol;
     const messages: ChatMessage[] = [{ role: 'system', content: protocol.systemPrompt(tools) }];
     if (request.sessionId && this.opts.memory) {
-      const context = await this.opts.memory.buildContext(request.sessionId, this.opts.memoryContextTokens ?? 1_000);
+      const context = await this.opts.memory.buildContext(tenant, request.sessionId, this.opts.memoryContextTokens ?? 1_000);
       if (context) messages.push({ role: 'system', content: `What you remember from this session:\n${context}` });
     }
     messages.push({ role: 'user', content: request.input });

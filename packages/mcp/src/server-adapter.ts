@@ -50,11 +50,15 @@ export type McpServerAdapterOptions<P> = {
  *
  * A GET opens the optional standalone SSE stream, which is held by the replica that got it; each
  * replica hears registry changes on Redis, so whichever holds a client's stream can send it
- * `notifications/tools/list_changed` ({@link McpServerAdapter.notifyToolsChanged}).
+ * `notifications/tools/list_changed` ({@link McpServerAdapter.notifyToolsChanged}), if the change
+ * concerns that client.
  */
 export class McpServerAdapter<P> {
-  private readonly listeners = new Set<Server>();
+  /** Open notification streams, with who opened each. */
+  private readonly listeners = new Map<Server, P>();
   private notifyTimer: NodeJS.Timeout | undefined;
+  /** Who the pending notification is for; `'everyone'` once any change concerned everyone. */
+  private audiences: Array<(principal: P) => boolean> | 'everyone' = [];
 
   constructor(private readonly opts: McpServerAdapterOptions<P>) {}
 
@@ -77,19 +81,26 @@ export class McpServerAdapter<P> {
       void server.close().catch(() => {});
     });
     await server.connect(transport);
-    if (req.method === 'GET') this.listeners.add(server);
+    if (req.method === 'GET') this.listeners.set(server, principal);
     await transport.handleRequest(req, res, body);
   }
 
   /**
-   * Tells every client with an open stream on this replica that the tool list changed. Bursts
-   * (an upstream refresh registers many tools) are folded into one notification.
+   * Tells the clients with an open stream on this replica that the tool list changed: those whose
+   * principal `audience` accepts (the tenant that owns the changed tool, and admins), or every one
+   * without it. Another tenant's registry activity is none of a client's business, not even its
+   * timing. Bursts (an upstream refresh registers many tools) are folded into one notification.
    */
-  notifyToolsChanged(): void {
+  notifyToolsChanged(audience?: (principal: P) => boolean): void {
+    if (!audience) this.audiences = 'everyone';
+    else if (this.audiences !== 'everyone') this.audiences.push(audience);
     if (this.notifyTimer) return;
     this.notifyTimer = setTimeout(() => {
       this.notifyTimer = undefined;
-      for (const server of this.listeners) {
+      const audiences = this.audiences;
+      this.audiences = [];
+      for (const [server, principal] of this.listeners) {
+        if (audiences !== 'everyone' && !audiences.some((concerns) => concerns(principal))) continue;
         server.sendToolListChanged().catch((err: unknown) => this.opts.logger?.debug({ err }, 'could not notify mcp client'));
       }
     }, NOTIFY_DEBOUNCE_MS);
@@ -104,7 +115,7 @@ export class McpServerAdapter<P> {
   /** Ends every open stream (on shutdown). */
   async close(): Promise<void> {
     clearTimeout(this.notifyTimer);
-    await Promise.all([...this.listeners].map((s) => s.close().catch(() => {})));
+    await Promise.all([...this.listeners.keys()].map((s) => s.close().catch(() => {})));
     this.listeners.clear();
   }
 

@@ -29,11 +29,12 @@ test('enqueueBulk queues the same jobs and audit records as enqueue', async () =
   for (const [i, id] of ids.entries()) {
     const job = await queues.queue('add').getJob(id);
     expect(job?.data).toMatchObject({ tool: 'add', version: tool.version, tenant: 'acme', arguments: { a: i + 2 } });
-    expect(job?.opts).toEqual({ ...one!.opts, jobId: id });
+    expect(job?.opts).toEqual({ ...one!.opts, jobId: id, timestamp: job?.data.enqueuedAt });
     expect(await queues.get(id)).toMatchObject({ id, status: 'queued', tenant: 'acme' });
   }
-  expect(await redis.zcard(keys.callLog('add'))).toBe(3);
-  expect((await queues.list({ tools: ['add'], limit: 10 })).calls.map((c) => c.id).sort()).toEqual([single.id, ...ids].sort());
+  expect(await redis.zcard(keys.tenantToolCalls('acme', 'add'))).toBe(3);
+  expect(await redis.zcard(keys.tenantInFlight('acme'))).toBe(3);
+  expect((await queues.list({ tenant: 'acme', tool: 'add', limit: 10 })).calls.map((c) => c.id).sort()).toEqual([single.id, ...ids].sort());
   await queues.queue('add').obliterate({ force: true });
   await queues.queue('add').close();
 });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Job, Queue, type JobsOptions } from 'bullmq';
 import {
+  DEFAULT_TENANT,
   hashArguments,
   newCallId,
   RequestError,
@@ -13,6 +14,7 @@ import {
 import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
 import { decodeFailure } from './failure.js';
+import { DEFAULT_TENANT_MAX_CALLS_IN_FLIGHT, TenantQuotas, type CallAdmission } from './tenant-quotas.js';
 
 export type EnqueueOptions = {
   tenant: string;
@@ -29,22 +31,30 @@ export type ToolQueuesOptions = {
    * @default 7 days
    */
   retentionMs?: number;
+  /**
+   * Calls of one tenant queued, running or awaiting approval at once: a call past it is refused with
+   * `QUOTA_EXCEEDED` ({@link TenantQuotas}). 0 turns the cap off.
+   * @default 10_000
+   */
+  maxCallsInFlight?: number;
 };
 
 export type CallFilter = {
-  /** Only calls of these tools. */
-  tools: string[];
+  /** Whose calls: the listing reads this tenant's own index and nothing of any other tenant. */
+  tenant: string;
+  /** Only calls of this tool. */
+  tool?: string;
   status?: CallStatus;
   /** Only calls created at or after this time (ms since epoch). */
   since?: number;
   limit: number;
   /** From a previous page's `nextCursor`. */
   cursor?: string;
-  /** Only calls of this tenant. */
-  tenant?: string;
 };
 
 const DAY_MS = 86_400_000;
+/** Index entries one listing request looks at, at most. */
+const MAX_LIST_SCAN = 5_000;
 /** A call awaiting approval sits in BullMQ's delayed set this long at most; approval promotes it. */
 const APPROVAL_HOLD_MS = 365 * DAY_MS;
 
@@ -56,6 +66,8 @@ type Tombstone = { code: 'CANCELLED' | 'REJECTED'; tool: string; version: number
  * One BullMQ queue per tool, so one tool's backlog or rate limit never holds up another's calls.
  */
 export class ToolQueues {
+  /** The tenants' ceilings every enqueue passes; its cap of calls in flight comes from the options. */
+  readonly quotas: TenantQuotas;
   private readonly queues = new Map<string, Queue>();
   private readonly retentionMs: number;
 
@@ -65,6 +77,7 @@ export class ToolQueues {
     opts: ToolQueuesOptions = {},
   ) {
     this.retentionMs = opts.retentionMs ?? 7 * DAY_MS;
+    this.quotas = new TenantQuotas(redis, keys, { maxCallsInFlight: opts.maxCallsInFlight ?? DEFAULT_TENANT_MAX_CALLS_IN_FLIGHT });
   }
 
   queue(tool: string): Queue {
@@ -85,28 +98,35 @@ export class ToolQueues {
 
   /**
    * Enqueues a call of `tool` with already validated arguments. With an idempotency key the call id
-   * is derived from it, so concurrent duplicates collapse onto one BullMQ job.
+   * is derived from it (and from the tenant, so another tenant's key never meets this call), so
+   * concurrent duplicates collapse onto one BullMQ job.
+   * @throws RequestError `QUOTA_EXCEEDED` past a ceiling of the tenant ({@link TenantQuotas}); a
+   * repeat of a call that exists is never refused.
    */
   async enqueue(tool: Tool, args: unknown, opts: EnqueueOptions & { id?: string }): Promise<{ id: string; duplicate: boolean }> {
     const id = opts.id ?? this.callId(tool.name, opts);
     const call = this.prepare(tool, id, args, opts);
-    const log = this.keys.callLog(tool.name);
-    // Independent writes, sent back to back in one round trip (the index key lives in another
-    // cluster slot than the tool's keys, so no MULTI). Each is idempotent, so a duplicate
-    // (same idempotency key) changes nothing; BullMQ returns the existing job for a known id.
-    const [indexed, , job] = await Promise.all([
-      this.redis.set(this.keys.callIndex(id), tool.name, 'PX', this.retentionMs, 'NX'),
-      this.redis.zadd(log, 'NX', call.data.enqueuedAt, id),
-      this.queue(tool.name).add('call', call.data, call.opts),
-      // Trimming the audit index now and then keeps it bounded by the retention without a sweeper.
-      Math.random() < 0.01 ? this.redis.zremrangebyscore(log, '-inf', call.data.enqueuedAt - this.retentionMs) : undefined,
-    ]);
-    // Marked for the first request only: a later duplicate must not put an approved call back to
-    // waiting. The job sits in the delayed set until approval, so marking after adding is safe.
-    if (tool.requiresApproval && indexed !== null) {
-      await this.redis.set(this.keys.approvalPending(tool.name, id), call.data.argsHash, 'PX', APPROVAL_HOLD_MS);
+    // First, on the tenant's slot: the ceilings, the tenant's call index and the count in flight.
+    const admitted = await this.quotas.admit(this.admission(tool, [id], call));
+    try {
+      // Independent writes, sent back to back in one round trip (the id key lives in another
+      // cluster slot than the tool's keys, so no MULTI). Each is idempotent, so a duplicate
+      // (same idempotency key) changes nothing; BullMQ returns the existing job for a known id.
+      const [indexed, job] = await Promise.all([
+        this.redis.set(this.keys.callIndex(id), tool.name, 'PX', this.retentionMs, 'NX'),
+        this.queue(tool.name).add('call', call.data, call.opts),
+      ]);
+      // Marked for the first request only: a later duplicate must not put an approved call back to
+      // waiting. The job sits in the delayed set until approval, so marking after adding is safe.
+      if (tool.requiresApproval && indexed !== null) {
+        await this.redis.set(this.keys.approvalPending(tool.name, id), call.data.argsHash, 'PX', APPROVAL_HOLD_MS);
+      }
+      return { id: job.id ?? id, duplicate: indexed === null };
+    } catch (err: unknown) {
+      // Not queued, or not known to be: the slot goes back now instead of when its entry goes stale.
+      if (admitted === 'admitted') await this.quotas.release(opts.tenant, [id]).catch(() => {});
+      throw err;
     }
-    return { id: job.id ?? id, duplicate: indexed === null };
   }
 
   /**
@@ -126,19 +146,37 @@ export class ToolQueues {
     if (argsList.length === 0) return [];
     const calls = argsList.map((args) => this.prepare(tool, newCallId(), args, opts));
     const ids = calls.map((c) => c.opts.jobId!);
-    // One command per key (call index keys live in different cluster slots); ioredis writes them
-    // back to back without waiting, so this is one round trip on a single node.
-    await Promise.all(ids.map((id) => this.redis.set(this.keys.callIndex(id), tool.name, 'PX', this.retentionMs)));
-    const log = this.keys.callLog(tool.name);
-    const now = Date.now();
-    const batch = this.redis.multi().zadd(log, 'NX', ...calls.flatMap((c) => [c.data.enqueuedAt, c.opts.jobId!]));
-    if (tool.requiresApproval) {
-      for (const c of calls) batch.set(this.keys.approvalPending(tool.name, c.opts.jobId!), c.data.argsHash, 'PX', APPROVAL_HOLD_MS);
+    // All or none: the batch fits under the tenant's ceilings or is refused whole.
+    await this.quotas.admit(this.admission(tool, ids, calls[0]!));
+    try {
+      // One command per key (call id keys live in different cluster slots); ioredis writes them
+      // back to back without waiting, so this is one round trip on a single node.
+      await Promise.all(ids.map((id) => this.redis.set(this.keys.callIndex(id), tool.name, 'PX', this.retentionMs)));
+      if (tool.requiresApproval) {
+        const batch = this.redis.multi();
+        for (const c of calls) batch.set(this.keys.approvalPending(tool.name, c.opts.jobId!), c.data.argsHash, 'PX', APPROVAL_HOLD_MS);
+        await batch.exec();
+      }
+      await this.queue(tool.name).addBulk(calls.map((c) => ({ name: 'call', data: c.data, opts: c.opts })));
+    } catch (err: unknown) {
+      await this.quotas.release(opts.tenant, ids).catch(() => {});
+      throw err;
     }
-    if (Math.random() < 0.01 * calls.length) batch.zremrangebyscore(log, '-inf', now - this.retentionMs);
-    await batch.exec();
-    await this.queue(tool.name).addBulk(calls.map((c) => ({ name: 'call', data: c.data, opts: c.opts })));
     return ids;
+  }
+
+  /** What {@link TenantQuotas.admit} needs of new calls of one tool, all prepared alike. */
+  private admission(tool: Tool, ids: string[], first: { data: CallJobData; opts: JobsOptions }): CallAdmission {
+    return {
+      tenant: first.data.tenant,
+      tool: tool.name,
+      ids,
+      createdAt: first.data.enqueuedAt,
+      // A call may wait out its delay (an approval up to a year), then the retention, before its
+      // entry is taken for stale.
+      inFlightMs: (first.opts.delay ?? 0) + this.retentionMs,
+      retentionMs: this.retentionMs,
+    };
   }
 
   /** Job data and BullMQ options of one call; shared by {@link enqueue} and {@link enqueueBulk}. */
@@ -158,6 +196,8 @@ export class ToolQueues {
       data,
       opts: {
         jobId: id,
+        // The call's `createdAt` is its score in the tenant's call index (`since`, cursors): one clock reading for both.
+        timestamp: data.enqueuedAt,
         attempts: tool.retries.attempts,
         backoff: { type: 'exponential', delay: tool.retries.backoffMs, jitter: 0.5 },
         removeOnComplete: { age: retentionS },
@@ -245,43 +285,70 @@ export class ToolQueues {
     if (state !== 'failed') throw new RequestError('CONFLICT', `only failed calls can be retried; this one is ${statusOf(state)}`);
     const record = toCallRecord(job as Job<CallJobData, CallOutput>, state);
     if (record.status === 'cancelled') throw new RequestError('CONFLICT', 'cancelled calls cannot be retried');
-    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    // Running again, it is in flight again: past the tenant's ceilings it is refused like a new call.
+    const tenant = (job.data as CallJobData).tenant;
+    await this.quotas.admit({ tenant, tool, ids: [id], createdAt: job.timestamp, inFlightMs: this.retentionMs, retentionMs: this.retentionMs, record: false });
+    try {
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    } catch (err: unknown) {
+      await this.quotas.release(tenant, [id]).catch(() => {});
+      throw err;
+    }
     return this.get(id);
   }
 
   /**
-   * The audit trail, newest first. Each tool keeps an index of its calls by creation time; pages are
-   * merged across tools and filtered by status, with an opaque cursor for the next page.
+   * The audit trail of one tenant, newest first, read from that tenant's own index (or its index of
+   * one tool), so the cost of a listing never depends on other tenants' calls. Records are read a
+   * page at a time and filtered by status; the opaque cursor is the position after the last entry
+   * looked at. A listing reads at most {@link MAX_LIST_SCAN} entries: a sparse status filter may
+   * answer fewer calls than `limit` with a `nextCursor` to go on from.
    */
   async list(filter: CallFilter): Promise<{ calls: CallRecord[]; nextCursor?: string }> {
+    const index = filter.tool ? this.keys.tenantToolCalls(filter.tenant, filter.tool) : this.keys.tenantCalls(filter.tenant);
     let [maxScore, afterId] = decodeCursor(filter.cursor);
     const minScore = filter.since ?? 0;
+    const batch = Math.min(Math.max(filter.limit * 2, 20), 500);
     const out: CallRecord[] = [];
-    const batch = Math.max(filter.limit * 2, 20);
-    for (let round = 0; round < 20 && out.length < filter.limit; round++) {
-      const candidates: Array<{ id: string; score: number }> = [];
-      for (const tool of filter.tools) {
-        const flat = await this.redis.zrevrangebyscore(this.keys.callLog(tool), Number.isFinite(maxScore) ? maxScore : '+inf', minScore, 'WITHSCORES', 'LIMIT', 0, batch);
-        for (let i = 0; i < flat.length; i += 2) candidates.push({ id: flat[i]!, score: Number(flat[i + 1]) });
+    let scanned = 0;
+    let skip = 0;
+    let exhausted = false;
+    while (out.length < filter.limit && scanned < MAX_LIST_SCAN) {
+      const max = Number.isFinite(maxScore) ? maxScore : '+inf';
+      const flat = await this.redis.zrevrangebyscore(index, max, minScore, 'WITHSCORES', 'LIMIT', skip, batch);
+      const entries: Array<{ id: string; score: number }> = [];
+      for (let i = 0; i < flat.length; i += 2) entries.push({ id: flat[i]!, score: Number(flat[i + 1]) });
+      scanned += entries.length;
+      // Ties sort by id, descending: those at the cursor's score down to its id were on earlier pages.
+      const fresh = entries.filter((e) => afterId === undefined || e.score < maxScore || e.id < afterId);
+      if (fresh.length === 0) {
+        if (entries.length < batch) {
+          exhausted = true;
+          break;
+        }
+        skip += entries.length;
+        continue;
       }
-      candidates.sort((a, b) => b.score - a.score || (a.id < b.id ? 1 : -1));
-      const fresh = candidates.filter((c) => c.score < maxScore || afterId === undefined || c.id < afterId);
-      if (fresh.length === 0) break;
-      const page = fresh.slice(0, batch);
-      for (const c of page) {
-        maxScore = c.score;
-        afterId = c.id;
-        const record = await this.get(c.id);
-        if (!record) continue;
+      skip = 0;
+      const records = await Promise.all(fresh.map((e) => this.get(e.id)));
+      let used = 0;
+      for (const [i, e] of fresh.entries()) {
+        used++;
+        maxScore = e.score;
+        afterId = e.id;
+        const record = records[i];
+        // Expired, or (never, but checked all the same) not this tenant's.
+        if (!record || (record.tenant ?? DEFAULT_TENANT) !== filter.tenant) continue;
         if (filter.status && record.status !== filter.status) continue;
-        if (filter.tenant && record.tenant !== filter.tenant) continue;
         out.push(record);
         if (out.length === filter.limit) break;
       }
-      if (page.length < batch && fresh.length === candidates.length && candidates.length < batch) break;
+      if (entries.length < batch && used === fresh.length) {
+        exhausted = true;
+        break;
+      }
     }
-    const last = out.at(-1);
-    const more = out.length === filter.limit && last;
+    const more = !exhausted && afterId !== undefined;
     return { calls: out, ...(more ? { nextCursor: encodeCursor(maxScore, afterId!) } : {}) };
   }
 
@@ -306,12 +373,16 @@ export class ToolQueues {
     await this.redis.set(this.keys.cancelMarker(tool, id), JSON.stringify(tomb), 'PX', this.retentionMs);
     try {
       await job.remove();
-      // Whoever waits on this call (a `wait` request, an agent run) learns at once.
-      await this.redis.publish(this.keys.callDone, id);
     } catch {
-      // Running (locked by a worker): the worker aborts it when told on the cancel channel.
+      // Running (locked by a worker): the worker aborts it when told on the cancel channel, and the
+      // call leaves its tenant's calls in flight when it fails there.
       await this.redis.publish(this.keys.callCancel, `${tool}\n${id}`);
+      return this.get(id);
     }
+    // Removed before it ran: no longer in flight. Should Redis fail here, the entry goes stale by itself.
+    await this.quotas.release(tomb.tenant, [id]).catch(() => {});
+    // Whoever waits on this call (a `wait` request, an agent run) learns at once.
+    await this.redis.publish(this.keys.callDone, id);
     return this.get(id);
   }
 

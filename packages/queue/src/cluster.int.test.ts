@@ -11,6 +11,7 @@ import { createKeys } from './keys.js';
 import { readQueueDepths } from './queue-depth.js';
 import { ToolRegistry } from './registry.js';
 import { SecretStore } from './secrets.js';
+import { TenantQuotas } from './tenant-quotas.js';
 import { startRedisCluster, type RedisCluster } from './testing/index.js';
 
 // Every class that touches Redis, run against a real 3-master cluster with the connection roles the
@@ -109,7 +110,7 @@ test('calls of tools on different nodes: enqueue, idempotency, approval, cancel,
   for (const tool of tools) {
     // Every key of one tool lives in the tool queue's slot.
     const home = await nodeOf(`${keys.bullPrefix}:${keys.queueName(tool.name)}:id`);
-    for (const key of [keys.callLog(tool.name), keys.rateWindow(tool.name), keys.breakerOpen(tool.name), keys.cancelMarker(tool.name, 'x')]) {
+    for (const key of [keys.rateWindow(tool.name), keys.breakerOpen(tool.name), keys.cancelMarker(tool.name, 'x')]) {
       expect(await nodeOf(key)).toBe(home);
     }
     await queues.applyToolSettings(tool);
@@ -138,8 +139,19 @@ test('calls of tools on different nodes: enqueue, idempotency, approval, cancel,
   const cancelled = await queues.enqueue(tools[0]!, { n: 2 }, { tenant: 'acme' });
   expect((await queues.cancel(cancelled.id))?.status).toBe('cancelled');
 
-  const listed = await queues.list({ tools: [...names, 'approve-me'], limit: 100 });
+  const listed = await queues.list({ tenant: 'acme', limit: 100 });
   expect(listed.calls).toHaveLength(names.length + 3);
+  expect((await queues.list({ tenant: 'acme', tool: 'approve-me', limit: 100 })).calls).toHaveLength(2);
+
+  // Every key of one tenant lives in one slot, so each quota script runs on one node.
+  const tenantHome = await nodeOf(keys.tenantCalls('acme'));
+  for (const key of [keys.tenantToolCalls('acme', 'alpha'), keys.tenantInFlight('acme'), keys.tenantResults('acme'), keys.tenantResultSizes('acme'), keys.tenantResultBytes('acme'), keys.tenantResultsFull('acme')]) {
+    expect(await nodeOf(key)).toBe(tenantHome);
+  }
+  const quotas = new TenantQuotas(worker, keys, { maxResultBytes: 100 });
+  await quotas.storeResult('acme', listed.calls[0]!.id, { result: 'x'.repeat(10), logs: [] }, 60_000);
+  await expect(quotas.storeResult('acme', 'other', { result: 'x'.repeat(100), logs: [] }, 60_000)).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+  expect(await quotas.release('acme', [listed.calls[0]!.id])).toBeGreaterThan(0);
 
   const depths = await readQueueDepths(client, keys, [...names, 'approve-me']);
   expect(depths.map((d) => d.counts.waiting)).toEqual([...names.map(() => 1), 1]);

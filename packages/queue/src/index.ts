@@ -32,3 +32,6 @@ export type { SecretStoreOptions } from './secrets.js';
 export { ApiKeyStore } from './api-keys.js';
 export type { ApiKeyRecord } from './api-keys.js';
 export { UpstreamStore, UpstreamSecretError, resolveUpstreamHeaders } from './upstreams.js';
+export { TenantQuotas, DEFAULT_TENANT_MAX_CALLS_IN_FLIGHT, DEFAULT_TENANT_MAX_RESULT_BYTES } from './tenant-quotas.js';
+export type { TenantQuotasOptions, CallAdmission, TenantUsage } from './tenant-quotas.js';
+export type { ToolRegistryOptions } from './registry.js';

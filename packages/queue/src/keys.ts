@@ -3,7 +3,8 @@
  *
  * Cluster rule: keys used together in one command or script share a `{hash tag}`. The registry lives
  * under `{prefix}`; each tool's BullMQ queue under its own `{tool}` tag, so different tools' queues
- * spread over the cluster's slots.
+ * spread over the cluster's slots; each tenant's bookkeeping (call index, calls in flight, stored
+ * result bytes) under `{tenant:<name>}`.
  */
 export type Keys = ReturnType<typeof createKeys>;
 
@@ -38,9 +39,28 @@ export function createKeys(prefix: string) {
     rateHold: (tool: string) => `${prefix}:{${tool}}:rl:hold`,
     rateWindow: (tool: string) => `${prefix}:{${tool}}:rl:window`,
     tenantWindow: (tool: string, tenant: string) => `${prefix}:{${tool}}:rl:tenant:${tenant}`,
+    /**
+     * Per tool version: a tool belongs to one tenant, and a name taken over by another tenant (after
+     * a delete) starts at a new version, so no tenant is ever answered from another's cache.
+     */
     resultCache: (tool: string, version: number, argsHash: string) => `${prefix}:{${tool}}:cache:${version}:${argsHash}`,
-    callLog: (tool: string) => `${prefix}:{${tool}}:calls`,
     approvalPending: (tool: string, id: string) => `${prefix}:{${tool}}:approval:${id}`,
     approvalGrant: (tool: string, id: string) => `${prefix}:{${tool}}:approved:${id}`,
+    // Per-tenant keys below share the `{tenant:<name>}` tag (tool names have no `:`, so no tool's tag
+    // can be a tenant's), so one script may use them together; a tenant's listing reads only these.
+    /** Zset of the tenant's calls by creation time (ms): the audit trail `GET /v1/calls` pages through. */
+    tenantCalls: (tenant: string) => `${prefix}:{tenant:${tenant}}:calls`,
+    /** The same index restricted to one tool (`GET /v1/calls?tool=`). */
+    tenantToolCalls: (tenant: string, tool: string) => `${prefix}:{tenant:${tenant}}:tool-calls:${tool}`,
+    /** Zset of the tenant's calls queued, running or awaiting approval, scored by when the entry goes stale. */
+    tenantInFlight: (tenant: string) => `${prefix}:{tenant:${tenant}}:inflight`,
+    /** Zset of the tenant's stored results (call id → ms when the result expires). */
+    tenantResults: (tenant: string) => `${prefix}:{tenant:${tenant}}:results`,
+    /** Hash of the tenant's stored results: call id → bytes. */
+    tenantResultSizes: (tenant: string) => `${prefix}:{tenant:${tenant}}:result-sizes`,
+    /** Bytes of the tenant's stored results, the sum of {@link tenantResultSizes}, kept by the same scripts. */
+    tenantResultBytes: (tenant: string) => `${prefix}:{tenant:${tenant}}:result-bytes`,
+    /** Set while the tenant's results fill its quota; expires when its oldest result does. */
+    tenantResultsFull: (tenant: string) => `${prefix}:{tenant:${tenant}}:results-full`,
   };
 }

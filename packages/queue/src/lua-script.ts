@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { RedisConnection } from './connection.js';
 
 /**
@@ -11,6 +12,14 @@ export class LuaScript {
 
   constructor(private readonly source: string) {
     this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  /**
+   * A script from `src/lua/<name>.lua` (copied next to the compiled code by the build), named
+   * `<command>-<numKeys>` with a header listing its keys and arguments, as bullmq names its scripts.
+   */
+  static fromFile(name: string): LuaScript {
+    return new LuaScript(readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8'));
   }
 
   async run(redis: RedisConnection, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {

@@ -18,6 +18,15 @@ return {v, existed}
 
 type StoredSpec = ToolSpec & { createdAt: string; tenant?: string };
 
+export type ToolRegistryOptions = {
+  /**
+   * Ceiling on every tool's `limits.maxResultBytes`: a tool that asks for more gets this, so no tool
+   * can produce results larger than the operator allows (the worker sets it from `MAX_RESULT_BYTES`).
+   * @default no ceiling beyond the schema's 16 MiB
+   */
+  maxResultBytes?: number;
+};
+
 /**
  * The tool registry, in Redis so every planner and worker replica sees the same tools.
  * Each version of a tool is kept immutable under `name@version`: a call queued before a replace
@@ -29,6 +38,7 @@ export class ToolRegistry {
   constructor(
     private readonly redis: RedisConnection,
     private readonly keys: Keys,
+    private readonly opts: ToolRegistryOptions = {},
   ) {}
 
   /** Registers or replaces a tool; `created` is true when no tool of that name existed. */
@@ -44,7 +54,7 @@ export class ToolRegistry {
       JSON.stringify(stored),
       this.keys.registryChanged,
     )) as [number, number];
-    const tool: Tool = { ...spec, createdAt: stored.createdAt, tenant, name, version };
+    const tool = this.withCeilings({ ...spec, createdAt: stored.createdAt, tenant, name, version });
     this.specCache.set(`${name}@${version}`, tool);
     return { tool, created: existed === 0 };
   }
@@ -82,6 +92,16 @@ export class ToolRegistry {
     return tools;
   }
 
+  /**
+   * The tenant of a name's latest version, current or deleted (so a delete can be told to the right
+   * tenant too); `undefined` when the name was never registered.
+   */
+  async ownerOf(name: string): Promise<string | undefined> {
+    const latest = await this.redis.hget(this.keys.registrySeq, name);
+    if (latest === null) return undefined;
+    return (await this.getVersion(name, Number(latest)))?.tenant;
+  }
+
   /** Names of the current tools only: cheap enough to poll. */
   async names(): Promise<string[]> {
     return this.redis.hkeys(this.keys.registryCurrent);
@@ -96,7 +116,14 @@ export class ToolRegistry {
 
   private decode(name: string, version: number, raw: string): Tool {
     const { createdAt, tenant, ...spec } = JSON.parse(raw) as StoredSpec;
-    return { ...ToolSpec.parse(spec), createdAt, tenant: tenant ?? DEFAULT_TENANT, name, version };
+    return this.withCeilings({ ...ToolSpec.parse(spec), createdAt, tenant: tenant ?? DEFAULT_TENANT, name, version });
+  }
+
+  /** The tool as it may run here: its limits clamped to the operator's ceilings. */
+  private withCeilings(tool: Tool): Tool {
+    const max = this.opts.maxResultBytes;
+    if (max === undefined || tool.limits.maxResultBytes <= max) return tool;
+    return { ...tool, limits: { ...tool.limits, maxResultBytes: max } };
   }
 }
 

@@ -12,6 +12,8 @@ export const PlannerConfig = z.object({
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   /** How long finished calls stay readable. */
   CALL_RETENTION_MS: z.coerce.number().int().min(60_000).default(7 * 86_400_000),
+  /** Calls of one tenant queued, running or awaiting approval at once; past it 429 `QUOTA_EXCEEDED`. 0 = no cap. */
+  TENANT_MAX_CALLS_IN_FLIGHT: z.coerce.number().int().min(0).default(10_000),
   /** On SIGTERM, requests in flight (waits included) get this long before the process exits. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   /**

@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const registry = new ToolRegistry(redis, keys);
-  const queues = new ToolQueues(redis, keys, { retentionMs: config.CALL_RETENTION_MS });
+  const queues = new ToolQueues(redis, keys, { retentionMs: config.CALL_RETENTION_MS, maxCallsInFlight: config.TENANT_MAX_CALLS_IN_FLIGHT });
   const waiter = new CallWaiter(subscriber, keys);
   const gate = new CallGate(redis, keys);
   void waiter.start().catch((err: unknown) => logger.warn({ err }, 'subscribe failed'));

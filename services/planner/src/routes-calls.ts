@@ -6,6 +6,7 @@ import {
   ToolName,
   DEFAULT_WAIT_MS,
   RequestError,
+  TenantName,
   canSee,
   isFinished,
   type CallRecord,
@@ -86,14 +87,17 @@ export function callsRouter(deps: PlannerDeps): Router {
       throw new RequestError('INVALID_REQUEST', 'invalid query', {
         issues: zodIssues(q.error.issues),
       });
-    const tools = q.data.tool ? [q.data.tool] : await deps.registry.names();
+    // One tenant per listing, read from that tenant's own index: a key's own tenant, or for an admin
+    // any tenant named with `?tenant=` (its own by default).
+    const tenant = q.data.tenant ?? principal.tenant;
+    if (!canSee(principal, tenant)) throw new RequestError('FORBIDDEN', "only admins may list another tenant's calls");
     const page = await deps.queues.list({
-      tools,
+      tenant,
       limit: q.data.limit,
+      ...(q.data.tool ? { tool: q.data.tool } : {}),
       ...(q.data.status ? { status: q.data.status } : {}),
       ...(q.data.since !== undefined ? { since: q.data.since } : {}),
       ...(q.data.cursor ? { cursor: q.data.cursor } : {}),
-      ...(principal.scopes.includes('admin') ? {} : { tenant: principal.tenant }),
     });
     res.json(page);
   });
@@ -148,6 +152,7 @@ const ListQuery = z
       .optional(),
     limit: z.coerce.number().int().min(1).max(500).default(50),
     cursor: z.string().max(200).optional(),
+    tenant: TenantName.optional(),
   })
   .strict();
 

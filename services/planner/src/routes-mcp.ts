@@ -19,7 +19,16 @@ export function mcpRouter(deps: PlannerDeps): Router {
     serverInfo: { name: 'toolplane', version: '0.1.0' },
     logger: deps.logger.child({ component: 'mcp' }),
   });
-  deps.events?.on('toolsChanged', () => adapter.notifyToolsChanged());
+  // Only clients that can see the changed tool hear of it. An unknown owner (or a failed look-up)
+  // tells nobody: a missed notice costs a client a refresh, a wrong one would leak another tenant's activity.
+  deps.events?.on('toolsChanged', (tool) => {
+    void deps.registry.ownerOf(tool).then(
+      (owner) => {
+        if (owner !== undefined) adapter.notifyToolsChanged((principal) => canSee(principal, owner));
+      },
+      (err: unknown) => deps.logger.debug({ err, tool }, 'tool owner look-up failed'),
+    );
+  });
   // Open notification streams would otherwise hold the HTTP server open for the whole shutdown grace.
   deps.events?.on('shutdown', () => void adapter.close());
 
@@ -51,7 +60,14 @@ function plannerCatalog(deps: PlannerDeps): McpToolCatalog<Principal> {
         if (isRequestError(err)) return { ok: false, code: err.code, message: err.message, details: err.details };
         throw err;
       }
-      const { id } = await deps.queues.enqueue(tool, args, { tenant: principal.tenant });
+      let id: string;
+      try {
+        ({ id } = await deps.queues.enqueue(tool, args, { tenant: principal.tenant }));
+      } catch (err: unknown) {
+        // A tenant ceiling (QUOTA_EXCEEDED) is the call's outcome, as the model should read it.
+        if (isRequestError(err) && err.code === 'QUOTA_EXCEEDED') return { ok: false, code: err.code, message: err.message, details: err.details };
+        throw err;
+      }
       deps.httpMetrics.enqueued.inc({ tool: tool.name });
       const record = await waitForCallDone(deps, id, MCP_CALL_WAIT_MS, signal);
       switch (record?.status) {

@@ -45,12 +45,20 @@ export class PlannerToolGateway implements ToolGateway {
       if (!isRequestError(err)) throw err;
       return { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
     }
-    const { id, duplicate } = await this.deps.queues.enqueue(tool, call.arguments, {
-      tenant: call.tenant,
-      idempotencyKey: call.idempotencyKey,
-      // The run step's span: the worker's `tool.call` joins the run's trace.
-      trace: injectTraceContext(),
-    });
+    let enqueued: { id: string; duplicate: boolean };
+    try {
+      enqueued = await this.deps.queues.enqueue(tool, call.arguments, {
+        tenant: call.tenant,
+        idempotencyKey: call.idempotencyKey,
+        // The run step's span: the worker's `tool.call` joins the run's trace.
+        trace: injectTraceContext(),
+      });
+    } catch (err: unknown) {
+      // A tenant ceiling is the call's outcome, for the model to read; anything else fails the step.
+      if (!isRequestError(err) || err.code !== 'QUOTA_EXCEEDED') throw err;
+      return { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
+    }
+    const { id, duplicate } = enqueued;
     if (!duplicate) this.deps.onEnqueued?.(tool.name);
     return { callId: id };
   }

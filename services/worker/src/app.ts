@@ -9,6 +9,7 @@ import {
   ToolQueues,
   SecretStore,
   ToolRegistry,
+  TenantQuotas,
   UpstreamSecretError,
   UpstreamStore,
   announceCallDone,
@@ -48,7 +49,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
   const keys = createKeys(config.TOOLPLANE_PREFIX);
   const redis = createRedisConnection(config.REDIS_URL, 'worker');
   const subscriber = createRedisConnection(config.REDIS_URL, 'subscriber');
-  const registry = new ToolRegistry(redis, keys);
+  const registry = new ToolRegistry(redis, keys, { maxResultBytes: config.MAX_RESULT_BYTES });
+  const quotas = new TenantQuotas(redis, keys, { maxResultBytes: config.TENANT_MAX_RESULT_BYTES });
   const promRegistry = createRegistry();
   const metrics = createToolMetrics(promRegistry);
   const sandbox = new Sandbox({
@@ -96,6 +98,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       concurrency: config.WORKER_CONCURRENCY,
       lockDurationMs: config.WORKER_LOCK_DURATION_MS,
       stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,
+      quotas,
     });
     const announce = (job: { id?: string } | undefined) => {
       if (job?.id) announceCallDone(redis, keys, job.id).catch(() => {});

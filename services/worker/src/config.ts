@@ -21,6 +21,10 @@ export const WorkerConfig = z.object({
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(200).default(3_000),
   /** On SIGTERM, running calls get this long to finish before the process exits. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+  /** Bytes of results one tenant keeps stored; a result past it fails its call with `QUOTA_EXCEEDED`. 0 = no quota. */
+  TENANT_MAX_RESULT_BYTES: z.coerce.number().int().min(0).default(256 * 1024 * 1024),
+  /** Ceiling on every tool's `limits.maxResultBytes` (a larger result fails with `RESULT_TOO_LARGE`). */
+  MAX_RESULT_BYTES: z.coerce.number().int().min(16).max(16 * 1024 * 1024).default(4 * 1024 * 1024),
   LOG_LEVEL: LogLevel.default('info'),
   /** Opens secrets sealed at rest; the same key as the planner's. */
   TOOLPLANE_SECRETS_KEY: SecretsKey.optional(),
