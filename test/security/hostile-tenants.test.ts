@@ -38,7 +38,7 @@ const CALL_CASES: CallCase[] = [
   { name: 'thenable that never settles but keeps scheduling', code: 'export default () => ({ then(r) { Promise.resolve().then(() => this.then(r)) } })', expect: ['TIMEOUT'] },
   { name: 'toJSON that spins', code: 'export default () => ({ toJSON() { for (;;) {} } })', expect: ['TIMEOUT'] },
   { name: 'fetch reply over the size cap', code: 'export default async (a, ctx) => (await ctx.fetch(a.base + "/huge")).body.length', expect: ['TOOL_ERROR'] },
-  { name: 'fetch replies that add up past the heap', code: 'export default async (a, ctx) => (await Promise.all(Array.from({ length: 50 }, () => ctx.fetch(a.base + "/mib")))).map((r) => r.body).join("").length', expect: ['OUT_OF_MEMORY', 'TOOL_ERROR', 'TIMEOUT'] },
+  { name: 'fetch replies that add up past the heap', code: 'export default async (a, ctx) => (await Promise.all(Array.from({ length: 50 }, () => ctx.fetch(a.base + "/mib")))).map((r) => r.body).join("").length', expect: ['OUT_OF_MEMORY', 'TOOL_ERROR', 'TIMEOUT', 'POISONED'] },
   { name: 'fetch reply that comes after the deadline', code: 'export default async (a, ctx) => (await ctx.fetch(a.base + "/slow")).status', expect: ['TIMEOUT'], tool: { limits: { timeoutMs: 500 } } },
   { name: 'request body over the cap is refused in the isolate', code: 'export default async (a, ctx) => (await ctx.fetch(a.base + "/echo", { method: "POST", body: "x".repeat(2 * 1024 * 1024) })).status', expect: ['TOOL_ERROR'] },
 ];
@@ -172,6 +172,16 @@ describe('hostile tenants against a planner and two workers', () => {
     const proto = await api(planner.url, 'POST', '/v1/calls', raw);
     expect(proto.body).toMatchObject({ status: 'succeeded', result: ['q', '__proto__'] });
     expect(proto.body.argsHash).not.toBe(plain.body.argsHash);
+  });
+
+  test('caches: rotating a secret the tool reads misses the result cache', async () => {
+    const tool = { description: 'len', parameters: { type: 'object' }, code: 'export default (a, ctx) => ctx.secrets.TOKEN.length', cacheTtlMs: 60_000, secrets: ['TOKEN'] };
+    expect((await api(planner.url, 'PUT', '/v1/secrets/TOKEN', { value: 'first-value' })).status).toBe(201);
+    expect((await api(planner.url, 'PUT', '/v1/tools/secret-len', tool)).status).toBe(201);
+    expect((await call('secret-len')).body).toMatchObject({ status: 'succeeded', result: 11 });
+    expect((await call('secret-len')).body).toMatchObject({ status: 'succeeded', result: 11, cached: true });
+    expect((await api(planner.url, 'PUT', '/v1/secrets/TOKEN', { value: 'the-rotated-value' })).status).toBe(200);
+    expect((await call('secret-len')).body).toMatchObject({ status: 'succeeded', result: 17 });
   });
 
   test('every worker and the planner are still the processes that started', () => {

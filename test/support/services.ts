@@ -62,12 +62,14 @@ async function startService(service: 'planner' | 'worker', env: Record<string, s
   return svc;
 }
 
+/** A planner process; without a `TOOLPLANE_ADMIN_KEY` from the caller it runs with `TOOLPLANE_AUTH=off`. */
 export function startPlanner(env: { REDIS_URL: string; TOOLPLANE_PREFIX: string } & Record<string, string>) {
-  return startService('planner', { HOST: '127.0.0.1', ...env }, 'PORT');
+  return startService('planner', { HOST: '127.0.0.1', ...(env.TOOLPLANE_ADMIN_KEY ? {} : { TOOLPLANE_AUTH: 'off' }), ...env }, 'PORT');
 }
 
 export function startWorker(env: { REDIS_URL: string; TOOLPLANE_PREFIX: string } & Record<string, string>) {
-  return startService('worker', { TOOL_DISCOVERY_INTERVAL_MS: '500', ...env }, 'WORKER_METRICS_PORT');
+  // Test downstreams listen on 127.0.0.1, a range tools may reach only when the operator opens it.
+  return startService('worker', { TOOL_DISCOVERY_INTERVAL_MS: '500', TOOLPLANE_ALLOW_PRIVATE_NETWORKS: '127.0.0.1', ...env }, 'WORKER_METRICS_PORT');
 }
 
 /** JSON over HTTP with the status kept. */

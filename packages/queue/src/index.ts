@@ -21,7 +21,7 @@ export type { EnqueueOptions, ToolQueuesOptions } from './calls.js';
 export { CallWaiter, announceCallDone } from './call-waiter.js';
 export { createToolWorker } from './tool-worker.js';
 export type { ToolWorkerOptions, CallProcessor } from './tool-worker.js';
-export { encodeFailure, decodeFailure } from './failure.js';
+export { encodeFailure, decodeFailure, isStalledTooOften } from './failure.js';
 export { CallGate } from './gate.js';
 export type { Admission, BreakerState, TenantRateLimit } from './gate.js';
 export type { CallFilter } from './calls.js';

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
 
@@ -69,6 +69,19 @@ export class SecretStore {
       if (raw !== null && raw !== undefined) out[name] = this.open(fieldOf(tenant, name), raw);
     });
     return out;
+  }
+
+  /**
+   * A digest that changes whenever one of the named secrets is set, rotated or deleted (for cache
+   * keys). Taken over the stored form: a sealed value has a fresh IV per write, so the digest says
+   * nothing about the value; a plain one is in Redis as it is anyway.
+   */
+  async version(tenant: string, names: readonly string[]): Promise<string> {
+    if (names.length === 0) return '';
+    const raws = await this.redis.hmget(this.keys.secrets, ...names.map((n) => fieldOf(tenant, n)));
+    const hash = createHash('sha256');
+    for (const raw of raws) hash.update(`${raw === null ? '-' : raw.length}:${raw ?? ''}`);
+    return hash.digest('hex').slice(0, 32);
   }
 
   private seal(name: string, value: string): string {

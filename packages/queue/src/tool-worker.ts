@@ -71,7 +71,9 @@ export function createToolWorker(
       concurrency: opts.concurrency,
       lockDuration: opts.lockDurationMs ?? 30_000,
       stalledInterval: opts.stalledIntervalMs ?? 5_000,
-      maxStalledCount: 3,
+      // A call whose run stalled a worker twice (the worker died or hung under it) is poison: it
+      // fails (POISONED, see `decodeFailure`) instead of walking through the whole fleet.
+      maxStalledCount: 1,
       autorun: true,
     },
   );

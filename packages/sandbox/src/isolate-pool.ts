@@ -29,6 +29,8 @@ export type ActiveCall = {
   reported: ((outcome: string) => void) | undefined;
   /** Trace context of the call's `sandbox.run` span, parent of its `ctx.fetch` spans. */
   trace: Context;
+  /** Told synchronously when V8 loses control of this call's isolate, before the process ends. */
+  onFatal: ((message: string) => void) | undefined;
 };
 
 /** One isolate with its locked-down context and runner, leased to one call at a time. */
@@ -56,7 +58,8 @@ export type IsolatePoolsOptions = {
   syncBudgetMs: number;
   bridges: HostBridges;
   onDispose: ((reason: DisposalReason) => void) | undefined;
-  onCatastrophicError: (message: string) => void;
+  /** V8 lost control of the isolate of `slot` (whose call, if any, is `slot.call`). */
+  onCatastrophicError: (message: string, slot: Slot) => void;
 };
 
 /**
@@ -196,12 +199,16 @@ export class IsolatePools {
   }
 
   private async createSlot(memoryMb: number): Promise<Slot> {
-    const isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError: this.opts.onCatastrophicError });
+    let slot: Slot | undefined;
+    const isolate = new ivm.Isolate({
+      memoryLimit: memoryMb,
+      onCatastrophicError: (message) => this.opts.onCatastrophicError(message, slot ?? ({ call: undefined } as Slot)),
+    });
     try {
       const context = await isolate.createContext();
       await context.eval(LOCKDOWN_SOURCE);
       const factory = (await context.eval(RUNNER_SOURCE, { reference: true })) as ivm.Reference<(...a: unknown[]) => unknown>;
-      const slot = { isolate, context, memoryMb, call: undefined } as Slot;
+      slot = { isolate, context, memoryMb, call: undefined } as Slot;
       // Host functions handed to the runner; it keeps them in its closure, out of tool code's reach.
       const bridges = this.opts.bridges(slot);
       const limits = new ivm.ExternalCopy(bridges.limits).copyInto();

@@ -44,6 +44,11 @@ export type RunOptions = {
   onStart?: (waited: boolean) => void;
   /** Parent of the call's `ctx.fetch` spans. @default the active context */
   trace?: Context;
+  /**
+   * V8 lost control of this call's isolate (typically its heap far past the limit); the process
+   * ends right after. Called synchronously, so it can only write somewhere at once.
+   */
+  onFatal?: (message: string) => void;
 };
 
 export type RunResult = { value: unknown; logs: string[]; runMs: number };
@@ -142,12 +147,12 @@ export class Sandbox {
       idleTtlMs: opts.idleTtlMs ?? 60_000,
       syncBudgetMs: this.syncBudgetMs,
       onDispose: opts.onDispose,
-      onCatastrophicError:
-        opts.onCatastrophicError ??
-        ((message) => {
-          this.log.fatal({ message }, 'isolated-vm catastrophic error, aborting');
-          process.abort();
-        }),
+      onCatastrophicError: (message, slot) => {
+        slot.call?.onFatal?.(message);
+        if (opts.onCatastrophicError) return opts.onCatastrophicError(message);
+        this.log.fatal({ message }, 'isolated-vm catastrophic error, aborting');
+        process.abort();
+      },
       bridges: (slot) => ({
         fetch: new ivm.Reference((token: number, request: string) => this.bridgeFetch(slot, token, request)),
         report: new ivm.Reference((token: number, outcome: string) => {
@@ -304,6 +309,7 @@ export class Sandbox {
       reported: undefined,
       // Isolate callbacks (`bridgeFetch`) do not run in the caller's async context, so keep it here.
       trace: opts.trace ?? context.active(),
+      onFatal: opts.onFatal,
     };
     return token;
   }

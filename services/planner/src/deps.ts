@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import type { RunEventFeed, RunManager, RunStore } from '@toolplane/agent';
-import type { Logger } from '@toolplane/core';
+import type { LagMonitor, Logger } from '@toolplane/core';
 import type { HttpMetrics, Registry } from '@toolplane/metrics';
 import type {
   ApiKeyStore,
@@ -13,6 +13,7 @@ import type {
   ToolRegistry,
   UpstreamStore,
 } from '@toolplane/queue';
+import type { SandboxFleet } from '@toolplane/sandbox';
 import type { ArgumentValidator } from './validation.js';
 
 /** Everything the HTTP API needs; built in main.ts, replaced piecewise in tests. */
@@ -24,12 +25,21 @@ export type PlannerDeps = {
   gate: CallGate;
   waiter: CallWaiter;
   validator: ArgumentValidator;
+  /** Checks tool code at registration in a sandbox host process, never in the API process. */
+  codeChecker: Pick<SandboxFleet, 'check'>;
   promRegistry: Registry;
   httpMetrics: HttpMetrics;
   logger: Logger;
   maxBodyBytes: number;
-  /** `TOOLPLANE_ADMIN_KEY`; without it `/admin/queues` is closed. */
+  /** `TOOLPLANE_ADMIN_KEY`: an admin API key of the default tenant; without it `/admin/queues` is closed. */
   adminKey?: string;
+  /**
+   * `TOOLPLANE_AUTH=off`: every request acts as an admin of the default tenant. Only this flag turns
+   * auth off; a missing `adminKey` alone never does (API keys still work, the admin key is just absent).
+   */
+  authOff?: boolean;
+  /** `/healthz` answers 503 while this says the event loop lagged; without it `/healthz` is always 200. */
+  liveness?: Pick<LagMonitor, 'check'>;
   /** `TOOLPLANE_METRICS_TOKEN`: a bearer token that may read `/metrics` and nothing else. */
   metricsToken?: string;
   apiKeys: ApiKeyStore;

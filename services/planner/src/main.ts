@@ -1,6 +1,6 @@
 import { EventEmitter, once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, createLogger } from '@toolplane/core';
+import { ConfigError, createLagMonitor, createLogger } from '@toolplane/core';
 import { createAgentMetrics, createHttpMetrics, createQueueGauges, createRegistry } from '@toolplane/metrics';
 import {
   ApiKeyStore,
@@ -32,6 +32,7 @@ import { createPlannerApp, type PlannerEvents } from './app.js';
 import { loadConfig, modelEndpoint } from './config.js';
 import { PlannerToolGateway } from './run-tools.js';
 import { ArgumentValidator } from './validation.js';
+import { SandboxFleet } from '@toolplane/sandbox';
 
 async function main(): Promise<void> {
   let config;
@@ -88,6 +89,10 @@ async function main(): Promise<void> {
     },
   });
   const validator = new ArgumentValidator();
+  // A replaced or deleted tool's compiled schema is dropped on every replica (this one hears its own changes too).
+  events.on('toolsChanged', (tool) => validator.forget(tool));
+  // Tenant code is evaluated at registration: in a host process that is killed when it hangs.
+  const codeChecker = new SandboxFleet({ hosts: 1, spare: false, lazy: true, memoryBudgetMb: 64, logger: logger.child({ component: 'sandbox' }) });
   const agentKeys = createAgentKeys(config.TOOLPLANE_PREFIX);
   const runStore = new RunStore(redis, agentKeys, config.CALL_RETENTION_MS);
   const runFeed = new RunEventFeed(subscriber, agentKeys, runStore);
@@ -128,6 +133,7 @@ async function main(): Promise<void> {
     : undefined;
   if (!endpoint) logger.warn('no OPENAI_BASE_URL or OPENAI_API_KEY: agent runs are disabled');
   const closing = new AbortController();
+  const liveness = createLagMonitor();
   const app = createPlannerApp({
     redis,
     registry,
@@ -136,11 +142,14 @@ async function main(): Promise<void> {
     gate,
     waiter,
     validator,
+    codeChecker,
     promRegistry,
     httpMetrics,
     logger,
     maxBodyBytes: config.MAX_BODY_BYTES,
     ...(config.TOOLPLANE_ADMIN_KEY ? { adminKey: config.TOOLPLANE_ADMIN_KEY } : {}),
+    authOff: config.TOOLPLANE_AUTH === 'off',
+    liveness,
     ...(config.TOOLPLANE_METRICS_TOKEN ? { metricsToken: config.TOOLPLANE_METRICS_TOKEN } : {}),
     apiKeys: new ApiKeyStore(redis, keys),
     keys,
@@ -154,8 +163,8 @@ async function main(): Promise<void> {
   const server = app.listen(config.PORT, config.HOST);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
-  if (!config.TOOLPLANE_ADMIN_KEY) {
-    logger.warn('TOOLPLANE_ADMIN_KEY is not set: auth is off and every request acts as an admin of the default tenant');
+  if (config.TOOLPLANE_AUTH === 'off') {
+    logger.warn('TOOLPLANE_AUTH=off: auth is off and every request acts as an admin of the default tenant; for local use only');
   }
   logger.info({ port }, 'planner listening');
   // Runs left in progress by a planner that stopped (this one before a restart, or another replica) go on here.
@@ -174,7 +183,7 @@ async function main(): Promise<void> {
     server.closeAllConnections();
     // Runs stop where they are and give up their leases, so the next planner continues them at once.
     await runManager?.stop();
-    await Promise.all([closeRedis(redis), closeRedis(subscriber)]);
+    await Promise.all([closeRedis(redis), closeRedis(subscriber), codeChecker.close()]);
     await tracing?.shutdown();
     process.exit(0);
   };

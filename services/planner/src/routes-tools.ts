@@ -1,6 +1,5 @@
 import { Router } from 'express';
 import { MAX_TOOL_CODE_BYTES, RequestError, ToolSpec, canSee } from '@toolplane/core';
-import { checkToolCode } from '@toolplane/sandbox';
 import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps } from './deps.js';
 import { parseToolName, toolNotFound, zodIssues } from './http-util.js';
@@ -24,7 +23,7 @@ export function toolsRouter(deps: PlannerDeps): Router {
       throw new RequestError('INVALID_TOOL', `code is larger than ${MAX_TOOL_CODE_BYTES} bytes`);
     }
     deps.validator.checkSchema(spec.parameters);
-    const check = await checkToolCode(spec.code);
+    const check = await deps.codeChecker.check(spec.code);
     if (!check.ok) throw new RequestError('INVALID_TOOL', check.message);
     // Tool names are global (they name queues); a name belongs to the tenant that took it first.
     const existing = await deps.registry.get(name);
@@ -83,6 +82,7 @@ export function toolsRouter(deps: PlannerDeps): Router {
     const name = parseToolName(req.params.name);
     const tool = await deps.registry.get(name);
     if (!tool || !canSee(principalOf(res), tool.tenant) || !(await deps.registry.delete(name))) throw toolNotFound(name);
+    deps.validator.forget(name);
     res.status(204).end();
   });
 

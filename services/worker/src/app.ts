@@ -19,9 +19,10 @@ import {
   createKeys,
   createRedisConnection,
   createToolWorker,
+  isStalledTooOften,
   resolveUpstreamHeaders,
 } from '@toolplane/queue';
-import { Sandbox } from '@toolplane/sandbox';
+import { SandboxFleet } from '@toolplane/sandbox';
 import type { WorkerConfig } from './config.js';
 import { ToolBreakers } from './breakers.js';
 import { createOpsServer } from './http.js';
@@ -53,10 +54,14 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
   const quotas = new TenantQuotas(redis, keys, { maxResultBytes: config.TENANT_MAX_RESULT_BYTES });
   const promRegistry = createRegistry();
   const metrics = createToolMetrics(promRegistry);
-  const sandbox = new Sandbox({
+  const sandbox = new SandboxFleet({
+    hosts: config.SANDBOX_HOSTS,
     maxIsolatesPerTool: config.WORKER_CONCURRENCY,
+    memoryBudgetMb: config.SANDBOX_MEMORY_BUDGET_MB,
+    allowPrivateNetworks: config.TOOLPLANE_ALLOW_PRIVATE_NETWORKS,
     logger: logger.child({ component: 'sandbox' }),
     onDispose: (reason) => metrics.sandboxDisposals.inc({ reason }),
+    onHostFailure: (reason) => metrics.sandboxHostFailures.inc({ reason }),
   });
   const queues = new ToolQueues(redis, keys);
   const gate = new CallGate(redis, keys);
@@ -105,10 +110,20 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     };
     worker.on('completed', announce);
     worker.on('failed', announce);
+    worker.on('failed', (job, err) => {
+      // Failed by BullMQ's stalled-job check, not by a run: it counts against the tool like a crash.
+      if (job && isStalledTooOften(err.message)) void countPoisoned(job.data);
+    });
     worker.on('error', (err) => logger.warn({ err: err.message, tool }, 'queue worker error'));
     consumers.set(tool, worker);
     initToolSeries(metrics, tool);
     logger.info({ tool }, 'consuming tool queue');
+  };
+
+  const countPoisoned = async (data: CallJobData) => {
+    metrics.calls.inc({ tool: data.tool, outcome: 'poisoned' });
+    const tool = await registry.getVersion(data.tool, data.version).catch(() => undefined);
+    if (tool) await breakers.fire(tool, () => Promise.reject(new ToolExecError('POISONED', 'stalled twice', { retryable: false }))).catch(() => {});
   };
 
   const discover = async () => {
@@ -139,6 +154,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       // The subscriber too: subscribing before its ready check answers loses the subscriptions.
       await Promise.all([waitForRedis(redis, 30_000), waitForRedis(subscriber, 30_000)]);
       await checkNoEviction(redis);
+      // Hosts started before the first call: a cold host would make the first calls wait for it.
+      await sandbox.ready();
       ops.listen(config.WORKER_METRICS_PORT);
       await once(ops, 'listening');
       metricsPort = (ops.address() as AddressInfo).port;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseNetworkList } from '@toolplane/sandbox';
 import { LogLevel, Port, RedisUrl, SecretsKey, TracingEnv, parseConfig } from '@toolplane/core';
 
 export const WorkerConfig = z.object({
@@ -10,6 +11,31 @@ export const WorkerConfig = z.object({
   TOOLPLANE_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Calls of one tool this process runs at once (also its isolates per tool version). */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
+  /**
+   * Sandbox host processes that run this worker's calls (one more is kept started as a spare).
+   * Tool code runs there, never on the worker's own threads, so the worker can kill a host that
+   * tool code has blocked or bloated.
+   */
+  SANDBOX_HOSTS: z.coerce.number().int().min(1).max(64).default(1),
+  /**
+   * Heap limits of all live isolates of one host together; past it idle isolates are evicted and
+   * calls wait. A host whose resident memory passes this plus 256 MB is killed and replaced.
+   */
+  SANDBOX_MEMORY_BUDGET_MB: z.coerce.number().int().min(64).max(65_536).default(512),
+  /**
+   * Private networks (comma-separated CIDRs or addresses) tools' `ctx.fetch` may reach; loopback,
+   * private, link-local (cloud metadata), CGNAT and multicast ranges are refused unless listed here.
+   */
+  TOOLPLANE_ALLOW_PRIVATE_NETWORKS: z
+    .string()
+    .default('')
+    .superRefine((value, ctx) => {
+      try {
+        parseNetworkList(value);
+      } catch (err: unknown) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }),
   /** How often the registry is read again, in case a change notice was missed during a disconnect. */
   TOOL_DISCOVERY_INTERVAL_MS: z.coerce.number().int().min(100).default(5_000),
   /**

@@ -3,7 +3,7 @@ import { CallJobData, ToolExecError, hashArguments, type CallOutput, type Logger
 import type { ToolMetrics, CallOutcome } from '@toolplane/metrics';
 import { SecretUnreadableError, type CallGate, type Keys, type RedisConnection, type SecretStore, type ToolQueues, type ToolRegistry } from '@toolplane/queue';
 import type { UpstreamClients } from '@toolplane/mcp';
-import type { Sandbox } from '@toolplane/sandbox';
+import type { SandboxFleet } from '@toolplane/sandbox';
 import type { ToolBreakers } from './breakers.js';
 
 export type ProcessorDeps = {
@@ -13,7 +13,7 @@ export type ProcessorDeps = {
   breakers: ToolBreakers;
   /** Only the secrets a tool lists are read, per call, and handed to its sandbox as `ctx.secrets`. */
   secrets: SecretStore;
-  sandbox: Sandbox;
+  sandbox: SandboxFleet;
   /** Runs the tools of MCP upstreams (`tool.upstream`) instead of the sandbox. */
   upstreams: UpstreamClients;
   metrics: ToolMetrics;
@@ -27,6 +27,7 @@ const OUTCOME: Record<string, CallOutcome> = {
   OUT_OF_MEMORY: 'oom',
   CANCELLED: 'cancelled',
   REJECTED: 'rejected',
+  POISONED: 'poisoned',
 };
 
 const CIRCUIT_STATE = { closed: 0, half_open: 1, open: 2 } as const;
@@ -83,7 +84,10 @@ export function createProcessor(deps: ProcessorDeps) {
     deps.metrics.circuitState.set({ tool: tool.name }, trial ? CIRCUIT_STATE.half_open : CIRCUIT_STATE.closed);
     deps.metrics.queueWait.observe({ tool: tool.name }, Math.max(0, startedAt - job.timestamp - (job.delay ?? 0)) / 1000);
 
-    const cacheKey = tool.cacheTtlMs > 0 ? deps.keys.resultCache(tool.name, tool.version, data.argsHash) : undefined;
+    // A tool that reads secrets may answer differently once one is rotated: the cache key covers
+    // the versions of the secrets it reads as well as the tool version and the arguments.
+    const secretsVersion = tool.cacheTtlMs > 0 ? await deps.secrets.version(tool.tenant, tool.secrets) : '';
+    const cacheKey = tool.cacheTtlMs > 0 ? deps.keys.resultCache(tool.name, tool.version, cacheDigest(data.argsHash, secretsVersion)) : undefined;
     if (cacheKey) {
       const hit = await deps.redis.get(cacheKey);
       if (hit !== null) {
@@ -166,6 +170,11 @@ async function checkApproval(deps: ProcessorDeps, tool: Tool, id: string, data: 
   if (grant === null || grant !== data.argsHash || hashArguments(data.arguments) !== grant) {
     throw new ToolExecError('REJECTED', 'call was not approved for these arguments', { retryable: false });
   }
+}
+
+/** The argument hash, joined with the version of the tool's secrets when it reads any. */
+function cacheDigest(argsHash: string, secretsVersion: string): string {
+  return secretsVersion === '' ? argsHash : `${argsHash}.${secretsVersion}`;
 }
 
 async function readGrantedSecrets(store: SecretStore, tenant: string, names: readonly string[]): Promise<Record<string, string>> {

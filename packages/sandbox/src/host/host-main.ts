@@ -5,6 +5,7 @@
  * microtask chain isolated-vm cannot stop, a heap far past its soft limit), the parent's watchdog
  * SIGKILLs it and starts another: nothing here has to survive that.
  */
+import { writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { ROOT_CONTEXT, trace, type Context } from '@opentelemetry/api';
 import { ToolExecError } from '@toolplane/core';
@@ -73,6 +74,8 @@ function run(msg: Extract<HostRequest, { t: 'run' }>): void {
       signal: abort.signal,
       ...(msg.secrets ? { secrets: msg.secrets } : {}),
       onRetryAfter: (ms) => send({ t: 'retryAfter', id: msg.id, ms }),
+      // Written at once on its own pipe: the process aborts right after, before any batch is flushed.
+      onFatal: (message) => writeSync(4, `${JSON.stringify({ t: 'fatal', id: msg.id, message: message.slice(0, 500) })}\n`),
       onStart: (waited) => {
         if (waited) send({ t: 'start', id: msg.id });
       },

@@ -10,7 +10,7 @@ import type { HostOptions } from './host-main.js';
 import { HEARTBEAT_MS, batchedWriter, lineReader, type HostReply, type HostRequest, type WireTrace } from './protocol.js';
 
 /** Why a host was killed and replaced; bounded, so it can label a metric. */
-export type HostFailure = 'stall' | 'deadline' | 'memory' | 'crash';
+export type HostFailure = 'stall' | 'deadline' | 'memory' | 'fatal' | 'crash';
 
 export type SandboxFleetOptions = {
   /**
@@ -94,6 +94,8 @@ type Host = {
   known: Set<string>;
   lastBeat: number;
   startedAt: number;
+  /** The call whose isolate V8 lost control of, as the host said just before it aborted. */
+  fatal: { id: number; message: string } | undefined;
 };
 
 const HOST_MAIN = fileURLToPath(new URL('../../dist/host/host-main.js', import.meta.url));
@@ -349,7 +351,8 @@ export class SandboxFleet {
       maxCodeBytes: 64 * 1024 * 1024,
     };
     const proc = spawn(process.execPath, ['--no-node-snapshot', HOST_MAIN, JSON.stringify(hostOptions)], {
-      stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+      // fd 3: the batched channel; fd 4: the host's last words (which call's isolate went fatal).
+      stdio: ['ignore', 'inherit', 'inherit', 'pipe', 'pipe'],
       env: this.opts.env,
     });
     const channel = proc.stdio[3] as Socket;
@@ -365,7 +368,17 @@ export class SandboxFleet {
       known: new Set(),
       lastBeat: performance.now(),
       startedAt: performance.now(),
+      fatal: undefined,
     };
+    const lastWords = proc.stdio[4] as Socket;
+    lastWords.on(
+      'data',
+      lineReader((msg) => {
+        const m = msg as { t?: string; id?: number; message?: string };
+        if (m.t === 'fatal' && typeof m.id === 'number') host.fatal = { id: m.id, message: String(m.message) };
+      }, 64 * 1024),
+    );
+    lastWords.on('error', () => {});
     const read = lineReader((msg) => this.onReply(host, msg as HostReply), MAX_REPLY_LINE_BYTES);
     channel.on('data', (chunk: Buffer) => {
       try {
@@ -381,10 +394,19 @@ export class SandboxFleet {
       this.failHost(host, 'crash');
     });
     proc.on('exit', (code, signal) => {
-      if (host.state !== 'dead') {
-        this.log.warn({ code, signal, calls: host.calls.size }, 'sandbox host exited');
-        this.failHost(host, 'crash');
-      }
+      if (host.state === 'dead') return;
+      this.log.warn({ code, signal, calls: host.calls.size }, 'sandbox host exited');
+      // Its last words may still be in the pipe: read them before deciding whose fault it was.
+      const decide = () => {
+        const culprit = host.fatal ? host.calls.get(host.fatal.id) : undefined;
+        this.failHost(host, culprit ? 'fatal' : 'crash', culprit);
+      };
+      if (lastWords.readableEnded || lastWords.destroyed) return decide();
+      const timer = setTimeout(decide, 200);
+      lastWords.once('close', () => {
+        clearTimeout(timer);
+        decide();
+      });
     });
     this.hosts.push(host);
     return host;
@@ -540,7 +562,7 @@ export class SandboxFleet {
     for (const p of calls) {
       p.host = undefined;
       if (p === known) {
-        this.settle(p, this.blame(p, reason));
+        this.settle(p, this.blame(p, reason, host.fatal?.message));
       } else if (culprit) {
         this.dispatch(p);
       } else if (++p.strikes >= 2) {
@@ -554,7 +576,7 @@ export class SandboxFleet {
     this.ensureHosts();
   }
 
-  private blame(p: Pending, reason: HostFailure): ToolExecError {
+  private blame(p: Pending, reason: HostFailure, fatalMessage: string | undefined): ToolExecError {
     switch (reason) {
       case 'deadline':
         return fail('TIMEOUT', `tool exceeded ${p.tool.timeoutMs}ms and did not stop; its sandbox host was replaced`);
@@ -562,6 +584,10 @@ export class SandboxFleet {
         return fail('TIMEOUT', `tool blocked its sandbox host for more than ${this.opts.stallMs}ms; the host was replaced`);
       case 'memory':
         return fail('OUT_OF_MEMORY', `tool took its sandbox host past ${this.opts.hostMemoryLimitMb} MB; the host was replaced`);
+      case 'fatal':
+        return /memory|heap|allocation/i.test(fatalMessage ?? '')
+          ? fail('OUT_OF_MEMORY', 'the tool ran its isolate out of memory so far past its limit that the sandbox host went down; it was replaced')
+          : fail('POISONED', 'the tool crashed its sandbox host; it is not run again');
       case 'crash':
         return p.strikes >= 1
           ? fail('POISONED', 'the call crashed its sandbox host twice; it is not run again')
