@@ -1,11 +1,14 @@
 // `make up`: Redis (a local one with AOF when REDIS_URL is unreachable), the planner, 2 workers,
 // the sample tools and a short sample workload; then serves until Ctrl-C and stops everything.
+// Workers are supervised (scripts/supervise.mjs): one that stops answering /healthz for 5 s is
+// killed and replaced, one that exits is restarted.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Supervisor } from './supervise.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dataDir = join(root, '.data');
@@ -14,10 +17,22 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PORT = Number(process.env.PORT ?? 8080);
 const WORKERS = Number(process.env.WORKERS ?? 2);
 process.env.LOG_LEVEL ??= 'warn';
-// Auth is on: a local run gets a fresh admin key (printed below) unless one is set already.
-process.env.TOOLPLANE_ADMIN_KEY ||= randomBytes(16).toString('hex');
-const AUTH = { authorization: `Bearer ${process.env.TOOLPLANE_ADMIN_KEY}` };
+// Auth is on: a local run gets a fresh admin key (printed below) unless one is set already, or the
+// operator turned auth off explicitly with TOOLPLANE_AUTH=off.
+const AUTH_OFF = process.env.TOOLPLANE_AUTH === 'off';
+if (!AUTH_OFF) process.env.TOOLPLANE_ADMIN_KEY ||= randomBytes(16).toString('hex');
+const AUTH = AUTH_OFF ? {} : { authorization: `Bearer ${process.env.TOOLPLANE_ADMIN_KEY}` };
+/** `{ name, child }`; a supervised worker's entry gets its new child when it is restarted. */
 const children = [];
+const supervisors = [];
+// `make down` signals these last to first: this process first, so its supervisors stop before the
+// workers go and do not restart them.
+let pidsReady = false;
+const writePids = () =>
+  writeFileSync(
+    join(dataDir, 'pids.json'),
+    JSON.stringify([...children.map(({ name, child }) => ({ name, pid: child.pid })), { name: 'make up', pid: process.pid }]),
+  );
 
 const say = (msg) => process.stdout.write(`\x1b[36m[toolplane]\x1b[0m ${msg}\n`);
 
@@ -80,6 +95,7 @@ async function stopAll(code = 0) {
   if (stopping) return;
   stopping = true;
   say('stopping…');
+  for (const s of supervisors) s.stop();
   await scripted?.close();
   for (const { child } of [...children].reverse()) child.kill('SIGTERM');
   await Promise.all(children.map(({ child }) => child.exitCode !== null || child.signalCode !== null ? null : new Promise((r) => child.once('exit', r))));
@@ -112,12 +128,26 @@ try {
   for (let i = 0; i < WORKERS; i++) {
     const mp = 9464 + i;
     workerPorts.push(mp);
-    start(`worker-${i + 1}`, process.execPath, [...nodeArgs, join(root, 'services/worker/dist/main.js')], {
-      REDIS_URL,
-      WORKER_METRICS_PORT: String(mp),
+    const entry = { name: `worker-${i + 1}` };
+    children.push(entry);
+    const supervisor = new Supervisor({
+      name: entry.name,
+      healthUrl: `http://127.0.0.1:${mp}/healthz`,
+      log: say,
+      spawn: () =>
+        spawn(process.execPath, [...nodeArgs, join(root, 'services/worker/dist/main.js')], {
+          env: { ...process.env, REDIS_URL, WORKER_METRICS_PORT: String(mp) },
+          stdio: ['ignore', 'inherit', 'inherit'],
+        }),
+      onSpawn: (child) => {
+        entry.child = child;
+        if (pidsReady) writePids();
+      },
     });
+    supervisors.push(supervisor.start());
   }
-  writeFileSync(join(dataDir, 'pids.json'), JSON.stringify(children.map(({ name, child }) => ({ name, pid: child.pid }))));
+  pidsReady = true;
+  writePids();
   await waitHealthy(`http://127.0.0.1:${PORT}/readyz`);
   for (const mp of workerPorts) await waitHealthy(`http://127.0.0.1:${mp}/readyz`);
 
@@ -156,9 +186,15 @@ try {
   say(`API        http://127.0.0.1:${PORT}/v1/tools`);
   say(`MCP        http://127.0.0.1:${PORT}/mcp (Streamable HTTP, same bearer key)`);
   say(`metrics    http://127.0.0.1:${PORT}/metrics (admin key)  ${workerPorts.map((p) => `http://127.0.0.1:${p}/metrics`).join('  ')}`);
-  say(`queues     http://127.0.0.1:${PORT}/admin/queues?key=${process.env.TOOLPLANE_ADMIN_KEY}`);
-  say(`admin key  ${process.env.TOOLPLANE_ADMIN_KEY}  (create tenant keys with POST /v1/admin/keys)`);
-  say(`try        curl -s -H 'authorization: Bearer ${process.env.TOOLPLANE_ADMIN_KEY}' -XPOST localhost:${PORT}/v1/calls -d '{"tool":"add","arguments":{"a":2,"b":3},"wait":true}'`);
+  if (AUTH_OFF) {
+    say('auth       off (TOOLPLANE_AUTH=off): every request acts as an admin; the queue dashboard is closed');
+  } else {
+    say(`queues     http://127.0.0.1:${PORT}/admin/queues?key=${process.env.TOOLPLANE_ADMIN_KEY}`);
+    say(`admin key  ${process.env.TOOLPLANE_ADMIN_KEY}  (create tenant keys with POST /v1/admin/keys)`);
+  }
+  const authHeader = AUTH_OFF ? '' : `-H 'authorization: Bearer ${process.env.TOOLPLANE_ADMIN_KEY}' `;
+  say(`try        curl -s ${authHeader}-H 'content-type: application/json' -XPOST localhost:${PORT}/v1/calls -d '{"tool":"add","arguments":{"a":2,"b":3},"wait":true}'`);
+  say(`workers    supervised: /healthz probed every second; one silent for 5 s is killed and restarted`);
   say('serving; Ctrl-C stops everything');
 } catch (err) {
   say(`failed: ${err.message}`);

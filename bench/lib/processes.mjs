@@ -78,7 +78,10 @@ export function startBullmqWorker({ redisUrl, prefix, queueName, concurrency }) 
   });
 }
 
-/** A real planner process on a free port; resolves once `/healthz` answers. */
+/**
+ * A real planner process on a free port, on 127.0.0.1 with auth off (the bench measures the queue
+ * path, not key checks); resolves once `/healthz` answers.
+ */
 export async function startPlanner({ redisUrl, prefix }) {
   const port = await freePort();
   const p = spawnNode(join(ROOT, 'services', 'planner', 'dist', 'main.js'), {
@@ -86,6 +89,7 @@ export async function startPlanner({ redisUrl, prefix }) {
     TOOLPLANE_PREFIX: prefix,
     PORT: String(port),
     HOST: '127.0.0.1',
+    TOOLPLANE_AUTH: 'off',
   });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { PlannerConfig } from '@toolplane/planner/config';
+import { PlannerConfig, loadConfig } from '@toolplane/planner/config';
 import { WorkerConfig } from '@toolplane/worker/config';
 import { DASHBOARDS_DIR, PROMETHEUS_DIR, panelQueries } from '../support/dashboards.js';
 import { promtool } from '../support/prometheus.js';
@@ -89,9 +89,17 @@ type ComposeService = {
   image?: string;
   command?: string[];
   environment?: Record<string, string>;
+  env_file?: string[];
   ports?: string[];
   volumes?: string[];
+  healthcheck?: { test: string[] };
 };
+
+/** `KEY=value` lines of an env file; comments and blank lines skipped. */
+function parseEnvFile(text: string): Record<string, string> {
+  const pairs = text.split('\n').filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]);
+  return Object.fromEntries(pairs);
+}
 
 describe('docker-compose.yml', () => {
   const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
@@ -132,7 +140,33 @@ describe('docker-compose.yml', () => {
       planner: Number(services.planner!.environment!.PORT),
       worker: Number(services.worker!.environment!.WORKER_METRICS_PORT),
     });
-    expect(services.planner!.ports).toContain(`${services.planner!.environment!.PORT}:${services.planner!.environment!.PORT}`);
+    expect(services.planner!.ports).toContain(`127.0.0.1:${services.planner!.environment!.PORT}:${services.planner!.environment!.PORT}`);
+  });
+
+  test('fails closed: Redis is not published, everything published is on 127.0.0.1 only', () => {
+    expect(services.redis!.ports).toBeUndefined();
+    for (const [name, svc] of Object.entries(services)) {
+      for (const port of svc.ports ?? []) expect(port, name).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
+    }
+    expect(services.planner!.ports).toHaveLength(1);
+  });
+
+  test('fails closed: the planner takes its admin key from a git-ignored env file; the example holds no key', () => {
+    expect(services.planner!.env_file).toEqual(['.env']);
+    expect(services.planner!.environment).not.toHaveProperty('TOOLPLANE_ADMIN_KEY');
+    expect(services.worker!.env_file ?? []).toEqual([]);
+    expect(readFileSync(join(ROOT, '.gitignore'), 'utf8').split('\n')).toContain('.env');
+    const example = parseEnvFile(readFileSync(join(ROOT, '.env.example'), 'utf8'));
+    expect(example).toEqual({ TOOLPLANE_ADMIN_KEY: '' });
+    // Copied as it is, the example stops the planner at start, naming the variable.
+    expect(() => loadConfig({ ...services.planner!.environment, ...example })).toThrow(/TOOLPLANE_ADMIN_KEY: is required/);
+  });
+
+  test('planner and worker have healthchecks on /healthz of their own port', () => {
+    for (const [name, port] of [['planner', services.planner!.environment!.PORT], ['worker', services.worker!.environment!.WORKER_METRICS_PORT]] as const) {
+      const check = services[name]!.healthcheck?.test.join(' ') ?? '';
+      expect(check, name).toContain(`http://127.0.0.1:${port}/healthz`);
+    }
   });
 
   test('grafana gets the provisioning and the dashboards at the paths the provisioning names', () => {
@@ -146,7 +180,7 @@ describe('docker-compose.yml', () => {
     const home = grafana.environment!.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH!;
     expect(existsSync(join(ROOT, dashboards, home.slice(dashboardsIn.length + 1)))).toBe(true);
     const datasource = parse(readFileSync(join(ROOT, provisioning, 'datasources', 'prometheus.yml'), 'utf8')).datasources[0];
-    const promPort = services.prometheus!.ports![0]!.split(':')[1];
+    const promPort = services.prometheus!.ports![0]!.split(':').at(-1);
     expect(datasource.url).toBe(`http://prometheus:${promPort}`);
   });
 
@@ -156,9 +190,11 @@ describe('docker-compose.yml', () => {
       const env = services[name]!.environment!;
       const unknown = Object.keys(env).filter((k) => !(k in schema.shape));
       expect(unknown, `${name} environment`).toEqual([]);
-      // `${VAR:-}` is filled in by compose from the shell; empty means unset.
+      // `${VAR:-}` is filled in by compose from the shell; empty means unset. The env file (.env,
+      // from .env.example) gives the planner its admin key.
       const values = Object.fromEntries(Object.entries(env).filter(([, v]) => !String(v).startsWith('${')));
-      const parsed = schema.safeParse(values);
+      const fromEnvFile = services[name]!.env_file ? { TOOLPLANE_ADMIN_KEY: 'a'.repeat(32) } : {};
+      const parsed = schema.safeParse({ ...values, ...fromEnvFile });
       expect(parsed.success, `${name}: ${JSON.stringify(parsed.error?.issues)}`).toBe(true);
     }
   });

@@ -61,7 +61,13 @@ function findPort(ctr: any, port: string | number): any {
   return (ctr.ports ?? []).find((p: any) => p.name === port || p.containerPort === port);
 }
 
-/** The environment a container starts with: envFrom ConfigMaps, then env (secrets omitted: all optional). */
+/** Stand-ins for what the operator puts in the Secret (never in the manifests), valid for the schemas. */
+const SECRET_STANDINS: Record<string, string> = { TOOLPLANE_ADMIN_KEY: 'a'.repeat(32), TOOLPLANE_SECRETS_KEY: '0'.repeat(64) };
+
+/**
+ * The environment a container starts with: envFrom ConfigMaps, then env. Required secret refs get a
+ * stand-in value; optional ones are left out (the Secret may lack them).
+ */
 function containerEnv(ctr: any): Record<string, string> {
   const env: Record<string, string> = {};
   for (const from of ctr.envFrom ?? []) {
@@ -70,8 +76,8 @@ function containerEnv(ctr: any): Record<string, string> {
     Object.assign(env, cm!.data);
   }
   for (const e of ctr.env ?? []) {
-    if (e.valueFrom?.secretKeyRef) expect(e.valueFrom.secretKeyRef.optional, e.name).toBe(true);
-    else env[e.name] = e.value;
+    if (!e.valueFrom?.secretKeyRef) env[e.name] = e.value;
+    else if (e.valueFrom.secretKeyRef.optional !== true) env[e.name] = SECRET_STANDINS[e.name]!;
   }
   return env;
 }
@@ -141,6 +147,36 @@ describe('infra/k8s', () => {
     expect(findPort(planner, Number(containerEnv(planner).PORT))?.name).toBe('http');
     expect(planner.readinessProbe.httpGet.path).toBe('/readyz');
     expect(planner.livenessProbe.httpGet.path).toBe('/healthz');
+  });
+
+  test('fail closed: the planner needs its admin key from the Secret, and nothing turns auth off', () => {
+    const planner = container('toolplane-planner');
+    const ref = planner.env.find((e: any) => e.name === 'TOOLPLANE_ADMIN_KEY')?.valueFrom?.secretKeyRef;
+    expect(ref).toMatchObject({ name: 'toolplane-secrets', key: 'TOOLPLANE_ADMIN_KEY' });
+    expect(ref.optional ?? false).toBe(false);
+    for (const name of ['toolplane-planner', 'toolplane-worker']) expect(containerEnv(container(name)).TOOLPLANE_AUTH, name).toBeUndefined();
+    // Without the key the planner's own config refuses to start, naming it.
+    const { TOOLPLANE_ADMIN_KEY: _key, ...withoutKey } = containerEnv(planner);
+    const parsed = PlannerConfig.safeParse(withoutKey);
+    expect(parsed.error?.issues.map((i) => i.path.join('.'))).toEqual(['TOOLPLANE_ADMIN_KEY']);
+  });
+
+  test('liveness on /healthz restarts a planner or worker blocked for more than a few seconds; readiness on /readyz', () => {
+    for (const name of ['toolplane-planner', 'toolplane-worker']) {
+      const ctr = container(name);
+      const { livenessProbe: live, readinessProbe: ready, startupProbe: startup } = ctr;
+      expect(live.httpGet.path, name).toBe('/healthz');
+      expect(ready.httpGet.path, name).toBe('/readyz');
+      // A blocked event loop answers nothing: a short timeout turns that into a failure at once.
+      expect(live.timeoutSeconds, name).toBeLessThanOrEqual(2);
+      const restartAfterS = live.periodSeconds * live.failureThreshold;
+      expect(restartAfterS, name).toBeLessThanOrEqual(10);
+      // /healthz stays unhealthy for 2 s after a lag (createLagMonitor): one stall must not restart.
+      expect(restartAfterS, name).toBeGreaterThan(2 + live.timeoutSeconds);
+      // A slow start (waiting for Redis) is the startup probe's, not liveness's.
+      expect(startup?.httpGet.path, name).toBe('/healthz');
+      expect(startup.periodSeconds * startup.failureThreshold, name).toBeGreaterThanOrEqual(30);
+    }
   });
 
   test('workers: metrics port annotated for Prometheus pod discovery, grace period longer than the longest tool run', () => {

@@ -5,6 +5,8 @@ export const RequestErrorCode = z.enum([
   'INVALID_JSON',
   'INVALID_REQUEST',
   'PAYLOAD_TOO_LARGE',
+  /** A request body that is not `application/json` (or `application/*+json`): 415. */
+  'UNSUPPORTED_MEDIA_TYPE',
   'NOT_FOUND',
   'TOOL_NOT_FOUND',
   'INVALID_TOOL',

@@ -45,6 +45,8 @@ export {
 export type { CallRecord, CallOutput } from './call.js';
 export { Port, BoolEnv, LogLevel, RedisUrl, SecretsKey, TracingEnv, ConfigError, parseConfig } from './config.js';
 export { createLogger, silentLogger } from './logger.js';
+export { createLagMonitor, DEFAULT_MAX_LAG_MS, DEFAULT_LAG_WINDOW_MS } from './liveness.js';
+export type { LagMonitor, LagMonitorOptions, LagStatus } from './liveness.js';
 export type { Logger } from './logger.js';
 export { newCallId, CALL_ID_PATTERN } from './ids.js';
 export { canonicalJson, hashArguments } from './canonical.js';

@@ -4,6 +4,7 @@ import { createBullBoard } from '@bull-board/api';
 import { ExpressAdapter } from '@bull-board/express';
 import { Router, type Request, type Response, type NextFunction } from 'express';
 import { RequestError } from '@toolplane/core';
+import { isStateChanging, refuseCrossOrigin } from './browser-guards.js';
 import type { PlannerDeps } from './deps.js';
 
 /** Where the queue dashboard is mounted. */
@@ -15,13 +16,15 @@ const SESSION_MS = 12 * 3_600_000;
 /**
  * `/admin/queues`: Bull Board over every tool queue, behind `TOOLPLANE_ADMIN_KEY`.
  *
- * - Unset key: 403 `FORBIDDEN` for everyone, so a deployment that forgot it exposes nothing.
+ * - Unset key (only possible with `TOOLPLANE_AUTH=off`): 403 `FORBIDDEN` for everyone.
  * - `Authorization: Bearer <key>` (scripts, curl).
  * - Browsers, which cannot send that header from the address bar: open `/admin/queues?key=<key>`
  *   once; the answer sets an HttpOnly, SameSite=Strict cookie and redirects to the same page without
  *   the key, so it does not stay in the address bar or history. The cookie holds an expiry and an
  *   HMAC of it under the key, not the key: no server state, valid on every planner replica, and
  *   void as soon as the key changes.
+ * - Cross-origin requests that sign in (`?key=`) or change state are refused with 403 `FORBIDDEN`
+ *   ({@link refuseCrossOrigin}): another site can neither log a browser in nor act with its cookie.
  *
  * The board is read-only: removing, promoting or retrying jobs behind the API's back would skip
  * Toolplane's own bookkeeping (cancel, retry and the audit trail); use `/v1/calls/{id}/…` for those.
@@ -30,6 +33,7 @@ const SESSION_MS = 12 * 3_600_000;
  */
 export function adminRouter(deps: Pick<PlannerDeps, 'adminKey' | 'registry' | 'queues'>): Router {
   const router = Router();
+  router.use(refuseCrossOrigin((req) => isStateChanging(req) || req.query.key !== undefined));
   router.use(requireAdminKey(deps.adminKey));
 
   const serverAdapter = new ExpressAdapter().setBasePath(ADMIN_QUEUES_PATH);

@@ -3,6 +3,7 @@ import helmet from 'helmet';
 import { RequestError } from '@toolplane/core';
 import { ADMIN_QUEUES_PATH, adminRouter } from './admin.js';
 import { authenticate, bearerOf, limitJsonDepth, principalOf, rateLimitPerKey, sameSecret } from './auth.js';
+import { JSON_TYPES, requireJsonBody } from './browser-guards.js';
 import type { PlannerDeps } from './deps.js';
 import { errorHandler } from './errors.js';
 import { callsRouter } from './routes-calls.js';
@@ -34,16 +35,23 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
     res.on('finish', () => {
       const route = routeTemplateOf(res) ?? 'unmatched';
       deps.httpMetrics.requests.inc({ method: req.method, route, status: String(res.statusCode) });
-      deps.httpMetrics.duration.observe({ method: req.method, route }, (performance.now() - start) / 1000);
+      const durationMs = performance.now() - start;
+      deps.httpMetrics.duration.observe({ method: req.method, route }, durationMs / 1000);
+      // The route template, never the URL: queries carry `?key=` sign-ins.
+      deps.logger.debug({ method: req.method, route, status: res.statusCode, durationMs: Math.round(durationMs) }, 'request finished');
     });
     next();
   });
-  // Any content type is read as JSON: clients that forget the header still get a precise error.
-  app.use(express.json({ limit: deps.maxBodyBytes, type: () => true, strict: true }));
+  // JSON only: a cross-site page can send text/plain or a form without a CORS preflight, not JSON.
+  app.use(requireJsonBody());
+  app.use(express.json({ limit: deps.maxBodyBytes, type: JSON_TYPES, strict: true }));
   app.use(limitJsonDepth(deps.maxJsonDepth));
 
+  // Liveness: the event loop answers, and has not lagged badly of late (see createLagMonitor).
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    const live = deps.liveness?.check() ?? { healthy: true, lagMs: 0 };
+    if (live.healthy) return void res.json({ status: 'ok' });
+    res.status(503).json({ status: 'unhealthy', error: { code: 'UNAVAILABLE', message: `event loop lagged ${live.lagMs} ms` } });
   });
   app.get('/readyz', async (_req, res) => {
     try {
@@ -56,7 +64,7 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   app.get('/metrics', async (req, res, next) => {
     // With auth on, Prometheus reads metrics with the metrics token (or the admin key, or an admin API key).
     const token = bearerOf(req);
-    if (deps.adminKey && !(token && deps.metricsToken && sameSecret(token, deps.metricsToken))) {
+    if (!deps.authOff && !(token && deps.metricsToken && sameSecret(token, deps.metricsToken))) {
       await new Promise<void>((resolve, reject) => authenticate(deps)(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
       if (!principalOf(res).scopes.includes('admin')) return next(new RequestError('FORBIDDEN', 'metrics need the admin scope or the metrics token'));
     }

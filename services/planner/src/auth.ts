@@ -3,7 +3,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { DEFAULT_TENANT, RequestError, hasScope, type Principal, type Scope } from '@toolplane/core';
 import type { PlannerDeps } from './deps.js';
 
-/** Who every request acts as while auth is off (no `TOOLPLANE_ADMIN_KEY`): a local, single-tenant setup. */
+/** Who every request acts as while auth is off (`TOOLPLANE_AUTH=off`): a local, single-tenant setup. */
 const ANONYMOUS: Principal = { keyId: 'anonymous', tenant: DEFAULT_TENANT, scopes: ['admin'] };
 const ADMIN: Principal = { keyId: 'admin', tenant: DEFAULT_TENANT, scopes: ['admin'] };
 
@@ -23,17 +23,17 @@ export function sameSecret(a: string, b: string): boolean {
 /**
  * Resolves the request's API key to a {@link Principal} in `res.locals.principal`. The admin key acts
  * as an admin of the default tenant; other keys as their tenant with their scopes. Unknown keys are
- * 401; keys are never logged.
+ * 401; keys are never logged. Only `authOff` lets requests through without a key.
  */
-export function authenticate(deps: PlannerDeps): RequestHandler {
+export function authenticate(deps: Pick<PlannerDeps, 'authOff' | 'adminKey' | 'apiKeys'>): RequestHandler {
   return async (req, res, next) => {
-    if (!deps.adminKey) {
+    if (deps.authOff) {
       res.locals.principal = ANONYMOUS;
       return next();
     }
     const token = bearerOf(req);
     if (!token) return next(new RequestError('UNAUTHORIZED', 'send an API key as Authorization: Bearer <key>'));
-    if (sameSecret(token, deps.adminKey)) {
+    if (deps.adminKey && sameSecret(token, deps.adminKey)) {
       res.locals.principal = ADMIN;
       return next();
     }

@@ -17,10 +17,15 @@ export const PlannerConfig = z.object({
   /** On SIGTERM, requests in flight (waits included) get this long before the process exits. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   /**
-   * Admin key for `/admin/queues` (Bearer token, or `?key=` once in a browser). Unset: the queue
-   * dashboard answers 403 to everyone.
+   * The admin key: an admin API key of the default tenant, and the key of `/admin/queues` (Bearer
+   * token, or `?key=` once in a browser). Required unless `TOOLPLANE_AUTH=off`.
    */
   TOOLPLANE_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  /**
+   * `off` turns auth off: every request acts as an admin of the default tenant (a local, single-user
+   * setup). Only this explicit value does; a forgotten admin key stops the start instead.
+   */
+  TOOLPLANE_AUTH: z.enum(['on', 'off']).default('on'),
   /** Lets Prometheus read `/metrics` without an admin key (when auth is on). */
   TOOLPLANE_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Requests per second per API key, across planner replicas; 0 turns the limit off. */
@@ -58,6 +63,22 @@ export const PlannerConfig = z.object({
   /** Tokens of session memory given to a run. */
   MEMORY_CONTEXT_TOKENS: z.coerce.number().int().min(0).max(100_000).default(1_000),
   ...TracingEnv,
+}).superRefine((config, ctx) => {
+  // Fail closed: without an admin key auth would be off, so that must be asked for by name.
+  if (config.TOOLPLANE_AUTH === 'on' && !config.TOOLPLANE_ADMIN_KEY) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['TOOLPLANE_ADMIN_KEY'],
+      message: 'is required (at least 16 characters, e.g. `openssl rand -hex 16`); set TOOLPLANE_AUTH=off to run without auth',
+    });
+  }
+  if (config.TOOLPLANE_AUTH === 'off' && config.TOOLPLANE_ADMIN_KEY) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['TOOLPLANE_AUTH'],
+      message: 'is off while TOOLPLANE_ADMIN_KEY is set: unset one of them',
+    });
+  }
 });
 export type PlannerConfig = z.infer<typeof PlannerConfig>;
 

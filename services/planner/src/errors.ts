@@ -20,6 +20,8 @@ export function statusOf(code: RequestErrorCode): number {
       return 409;
     case 'PAYLOAD_TOO_LARGE':
       return 413;
+    case 'UNSUPPORTED_MEDIA_TYPE':
+      return 415;
     case 'RATE_LIMITED':
     case 'QUOTA_EXCEEDED':
       return 429;
