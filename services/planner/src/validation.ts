@@ -1,6 +1,6 @@
-import { Ajv, MissingRefError, type ErrorObject, type ValidateFunction } from 'ajv';
+import { Ajv, MissingRefError, type ErrorObject, type SchemaValidateFunction, type ValidateFunction } from 'ajv';
 import addFormatsImport from 'ajv-formats';
-import { RequestError, type Tool } from '@toolplane/core';
+import { RequestError, canonicalJson, type Tool } from '@toolplane/core';
 import { PatternBudgetError, PatternMeter, UnsupportedPatternError, createLinearRegExpEngine } from './schema-regexp.js';
 
 // ajv-formats ships CommonJS with a default export that NodeNext sees one level down.
@@ -76,6 +76,7 @@ export class ArgumentValidator {
     const draft07 = new Ajv({ logger: false }).getSchema(DRAFT_07)!.schema as Record<string, unknown>;
     const metaAjv = new Ajv({ strict: false, logger: false, meta: false, validateSchema: false });
     addFormats(metaAjv);
+    useLinearUniqueItems(metaAjv);
     metaAjv.addFormat('regex', {
       type: 'string',
       validate: (pattern: string) => {
@@ -187,6 +188,7 @@ export class ArgumentValidator {
     });
     addFormats(ajv);
     ajv.addFormat('url', { type: 'string', validate: isUrl });
+    useLinearUniqueItems(ajv);
     let fn: ValidateFunction;
     try {
       fn = ajv.compile(schema);
@@ -216,6 +218,32 @@ function patternRefused(reason: string): RequestError {
  */
 export function estimateBytes(schema: unknown, fn: ValidateFunction, patternInstructions: number): number {
   return 16 * 1024 + 3 * fn.toString().length + 4 * JSON.stringify(schema).length + 800 * patternInstructions;
+}
+
+/**
+ * `uniqueItems` in linear time. Ajv's compares every pair of items unless the schema types them as
+ * scalars: 20,000 small objects (a 160 KB body) took 6.4 s. Equal JSON values have equal canonical
+ * text (keys sorted), so a map of the texts finds the same duplicates, with Ajv's error shape.
+ */
+function useLinearUniqueItems(ajv: Ajv): void {
+  const validate: SchemaValidateFunction = (unique: boolean, data: unknown[]) => {
+    if (!unique) return true;
+    const seen = new Map<string, number>();
+    for (let i = 0; i < data.length; i++) {
+      const text = canonicalJson(data[i]);
+      const j = seen.get(text);
+      if (j !== undefined) {
+        validate.errors = [
+          { keyword: 'uniqueItems', message: `must NOT have duplicate items (items ## ${j} and ${i} are identical)`, params: { i, j } },
+        ];
+        return false;
+      }
+      seen.set(text, i);
+    }
+    return true;
+  };
+  ajv.removeKeyword('uniqueItems');
+  ajv.addKeyword({ keyword: 'uniqueItems', type: 'array', schemaType: 'boolean', errors: true, validate });
 }
 
 /**
