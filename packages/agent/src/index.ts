@@ -1,5 +1,5 @@
 /**
- * Agent runs: the ReAct loop, model callers (native tool calls and the text protocol), session
+ * Agent runs: the ReAct loop and plan mode (submit_plan, plan checker, dependency scheduler), model callers (native tool calls and the text protocol), session
  * memory, budgets and the price table. Runs live in Redis and their tool calls go through a
  * {@link ToolGateway} that the planner implements over Toolplane's queues.
  *
@@ -15,10 +15,13 @@ export {
   RunRequest,
   RunBudget,
   RunProtocol,
+  RunMode,
   RunStatus,
   RunErrorCode,
   MAX_ITERATIONS_LIMIT,
   DEFAULT_MAX_ITERATIONS,
+  DEFAULT_MAX_PLANS,
+  DEFAULT_MAX_PLAN_STEPS,
   isRunFinished,
   toRunView,
 } from './types.js';
@@ -28,6 +31,9 @@ export type {
   RunView,
   RunStep,
   StepToolCall,
+  PlanStep,
+  PlanStepStatus,
+  RunPlan,
   RunUsage,
   RunEvent,
   BudgetKind,
@@ -47,7 +53,14 @@ export { textProtocol, parseTextReply, parseActionInput } from './protocols/text
 export type { Protocol, Decision, RequestedCall, Observation } from './protocols/protocol.js';
 export { AgentMemory } from './memory.js';
 export type { MemoryEntry, AgentMemoryOptions } from './memory.js';
-export type { ToolGateway } from './tool-gateway.js';
+export type { ToolGateway, ToolAvailability, UnavailableTool, ArgumentIssue } from './tool-gateway.js';
+export { checkPlan, SubmitPlanArguments } from './plan/plan-checker.js';
+export type { PlanCheck, PlanCheckContext } from './plan/plan-checker.js';
+export { runPlan, markConcurrency, isStepDone } from './plan/plan-scheduler.js';
+export type { PlanSchedulerDeps } from './plan/plan-scheduler.js';
+export { findRefs, fillRefs, readPath, blankRefs } from './plan/plan-refs.js';
+export type { PlanRef } from './plan/plan-refs.js';
+export { SUBMIT_PLAN, submitPlanTool } from './plan/submit-plan.js';
 export { RunStore } from './run-store.js';
 export type { StoredRunEvent } from './run-store.js';
 export { RunEventFeed, EVENT_ID_PATTERN } from './run-events.js';

@@ -9,10 +9,19 @@ import type { Observation, Protocol, RequestedCall } from './protocols/protocol.
 import { textProtocol } from './protocols/text-protocol.js';
 import { costUsd, type PriceTable } from './prices.js';
 import type { RunStore } from './run-store.js';
-import type { ToolGateway } from './tool-gateway.js';
+import { checkPlan } from './plan/plan-checker.js';
+import { markConcurrency, runPlan } from './plan/plan-scheduler.js';
+import { SUBMIT_PLAN, planObservation, planRejection, submitPlanTool } from './plan/submit-plan.js';
+import type { ToolDefinition } from './llm/llm-caller.js';
+import type { ToolGateway, UnavailableTool } from './tool-gateway.js';
 import {
+  DEFAULT_MAX_PLANS,
+  DEFAULT_MAX_PLAN_STEPS,
   toRunView,
   type BudgetKind,
+  type PlanStep,
+  type PlanStepStatus,
+  type RunPlan,
   type RunEvent,
   type RunProtocol,
   type RunRecord,
@@ -62,6 +71,20 @@ const PROTOCOLS: Record<RunProtocol, Protocol> = { tools: nativeToolsProtocol, t
 
 /** Tool results longer than this are cut before they go back to the model. */
 const MAX_OBSERVATION_CHARS = 16_000;
+/** A plan's results go back in one message, so it may be longer than one call's. */
+const MAX_PLAN_OBSERVATION_CHARS = 4 * MAX_OBSERVATION_CHARS;
+
+/** A ReAct call or a plan step: what {@link RunLoop} submits and follows the same way. */
+type TrackedCall = {
+  tool: string;
+  callId?: string;
+  status: StepToolCall['status'] | PlanStepStatus;
+  result?: unknown;
+  error?: SerializedError;
+  enqueuedAt?: number;
+  startedAt?: number;
+  finishedAt?: number;
+};
 
 /**
  * Drives one run to its end: model turn, tool calls through the queues (all calls of a turn
@@ -138,7 +161,10 @@ export class RunLoop {
     const run = this.run;
     return traced('agent.step', { 'toolplane.run_id': run.id, 'toolplane.step': run.steps.length }, async (span) => {
       if (!run.current && (await this.modelTurn(signal))) return true;
-      if (run.current) {
+      if (run.current?.plan) {
+        span.setAttribute('toolplane.plan_steps', run.current.plan.steps.length);
+        await this.runPlanStep(run.current, run.current.plan, signal);
+      } else if (run.current) {
         span.setAttribute('toolplane.tool_calls', run.current.toolCalls.length);
         await this.runToolCalls(run.current, signal);
       }
@@ -150,7 +176,10 @@ export class RunLoop {
   private async modelTurn(signal: AbortSignal): Promise<boolean> {
     const run = this.run;
     // Described afresh each turn: a tool replaced mid-run is offered with its current schema.
-    const { tools } = await this.deps.tools.describe(run.tools, run.tenant ?? DEFAULT_TENANT);
+    // Only tools that can be called now (enabled, breaker not open, not held back) are offered.
+    const described = await this.deps.tools.describe(run.tools, run.tenant ?? DEFAULT_TENANT);
+    const planMode = run.mode === 'plan';
+    const tools = planMode ? [submitPlanTool(described.tools)] : described.tools;
     // GenAI semantic conventions: model and token counts, never the messages.
     const reply = await traced(
       `chat ${run.model}`,
@@ -203,44 +232,127 @@ export class RunLoop {
       await this.save([{ type: 'step', step }]);
       return false;
     }
+    if (planMode) return this.acceptPlan(step, decision.calls, described.tools, described.unavailable ?? []);
     const allowed = run.tools ? new Set(run.tools) : undefined;
-    step.toolCalls = decision.calls.map((c) => this.plannedCall(c, allowed));
+    const unavailable = new Map((described.unavailable ?? []).map((u) => [u.name, u]));
+    step.toolCalls = decision.calls.map((c) => this.plannedCall(c, allowed, unavailable));
+    const maxSteps = run.budget.maxSteps;
+    if (maxSteps !== undefined && this.stepsUsed() + step.toolCalls.length > maxSteps) {
+      run.steps.push(step);
+      await this.save([{ type: 'step', step }]);
+      throw new BudgetExceeded('steps', maxSteps, this.stepsUsed());
+    }
     run.current = step;
     await this.save([]);
     return false;
   }
 
-  private plannedCall(c: RequestedCall, allowed: Set<string> | undefined): StepToolCall {
+  private plannedCall(c: RequestedCall, allowed: Set<string> | undefined, unavailable: Map<string, UnavailableTool>): StepToolCall {
     const call: StepToolCall = { id: c.id, tool: c.tool, arguments: c.arguments, status: 'pending' };
     if (c.invalid) return { ...call, status: 'failed', error: { code: 'INVALID_ARGUMENTS', message: c.invalid } };
     if (allowed && !allowed.has(c.tool)) {
       return { ...call, status: 'failed', error: { code: 'TOOL_NOT_FOUND', message: `tool '${c.tool}' is not available in this run` } };
     }
+    const u = unavailable.get(c.tool);
+    if (u) return { ...call, status: 'failed', error: { code: 'UNAVAILABLE', message: `tool '${c.tool}' is not available now: ${u.reason}` } };
     return call;
+  }
+
+  /**
+   * Plan mode: the turn must be one `submit_plan` call whose plan passes {@link checkPlan}; then it
+   * becomes the current step and the scheduler runs it. Anything else goes back to the model as the
+   * calls' results (a tool call needs its answer), counted as a turn like any correction.
+   */
+  private async acceptPlan(step: RunStep, calls: RequestedCall[], tools: ToolDefinition[], unavailable: UnavailableTool[]): Promise<boolean> {
+    const run = this.run;
+    const tenant = run.tenant ?? DEFAULT_TENANT;
+    const reject = async (problems: string[], plan?: RunPlan): Promise<boolean> => {
+      const correction = planRejection(problems);
+      step.correction = correction;
+      step.toolCalls = calls.map((c) => ({ id: c.id, tool: c.tool, arguments: c.arguments, status: 'failed', error: { code: 'INVALID_PLAN', message: problems.join('; ') } }));
+      if (plan) step.plan = plan;
+      run.messages.push(...this.protocol.observationMessages(calls.map((c) => ({ id: c.id, tool: c.tool, content: correction }))));
+      run.steps.push(step);
+      await this.save([...(plan ? [{ type: 'plan' as const, step: step.index, plan }] : []), { type: 'step', step }]);
+      this.log.info({ step: step.index, problems: problems.length }, 'plan rejected');
+      return false;
+    };
+    const call = calls[0];
+    if (!call || calls.length !== 1 || call.tool !== SUBMIT_PLAN) {
+      return reject([`in plan mode call only ${SUBMIT_PLAN}, once per turn, with every step of the plan (this turn called ${calls.map((c) => c.tool).join(', ')})`]);
+    }
+    if (call.invalid) return reject([`the ${SUBMIT_PLAN} arguments: ${call.invalid}`]);
+    const executed = this.plansRun();
+    const maxPlans = run.maxPlans ?? DEFAULT_MAX_PLANS;
+    if (executed >= maxPlans) return reject([`this run may execute ${maxPlans} plans and did; answer with the final answer now`]);
+    const budgetLeft = run.budget.maxSteps === undefined ? Infinity : run.budget.maxSteps - this.stepsUsed();
+    const { checkArguments } = this.deps.tools;
+    const check = await checkPlan(call.arguments, {
+      tools,
+      unavailable,
+      maxSteps: Math.max(0, Math.min(DEFAULT_MAX_PLAN_STEPS, budgetLeft)),
+      ...(checkArguments ? { checkArguments: (tool: string, args: unknown) => checkArguments.call(this.deps.tools, { tool, arguments: args, tenant }) } : {}),
+    });
+    if (!check.ok) return reject(check.problems, { status: 'rejected', steps: check.steps, problems: check.problems });
+    const plan: RunPlan = { revision: executed + 1, status: 'running', steps: check.steps, startedAt: Date.now() };
+    step.plan = plan;
+    step.toolCalls = [{ id: call.id, tool: SUBMIT_PLAN, arguments: call.arguments, status: 'running' }];
+    run.current = step;
+    await this.save([{ type: 'plan', step: step.index, plan }]);
+    this.log.info({ step: step.index, revision: plan.revision, steps: plan.steps.length }, 'plan accepted');
+    return false;
+  }
+
+  /** Runs the current step's plan with the scheduler, then hands every step's outcome to the model in one message. */
+  private async runPlanStep(step: RunStep, plan: RunPlan, signal: AbortSignal): Promise<void> {
+    const run = this.run;
+    const revision = plan.revision ?? 1;
+    const stepEvent = (s: PlanStep): RunEvent[] => [{ type: 'plan_step', step: step.index, revision, planStep: s }];
+    await runPlan(plan, {
+      // One idempotency key per run, plan revision and step: a resumed run resubmits the same call.
+      submit: async (s, args) => {
+        await this.submitCall(s, args, `run:${run.id}:p${revision}:${s.id}`);
+        await this.save(stepEvent(s));
+      },
+      settle: (s) => this.settle(s, signal, stepEvent),
+      changed: (s) => this.save(stepEvent(s)),
+    });
+    plan.status = 'finished';
+    plan.finishedAt = Date.now();
+    markConcurrency(plan);
+    const submitCall = step.toolCalls[0]!;
+    submitCall.status = 'succeeded';
+    await this.setWaiting();
+    const plansLeft = (run.maxPlans ?? DEFAULT_MAX_PLANS) - this.plansRun();
+    const content = planObservation(plan, plansLeft, MAX_PLAN_OBSERVATION_CHARS);
+    run.messages.push(...this.protocol.observationMessages([{ id: submitCall.id, tool: SUBMIT_PLAN, content }]));
+    run.steps.push(step);
+    delete run.current;
+    await this.save([{ type: 'plan', step: step.index, plan }, { type: 'step', step }]);
+  }
+
+  /** Plans executed (or executing) so far; rejected ones don't count. */
+  private plansRun(): number {
+    const all = [...this.run.steps, ...(this.run.current ? [this.run.current] : [])];
+    return all.filter((s) => s.plan && s.plan.status !== 'rejected').length;
+  }
+
+  /** Tool calls made so far, for the `maxSteps` budget: ReAct calls and plan steps that were not skipped. */
+  private stepsUsed(): number {
+    const all = [...this.run.steps, ...(this.run.current ? [this.run.current] : [])];
+    return all.reduce((n, s) => {
+      if (!s.plan) return n + s.toolCalls.length;
+      if (s.plan.status === 'rejected') return n;
+      return n + s.plan.steps.filter((p) => p.status !== 'skipped' && p.status !== 'waiting').length;
+    }, 0);
   }
 
   /** Enqueues every call of the step together, awaits them together, then hands the results to the model. */
   private async runToolCalls(step: RunStep, signal: AbortSignal): Promise<void> {
     const run = this.run;
     const unsent = step.toolCalls.filter((c) => c.status === 'pending');
-    await Promise.all(
-      unsent.map(async (c) => {
-        // runId + step + the model's call id: a resumed run submits the same key and gets the same call.
-        const submitted = await this.deps.tools.submit({
-          tenant: run.tenant ?? DEFAULT_TENANT,
-          tool: c.tool,
-          arguments: c.arguments,
-          idempotencyKey: `run:${run.id}:${step.index}:${c.id}`,
-        });
-        if ('error' in submitted) {
-          c.status = 'failed';
-          c.error = submitted.error;
-        } else {
-          c.callId = submitted.callId;
-          c.status = 'queued';
-        }
-      }),
-    );
+    // runId + step + the model's call id: a resumed run submits the same key and gets the same call.
+    await Promise.all(unsent.map((c) => this.submitCall(c, c.arguments, `run:${run.id}:${step.index}:${c.id}`)));
     if (unsent.length) await this.save([]);
 
     await Promise.all(step.toolCalls.filter((c) => c.callId && !isDone(c)).map((c) => this.settle(c, signal)));
@@ -253,8 +365,26 @@ export class RunLoop {
     await this.save([{ type: 'step', step }]);
   }
 
-  /** Follows one call until it finishes; a wait for approval pauses the run meanwhile. */
-  private async settle(c: StepToolCall, signal: AbortSignal): Promise<void> {
+  /** Validates and enqueues one call through the gateway; a refusal becomes the call's outcome. */
+  private async submitCall(c: TrackedCall, args: unknown, idempotencyKey: string): Promise<void> {
+    const submitted = await this.deps.tools.submit({ tenant: this.run.tenant ?? DEFAULT_TENANT, tool: c.tool, arguments: args, idempotencyKey });
+    c.enqueuedAt = Date.now();
+    if ('error' in submitted) {
+      c.status = 'failed';
+      c.error = submitted.error;
+      c.finishedAt = c.enqueuedAt;
+    } else {
+      c.callId = submitted.callId;
+      c.status = 'queued';
+    }
+  }
+
+  /**
+   * Follows one call until it finishes; a wait for approval pauses the run meanwhile. `events` are
+   * saved with each change of the call's state (plan steps announce theirs).
+   */
+  private async settle<T extends TrackedCall>(c: T, signal: AbortSignal, events: (c: T) => RunEvent[] = () => []): Promise<void> {
+    const changed = (): RunEvent[] => events(c);
     for (;;) {
       signal.throwIfAborted();
       const watch = this.deps.tools.watch(c.callId!, this.deps.pollMs, signal);
@@ -278,25 +408,35 @@ export class RunLoop {
           watch.cancel();
           if (record.status === 'succeeded') c.result = record.result;
           else c.error = record.error ?? { code: 'CANCELLED', message: 'the call was cancelled' };
+          recordTimes(c, record);
           // Saved as each call ends, so `GET /v1/runs/{id}` shows progress within a step.
-          if (wasAwaiting) await this.setWaiting();
-          else await this.save([]);
+          if (wasAwaiting) await this.setWaiting(changed());
+          else await this.save(changed());
           return;
         }
-        if (wasAwaiting || c.status === 'awaiting_approval') await this.setWaiting();
+        if (record.status === 'running') c.startedAt ??= Date.now();
+        if (wasAwaiting || c.status === 'awaiting_approval') await this.setWaiting(changed());
+        else {
+          const e = changed();
+          if (e.length) await this.save(e);
+        }
       }
       await watch.done;
     }
   }
 
   /** `waiting_approval` while any call of the current step waits for a human, else `running`. */
-  private async setWaiting(): Promise<void> {
+  private async setWaiting(events: RunEvent[] = []): Promise<void> {
     const run = this.run;
-    const waitingFor = (run.current?.toolCalls ?? []).filter((c) => c.status === 'awaiting_approval').map((c) => c.callId!);
+    const calls: TrackedCall[] = [...(run.current?.toolCalls ?? []), ...(run.current?.plan?.steps ?? [])];
+    const waitingFor = calls.filter((c) => c.status === 'awaiting_approval').map((c) => c.callId!);
     const status: RunStatus = waitingFor.length ? 'waiting_approval' : 'running';
-    if (status === run.status && status === 'running') return;
+    if (status === run.status && status === 'running') {
+      if (events.length) await this.save(events);
+      return;
+    }
     run.status = status;
-    await this.save([{ type: 'status', status, ...(waitingFor.length ? { waitingFor } : {}) }]);
+    await this.save([...events, { type: 'status', status, ...(waitingFor.length ? { waitingFor } : {}) }]);
   }
 
   private spentBudget(): BudgetExceeded | undefined {
@@ -364,6 +504,20 @@ function traced<T>(name: string, attributes: Record<string, string | number>, fn
       span.end();
     }
   });
+}
+
+/**
+ * When the call ran, from its record: the worker's start (enqueue + queue time) and end (+ run
+ * time); without them, when this loop saw it finish.
+ */
+function recordTimes(c: TrackedCall, record: CallRecord): void {
+  const { queuedMs, runMs } = record.timings;
+  if (queuedMs !== null && runMs !== null) {
+    c.startedAt = Date.parse(record.createdAt) + queuedMs;
+    c.finishedAt = c.startedAt + runMs;
+  } else {
+    c.finishedAt = Date.now();
+  }
 }
 
 function isDone(c: StepToolCall): boolean {

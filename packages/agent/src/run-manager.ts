@@ -7,6 +7,7 @@ import type { LlmCaller } from './llm/llm-caller.js';
 import type { AgentMemory } from './memory.js';
 import { nativeToolsProtocol } from './protocols/native-tools.js';
 import { textProtocol } from './protocols/text-protocol.js';
+import { PLAN_MODE_PROMPT, submitPlanTool } from './plan/submit-plan.js';
 import { priceOf, type PriceTable } from './prices.js';
 import { RunLoop, type RunHooks } from './run-loop.js';
 import { RunStore } from './run-store.js';
@@ -91,7 +92,10 @@ export class RunManager {
     const { tools, missing } = await this.opts.tools.describe(request.tools, tenant);
     if (missing.length) throw new RequestError('TOOL_NOT_FOUND', `no tool named ${missing.map((m) => `'${m}'`).join(', ')}`);
     const protocol = request.protocol === 'text' ? textProtocol : nativeToolsProtocol;
-    const messages: ChatMessage[] = [{ role: 'system', content: protocol.systemPrompt(tools) }];
+    // Plan mode offers one function, submit_plan, whose description lists the tools a step may call.
+    const system =
+      request.mode === 'plan' ? `${protocol.systemPrompt([submitPlanTool(tools)])}\n\n${PLAN_MODE_PROMPT}` : protocol.systemPrompt(tools);
+    const messages: ChatMessage[] = [{ role: 'system', content: system }];
     if (request.sessionId && this.opts.memory) {
       const context = await this.opts.memory.buildContext(tenant, request.sessionId, this.opts.memoryContextTokens ?? 1_000);
       if (context) messages.push({ role: 'system', content: `What you remember from this session:\n${context}` });
@@ -105,6 +109,8 @@ export class RunManager {
       input: request.input,
       model,
       protocol: request.protocol,
+      mode: request.mode,
+      ...(request.mode === 'plan' ? { maxPlans: request.maxPlans } : {}),
       ...(request.tools ? { tools: request.tools } : {}),
       maxIterations: request.maxIterations,
       budget: request.budget,
@@ -120,7 +126,7 @@ export class RunManager {
     await this.store.markActive(run.id, now);
     await this.store.claim(run.id, this.owner, this.leaseMs);
     await this.store.save(run, this.owner, [{ type: 'status', status: 'running' }]);
-    this.logger.info({ runId: run.id, model }, 'run started');
+    this.logger.info({ runId: run.id, model, mode: run.mode }, 'run started');
     this.drive(run);
     return toRunView(run);
   }

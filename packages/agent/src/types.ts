@@ -10,6 +10,8 @@ export const RunBudget = z
     maxCostUsd: z.number().positive().optional(),
     /** Wall-clock time from the run's start, restarts of the planner included. */
     deadlineMs: z.number().int().min(1).max(86_400_000).optional(),
+    /** Tool calls over the whole run: a turn's calls in react mode, a plan's steps in plan mode. */
+    maxSteps: z.number().int().min(1).max(1_000).optional(),
   })
   .strict();
 export type RunBudget = z.infer<typeof RunBudget>;
@@ -21,7 +23,17 @@ export type RunBudget = z.infer<typeof RunBudget>;
 export const RunProtocol = z.enum(['tools', 'text']);
 export type RunProtocol = z.infer<typeof RunProtocol>;
 
+/**
+ * `react`: one model turn per round of tool calls. `plan`: the model submits the whole graph of calls
+ * once (`submit_plan`), a scheduler runs it on the queues, and the model answers from the results.
+ */
+export const RunMode = z.enum(['react', 'plan']);
+export type RunMode = z.infer<typeof RunMode>;
+
 export const MAX_ITERATIONS_LIMIT = 100;
+export const DEFAULT_MAX_PLANS = 3;
+/** Steps one plan may have when the run has no `maxSteps` budget. */
+export const DEFAULT_MAX_PLAN_STEPS = 50;
 export const DEFAULT_MAX_ITERATIONS = 10;
 
 /** The body of `POST /v1/runs`. */
@@ -32,6 +44,9 @@ export const RunRequest = z
     tools: z.array(ToolName).max(128).optional(),
     model: z.string().min(1).max(200).optional(),
     protocol: RunProtocol.default('tools'),
+    mode: RunMode.default('react'),
+    /** Plans a `plan` run may execute (the first one and replans). */
+    maxPlans: z.number().int().min(1).max(10).default(DEFAULT_MAX_PLANS),
     maxIterations: z.number().int().min(1).max(MAX_ITERATIONS_LIMIT).default(DEFAULT_MAX_ITERATIONS),
     budget: RunBudget.default({}),
     /** Runs with the same session share {@link AgentMemory}. */
@@ -66,7 +81,7 @@ export function isRunFinished(status: RunStatus): boolean {
 export const RunErrorCode = z.enum(['LLM_ERROR', 'RESUME_FAILED', 'INTERNAL']);
 export type RunErrorCode = z.infer<typeof RunErrorCode>;
 
-export type BudgetKind = 'iterations' | 'tokens' | 'cost' | 'deadline';
+export type BudgetKind = 'iterations' | 'tokens' | 'cost' | 'deadline' | 'steps';
 
 /** One tool call the model asked for in a step, and how it ended. */
 export type StepToolCall = {
@@ -80,6 +95,55 @@ export type StepToolCall = {
   status: 'pending' | CallStatus;
   result?: unknown;
   error?: SerializedError;
+  /** Epoch ms: enqueued; started on a worker and finished (from the call record, once it ended). */
+  enqueuedAt?: number;
+  startedAt?: number;
+  finishedAt?: number;
+};
+
+/**
+ * A plan step's state: `waiting` for the steps it references, `pending` once its arguments are
+ * filled in and it is being enqueued, then its call's own status; `skipped` when a step it
+ * references did not succeed (or its filled-in arguments were refused).
+ */
+export type PlanStepStatus = 'waiting' | 'pending' | CallStatus | 'skipped';
+
+/** One node of a plan: a tool call whose arguments may reference other steps' results. */
+export type PlanStep = {
+  id: string;
+  tool: string;
+  /** As the model wrote them, `{"$ref": …}` placeholders included. */
+  arguments: unknown;
+  /** The steps it references, in order of first reference. */
+  dependsOn: string[];
+  status: PlanStepStatus;
+  /** The arguments with every reference filled in, as enqueued. */
+  resolvedArguments?: unknown;
+  callId?: string;
+  result?: unknown;
+  error?: SerializedError;
+  /** Why it was skipped. */
+  skippedBecause?: string;
+  /** Epoch ms: enqueued, started on a worker (when the call record says), finished. */
+  enqueuedAt?: number;
+  startedAt?: number;
+  finishedAt?: number;
+  /** Steps whose run time overlapped this one's, filled in when the plan ends. */
+  concurrentWith?: string[];
+};
+
+/** A plan the model submitted, as checked and as run. */
+export type RunPlan = {
+  /** 1 for the first plan, 2 for the first replan, …; rejected plans get none. */
+  revision?: number;
+  /** `rejected`: the checker sent it back (see `problems`); never executed. */
+  status: 'rejected' | 'running' | 'finished';
+  steps: PlanStep[];
+  problems?: string[];
+  startedAt?: number;
+  finishedAt?: number;
+  /** Most steps running at the same moment. */
+  maxParallel?: number;
 };
 
 /** One model turn and what came of it. */
@@ -89,6 +153,8 @@ export type RunStep = {
   thought?: string;
   toolCalls: StepToolCall[];
   finalAnswer?: string;
+  /** Plan mode: the plan this turn submitted (its single `toolCalls` entry is the `submit_plan` call). */
+  plan?: RunPlan;
   /** Set when the reply could not be used; this message was sent back to the model instead. */
   correction?: string;
   usage: { promptTokens: number; completionTokens: number };
@@ -112,6 +178,9 @@ export type RunRecord = {
   input: string;
   model: string;
   protocol: RunProtocol;
+  /** Absent on runs from before plan mode: `react`. */
+  mode?: RunMode;
+  maxPlans?: number;
   tools?: string[];
   maxIterations: number;
   budget: RunBudget;
@@ -145,4 +214,8 @@ export function toRunView(run: RunRecord): RunView {
 export type RunEvent =
   | { type: 'status'; status: RunStatus; waitingFor?: string[] }
   | { type: 'step'; step: RunStep }
+  /** Plan mode: a plan was accepted, rejected or finished (`step` is the index of the turn that submitted it). */
+  | { type: 'plan'; step: number; plan: RunPlan }
+  /** Plan mode: one plan step changed state (enqueued, started, finished, skipped). */
+  | { type: 'plan_step'; step: number; revision: number; planStep: PlanStep }
   | { type: 'finished'; run: RunView };

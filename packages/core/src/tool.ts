@@ -94,6 +94,11 @@ export const ToolSpec = z
     /** Names of the secrets this tool may read as `ctx.secrets.NAME`; set them with `PUT /v1/secrets/{name}`. */
     secrets: z.array(SecretName).max(50).default([]),
     cacheTtlMs: z.number().int().min(0).max(86_400_000).default(0),
+    /**
+     * Operator switch: a disabled tool is offered to no model and refused to agent runs, while its
+     * registration, versions and history stay. Availability (breaker, holds) is derived on top of it.
+     */
+    enabled: z.boolean().default(true),
     /** Present on tools of an MCP upstream; their `code` is {@link UPSTREAM_TOOL_CODE} and never runs. */
     upstream: UpstreamToolRef.optional(),
   })

@@ -31,6 +31,7 @@ import { startServiceTracing, traceLogFields } from '@toolplane/tracing';
 import { createPlannerApp, type PlannerEvents } from './app.js';
 import { loadConfig, modelEndpoint } from './config.js';
 import { PlannerToolGateway } from './run-tools.js';
+import { ToolAvailabilityReader } from './tool-availability.js';
 import { ArgumentValidator } from './validation.js';
 import { SandboxFleet } from '@toolplane/sandbox';
 
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
           waiter,
           validator,
           onEnqueued: (tool) => httpMetrics.enqueued.inc({ tool }),
+          availability: new ToolAvailabilityReader({ gate, queues }),
         }),
         defaultModel: config.TOOLPLANE_MODEL,
         prices,

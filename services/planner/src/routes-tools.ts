@@ -3,6 +3,7 @@ import { MAX_TOOL_CODE_BYTES, RequestError, ToolSpec, canSee } from '@toolplane/
 import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps } from './deps.js';
 import { parseToolName, toolNotFound, zodIssues } from './http-util.js';
+import { filterAvailable } from './tool-availability.js';
 import { mcpTool, openAiTool, toolView } from './tool-formats.js';
 
 /** `/v1/tools`: the registry. */
@@ -37,7 +38,9 @@ export function toolsRouter(deps: PlannerDeps): Router {
 
   v1.get('/tools', requireScope('tools:read'), async (req, res) => {
     const principal = principalOf(res);
-    const tools = (await deps.registry.list()).filter((t) => canSee(principal, t.tenant));
+    const visible = (await deps.registry.list()).filter((t) => canSee(principal, t.tenant));
+    // `?available=true`: only what a model can call now (enabled, breaker not open, no hold).
+    const tools = await filterAvailable(deps, visible, req.query.available);
     switch (req.query.format) {
       case 'openai':
         return void res.json(tools.map(openAiTool));

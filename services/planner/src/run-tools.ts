@@ -1,7 +1,8 @@
 import { isRequestError, type CallRecord, type SerializedError } from '@toolplane/core';
-import type { ToolDefinition, ToolGateway } from '@toolplane/agent';
+import type { ArgumentIssue, ToolDefinition, ToolGateway, UnavailableTool } from '@toolplane/agent';
 import type { CallWaiter, ToolQueues, ToolRegistry } from '@toolplane/queue';
 import { injectTraceContext } from '@toolplane/tracing';
+import type { ToolAvailabilityReader } from './tool-availability.js';
 import type { ArgumentValidator } from './validation.js';
 
 /**
@@ -17,18 +18,44 @@ export class PlannerToolGateway implements ToolGateway {
       validator: ArgumentValidator;
       /** Counts the call like `POST /v1/calls` does (`toolplane_calls_enqueued_total`). */
       onEnqueued?: (tool: string) => void;
+      /** Without it every enabled tool counts as available. */
+      availability?: ToolAvailabilityReader;
     },
   ) {}
 
-  async describe(names: string[] | undefined, tenant: string): Promise<{ tools: ToolDefinition[]; missing: string[] }> {
+  async describe(
+    names: string[] | undefined,
+    tenant: string,
+  ): Promise<{ tools: ToolDefinition[]; missing: string[]; unavailable: UnavailableTool[] }> {
     // A run sees the tools of its own tenant only, like the API key that started it.
     const all = (await this.deps.registry.list()).filter((t) => t.tenant === tenant);
     const wanted = names ? all.filter((t) => names.includes(t.name)) : all;
     const found = new Set(wanted.map((t) => t.name));
-    return {
-      tools: wanted.map((t) => ({ name: t.name, description: t.description, parameters: t.parameters })),
-      missing: (names ?? []).filter((n) => !found.has(n)),
-    };
+    // The model is offered only what it can call now; the rest is named, for plan checks and refusals.
+    const rated = this.deps.availability
+      ? await this.deps.availability.all(wanted)
+      : wanted.map((tool) => (tool.enabled === false ? { tool, availability: 'UNAVAILABLE' as const, reason: 'disabled by an operator' } : { tool, availability: 'AVAILABLE' as const }));
+    const unavailable: UnavailableTool[] = [];
+    const tools: ToolDefinition[] = [];
+    for (const r of rated) {
+      if (r.availability === 'AVAILABLE') tools.push({ name: r.tool.name, description: r.tool.description, parameters: r.tool.parameters });
+      else unavailable.push({ name: r.tool.name, availability: r.availability, reason: r.reason ?? 'not available now' });
+    }
+    return { tools, missing: (names ?? []).filter((n) => !found.has(n)), unavailable };
+  }
+
+  async checkArguments(call: { tool: string; arguments: unknown; tenant: string }): Promise<ArgumentIssue[]> {
+    const tool = await this.deps.registry.get(call.tool);
+    if (!tool || tool.tenant !== call.tenant) return [{ path: '', keyword: 'tool', message: `no tool named '${call.tool}'` }];
+    try {
+      this.deps.validator.validate(tool, call.arguments);
+      return [];
+    } catch (err: unknown) {
+      if (!isRequestError(err)) throw err;
+      const errors = (err.details as { errors?: Array<{ path: string; keyword: string; message: string }> } | undefined)?.errors;
+      if (!errors) return [{ path: '', keyword: 'schema', message: err.message }];
+      return errors.map((e) => ({ path: e.path === '/' ? '' : e.path, keyword: e.keyword, message: e.message }));
+    }
   }
 
   async submit(call: {
@@ -39,6 +66,8 @@ export class PlannerToolGateway implements ToolGateway {
   }): Promise<{ callId: string } | { error: SerializedError }> {
     const tool = await this.deps.registry.get(call.tool);
     if (!tool || tool.tenant !== call.tenant) return { error: { code: 'TOOL_NOT_FOUND', message: `no tool named '${call.tool}'` } };
+    // The operator's switch holds for runs even when the model names a tool it was not offered.
+    if (tool.enabled === false) return { error: { code: 'UNAVAILABLE', message: `tool '${call.tool}' is disabled by an operator` } };
     try {
       this.deps.validator.validate(tool, call.arguments);
     } catch (err: unknown) {

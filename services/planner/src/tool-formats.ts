@@ -16,6 +16,7 @@ export function toolView(tool: Tool) {
     egress: tool.egress,
     secrets: tool.secrets,
     cacheTtlMs: tool.cacheTtlMs,
+    enabled: tool.enabled !== false,
     ...(tool.upstream ? { upstream: tool.upstream } : {}),
     createdAt: tool.createdAt,
   };

@@ -10,4 +10,4 @@
  * ```
  */
 export { startScriptedModelServer } from './scripted-model-server.js';
-export type { ScriptedModelServer, ScriptedTurn, ReceivedRequest } from './scripted-model-server.js';
+export type { ScriptedModelServer, ScriptedTurn, ScriptStep, ReceivedRequest } from './scripted-model-server.js';

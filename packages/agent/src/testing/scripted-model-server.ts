@@ -21,11 +21,14 @@ export type ScriptedTurn = {
 /** What the server received, for assertions. */
 export type ReceivedRequest = { model: string; messages: ChatMessage[]; tools?: unknown[] };
 
+/** A turn fixed in advance, or computed from the request (e.g. a final answer from the tool results it carries). */
+export type ScriptStep = ScriptedTurn | ((request: ReceivedRequest) => ScriptedTurn);
+
 export type ScriptedModelServer = {
   /** Base URL to use as `OPENAI_BASE_URL` (ends in `/v1`). */
   baseUrl: string;
   /** Sets the script answered for `model`; each test uses a model name of its own. */
-  script(model: string, turns: ScriptedTurn[]): void;
+  script(model: string, turns: ScriptStep[]): void;
   requests(model: string): ReceivedRequest[];
   close(): Promise<void>;
 };
@@ -36,9 +39,9 @@ export type ScriptedModelServer = {
  * is stateless across retries and planner restarts, and many runs can share it (one model each).
  */
 export async function startScriptedModelServer(
-  opts: { port?: number; host?: string; scripts?: Record<string, ScriptedTurn[]> } = {},
+  opts: { port?: number; host?: string; scripts?: Record<string, ScriptStep[]> } = {},
 ): Promise<ScriptedModelServer> {
-  const scripts = new Map<string, ScriptedTurn[]>(Object.entries(opts.scripts ?? {}));
+  const scripts = new Map<string, ScriptStep[]>(Object.entries(opts.scripts ?? {}));
   const received = new Map<string, ReceivedRequest[]>();
   const failures = new Map<string, number>();
   let seq = 0;
@@ -68,7 +71,8 @@ export async function startScriptedModelServer(
     if (!list) received.set(body.model, (list = []));
     list.push(body);
     const index = body.messages.filter((m) => m.role === 'assistant').length;
-    const turn = turns[index];
+    const step = turns[index];
+    const turn = typeof step === 'function' ? step(body) : step;
     if (!turn) return send(400, { error: { message: `script of '${body.model}' has no turn ${index}`, type: 'invalid_request_error' } });
     const failKey = `${body.model}#${index}`;
     const failed = failures.get(failKey) ?? 0;
