@@ -15,6 +15,9 @@ import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
 import { decodeFailure } from './failure.js';
 import { DEFAULT_TENANT_MAX_CALLS_IN_FLIGHT, TenantQuotas, type CallAdmission } from './tenant-quotas.js';
+import { LuaScript } from './lua-script.js';
+
+const DROP_ARCHIVED = LuaScript.fromFile('drop-archived-3');
 
 export type EnqueueOptions = {
   tenant: string;
@@ -37,6 +40,50 @@ export type ToolQueuesOptions = {
    * @default 10_000
    */
   maxCallsInFlight?: number;
+  /**
+   * Where finished calls live once an archiver has moved them out of Redis. With it, finished jobs
+   * are never removed by BullMQ's age limits (only the archiver drops them, after the store has
+   * acknowledged them), and {@link ToolQueues.get} and {@link ToolQueues.list} read through to it.
+   * Without it, finished calls stay in Redis for `retentionMs` and are then gone.
+   */
+  history?: CallHistory;
+};
+
+/** A page of a tenant's archived calls: what {@link CallHistory.listCalls} is asked. */
+export type HistoryCallQuery = {
+  tenant: string;
+  tool?: string;
+  status?: CallStatus;
+  errorCode?: string;
+  argsHash?: string;
+  /** Created at or after (ms since epoch). */
+  since?: number;
+  /** Created at or before (ms since epoch). */
+  until?: number;
+  limit: number;
+  /** Only calls strictly after this position in (createdAt desc, id desc) order. */
+  after?: { createdAt: number; id: string };
+};
+
+/**
+ * The read side of the call history store (`@toolplane/history` implements it): calls that have
+ * left Redis. Every listing is of one tenant.
+ */
+export type CallHistory = {
+  getCall(id: string): Promise<CallRecord | undefined>;
+  /** Newest first by (createdAt, id); `more` when calls past the page exist. */
+  listCalls(q: HistoryCallQuery): Promise<{ calls: CallRecord[]; more: boolean }>;
+};
+
+/** A finished call read from Redis for the archiver, with where it was found. */
+export type FinishedCall = {
+  record: CallRecord & { tenant: string };
+  /** When it ended (ms since epoch). */
+  finishedAt: number;
+  /** 1 completed, 2 failed (BullMQ's sets), 3 removed before it ran (tombstone). */
+  source: 1 | 2 | 3;
+  /** Its score in that set as read: it is dropped only if still the same. */
+  score: string;
 };
 
 export type CallFilter = {
@@ -47,6 +94,12 @@ export type CallFilter = {
   status?: CallStatus;
   /** Only calls created at or after this time (ms since epoch). */
   since?: number;
+  /** Only calls created at or before this time (ms since epoch). */
+  until?: number;
+  /** Only failed calls with this error code. */
+  errorCode?: string;
+  /** Only calls whose arguments hash to this (sha256 of their canonical JSON). */
+  argsHash?: string;
   limit: number;
   /** From a previous page's `nextCursor`. */
   cursor?: string;
@@ -70,6 +123,7 @@ export class ToolQueues {
   readonly quotas: TenantQuotas;
   private readonly queues = new Map<string, Queue>();
   private readonly retentionMs: number;
+  private readonly history: CallHistory | undefined;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -77,6 +131,7 @@ export class ToolQueues {
     opts: ToolQueuesOptions = {},
   ) {
     this.retentionMs = opts.retentionMs ?? 7 * DAY_MS;
+    this.history = opts.history;
     this.quotas = new TenantQuotas(redis, keys, { maxCallsInFlight: opts.maxCallsInFlight ?? DEFAULT_TENANT_MAX_CALLS_IN_FLIGHT });
   }
 
@@ -108,6 +163,12 @@ export class ToolQueues {
     const call = this.prepare(tool, id, args, opts);
     // First, on the tenant's slot: the ceilings, the tenant's call index and the count in flight.
     const admitted = await this.quotas.admit(this.admission(tool, [id], call));
+    // A repeat of a call that has already been archived: its job left Redis, and adding it again
+    // would run it a second time. (A repeat racing the first request's add finds no job either,
+    // and the first request adds it.)
+    if (admitted === 'duplicate' && this.history && !(await this.redis.exists(`${this.keys.bullPrefix}:${this.keys.queueName(tool.name)}:${id}`))) {
+      return { id, duplicate: true };
+    }
     try {
       // Independent writes, sent back to back in one round trip (the id key lives in another
       // cluster slot than the tool's keys, so no MULTI). Each is idempotent, so a duplicate
@@ -144,7 +205,9 @@ export class ToolQueues {
    */
   async enqueueBulk(tool: Tool, argsList: readonly unknown[], opts: Omit<EnqueueOptions, 'idempotencyKey'>): Promise<string[]> {
     if (argsList.length === 0) return [];
-    const calls = argsList.map((args) => this.prepare(tool, newCallId(), args, opts));
+    // One clock reading for the batch: each call's createdAt is also its score in the tenant's index.
+    const now = Date.now();
+    const calls = argsList.map((args) => this.prepare(tool, newCallId(), args, opts, now));
     const ids = calls.map((c) => c.opts.jobId!);
     // All or none: the batch fits under the tenant's ceilings or is refused whole.
     await this.quotas.admit(this.admission(tool, ids, calls[0]!));
@@ -180,13 +243,13 @@ export class ToolQueues {
   }
 
   /** Job data and BullMQ options of one call; shared by {@link enqueue} and {@link enqueueBulk}. */
-  private prepare(tool: Tool, id: string, args: unknown, opts: Omit<EnqueueOptions, 'idempotencyKey'>): { data: CallJobData; opts: JobsOptions } {
+  private prepare(tool: Tool, id: string, args: unknown, opts: Omit<EnqueueOptions, 'idempotencyKey'>, now = Date.now()): { data: CallJobData; opts: JobsOptions } {
     const data: CallJobData = {
       tool: tool.name,
       version: tool.version,
       arguments: args,
       tenant: opts.tenant,
-      enqueuedAt: Date.now(),
+      enqueuedAt: now,
       argsHash: hashArguments(args),
       ...(opts.trace ? { trace: opts.trace } : {}),
     };
@@ -200,8 +263,9 @@ export class ToolQueues {
         timestamp: data.enqueuedAt,
         attempts: tool.retries.attempts,
         backoff: { type: 'exponential', delay: tool.retries.backoffMs, jitter: 0.5 },
-        removeOnComplete: { age: retentionS },
-        removeOnFail: { age: retentionS },
+        // With a history store only the archiver drops finished jobs, once the store has them.
+        removeOnComplete: this.history ? false : { age: retentionS },
+        removeOnFail: this.history ? false : { age: retentionS },
         ...(opts.priority ? { priority: opts.priority } : {}),
         ...(delay ? { delay } : {}),
       },
@@ -213,8 +277,16 @@ export class ToolQueues {
     return this.redis.get(this.keys.callIndex(id));
   }
 
-  /** The call as the API shows it, or `undefined` when unknown or expired. */
+  /**
+   * The call as the API shows it, from Redis while it is hot and from the history store after,
+   * or `undefined` when unknown or expired.
+   */
   async get(id: string): Promise<CallRecord | undefined> {
+    return (await this.getHot(id)) ?? (await this.history?.getCall(id));
+  }
+
+  /** The call as Redis holds it, or `undefined` once archived (or unknown, or expired). */
+  async getHot(id: string): Promise<CallRecord | undefined> {
     const tool = await this.toolOf(id);
     if (tool === null) return undefined;
     const queue = this.queue(tool);
@@ -305,8 +377,33 @@ export class ToolQueues {
    * answer fewer calls than `limit` with a `nextCursor` to go on from.
    */
   async list(filter: CallFilter): Promise<{ calls: CallRecord[]; nextCursor?: string }> {
+    if (!this.history) return this.listHot(filter);
+    return mergePages(filter, await Promise.all([this.listHot(filter), this.listArchived(filter)]));
+  }
+
+  /** One page of the tenant's archived calls, in the same order and cursor form as {@link listHot}. */
+  private async listArchived(filter: CallFilter): Promise<{ calls: CallRecord[]; nextCursor?: string }> {
+    const [maxScore, afterId] = decodeCursor(filter.cursor);
+    const page = await this.history!.listCalls({
+      tenant: filter.tenant,
+      limit: filter.limit,
+      ...(filter.tool ? { tool: filter.tool } : {}),
+      ...(filter.status ? { status: filter.status } : {}),
+      ...(filter.errorCode ? { errorCode: filter.errorCode } : {}),
+      ...(filter.argsHash ? { argsHash: filter.argsHash } : {}),
+      ...(filter.since !== undefined ? { since: filter.since } : {}),
+      ...(filter.until !== undefined ? { until: filter.until } : {}),
+      ...(afterId !== undefined ? { after: { createdAt: maxScore, id: afterId } } : {}),
+    });
+    const last = page.calls.at(-1);
+    return { calls: page.calls, ...(page.more && last ? { nextCursor: encodeCursor(Date.parse(last.createdAt), last.id) } : {}) };
+  }
+
+  /** The tenant's calls Redis holds (hot), newest first; see {@link list}. */
+  private async listHot(filter: CallFilter): Promise<{ calls: CallRecord[]; nextCursor?: string }> {
     const index = filter.tool ? this.keys.tenantToolCalls(filter.tenant, filter.tool) : this.keys.tenantCalls(filter.tenant);
     let [maxScore, afterId] = decodeCursor(filter.cursor);
+    if (filter.until !== undefined && filter.until < maxScore) [maxScore, afterId] = [filter.until, undefined];
     const minScore = filter.since ?? 0;
     const batch = Math.min(Math.max(filter.limit * 2, 20), 500);
     const out: CallRecord[] = [];
@@ -330,7 +427,7 @@ export class ToolQueues {
         continue;
       }
       skip = 0;
-      const records = await Promise.all(fresh.map((e) => this.get(e.id)));
+      const records = await Promise.all(fresh.map((e) => this.getHot(e.id)));
       let used = 0;
       for (const [i, e] of fresh.entries()) {
         used++;
@@ -340,6 +437,8 @@ export class ToolQueues {
         // Expired, or (never, but checked all the same) not this tenant's.
         if (!record || (record.tenant ?? DEFAULT_TENANT) !== filter.tenant) continue;
         if (filter.status && record.status !== filter.status) continue;
+        if (filter.errorCode && record.error?.code !== filter.errorCode) continue;
+        if (filter.argsHash && record.argsHash !== filter.argsHash) continue;
         out.push(record);
         if (out.length === filter.limit) break;
       }
@@ -350,6 +449,90 @@ export class ToolQueues {
     }
     const more = !exhausted && afterId !== undefined;
     return { calls: out, ...(more ? { nextCursor: encodeCursor(maxScore, afterId!) } : {}) };
+  }
+
+  /**
+   * Calls of `tool` that ended before `before` (ms since epoch), oldest first, at most `limit` of
+   * each kind (completed, failed, removed before running): what the archiver moves to history.
+   */
+  async finishedBefore(tool: string, before: number, limit: number): Promise<FinishedCall[]> {
+    const q = this.queue(tool);
+    const sets = [q.keys['completed']!, q.keys['failed']!, this.keys.tombstones(tool)] as const;
+    const found = await Promise.all(sets.map((key) => this.redis.zrangebyscore(key, '-inf', before, 'WITHSCORES', 'LIMIT', 0, limit)));
+    const out: FinishedCall[] = [];
+    await Promise.all(
+      found.flatMap((flat, i) => {
+        const reads: Array<Promise<void>> = [];
+        for (let j = 0; j < flat.length; j += 2) {
+          const id = flat[j]!;
+          const score = flat[j + 1]!;
+          const source = (i + 1) as FinishedCall['source'];
+          reads.push(
+            (async () => {
+              const record = await this.finishedRecord(tool, id, source);
+              if (record) out.push({ record: { ...record, tenant: record.tenant ?? DEFAULT_TENANT }, finishedAt: Number(score), source, score });
+            })(),
+          );
+        }
+        return reads;
+      }),
+    );
+    return out.sort((a, b) => a.finishedAt - b.finishedAt);
+  }
+
+  /**
+   * Drops archived calls of `tool` from Redis: the job (or tombstone), and the call's entries in the
+   * indexes, its calls-in-flight slot and result charge. A call that changed since it was read (a
+   * failed call retried) stays. Ids derived from an idempotency key keep their id key and index
+   * entry until the retention, so a repeat of the request is still known for what it is instead of
+   * running again. Returns the ids dropped.
+   */
+  async dropArchived(tool: string, calls: readonly FinishedCall[]): Promise<string[]> {
+    if (calls.length === 0) return [];
+    const q = this.queue(tool);
+    const jobPrefix = `${this.keys.bullPrefix}:${this.keys.queueName(tool)}:`;
+    const callPrefix = this.keys.cancelMarker(tool, '').slice(0, -'cancel:'.length);
+    const dropped = (await DROP_ARCHIVED.run(
+      this.redis,
+      [q.keys['completed']!, q.keys['failed']!, this.keys.tombstones(tool)],
+      [jobPrefix, callPrefix, ...calls.flatMap((c) => [c.source, c.record.id, c.score])],
+    )) as string[];
+    const byTenant = new Map<string, string[]>();
+    const gone = new Set(dropped);
+    for (const c of calls) {
+      if (!gone.has(c.record.id)) continue;
+      const ids = byTenant.get(c.record.tenant) ?? [];
+      ids.push(c.record.id);
+      byTenant.set(c.record.tenant, ids);
+    }
+    const writes: Array<Promise<unknown>> = [];
+    for (const [tenant, ids] of byTenant) {
+      const plain = ids.filter((id) => !isIdempotentCallId(id));
+      if (plain.length > 0) {
+        writes.push(this.redis.zrem(this.keys.tenantCalls(tenant), ...plain));
+        writes.push(this.redis.zrem(this.keys.tenantToolCalls(tenant, tool), ...plain));
+        for (const id of plain) writes.push(this.redis.del(this.keys.callIndex(id)));
+      }
+      writes.push(this.quotas.release(tenant, ids));
+    }
+    await Promise.all(writes);
+    return dropped;
+  }
+
+  /** The oldest finish time (ms) among `tool`'s finished calls still in Redis, or undefined. */
+  async oldestFinished(tool: string): Promise<number | undefined> {
+    const q = this.queue(tool);
+    const heads = await Promise.all(
+      [q.keys['completed']!, q.keys['failed']!, this.keys.tombstones(tool)].map((key) => this.redis.zrange(key, 0, 0, 'WITHSCORES')),
+    );
+    const scores = heads.filter((h) => h.length === 2).map((h) => Number(h[1]));
+    return scores.length > 0 ? Math.min(...scores) : undefined;
+  }
+
+  private async finishedRecord(tool: string, id: string, source: FinishedCall['source']): Promise<CallRecord | undefined> {
+    if (source === 3) return this.tombstoneRecord(tool, id);
+    const job = await Job.fromId<CallJobData, CallOutput>(this.queue(tool), id);
+    return job ? toCallRecord(job, source === 1 ? 'completed' : 'failed') : undefined;
   }
 
   private async removeBeforeRun(id: string, code: Tombstone['code']): Promise<CallRecord | undefined> {
@@ -371,6 +554,8 @@ export class ToolQueues {
     };
     // The marker goes first: a worker that picks the call up in between sees it before running.
     await this.redis.set(this.keys.cancelMarker(tool, id), JSON.stringify(tomb), 'PX', this.retentionMs);
+    // For the archiver: this call ended without a job in BullMQ's finished sets.
+    if (this.history) await this.redis.zadd(this.keys.tombstones(tool), tomb.at, id);
     try {
       await job.remove();
     } catch {
@@ -403,6 +588,40 @@ export class ToolQueues {
       timings: { queuedMs: null, runMs: null },
     };
   }
+}
+
+/** Whether a call id was derived from an idempotency key ({@link idempotentCallId}); fresh ids never start with `i`. */
+export function isIdempotentCallId(id: string): boolean {
+  return id.startsWith('i') && id.length === 26;
+}
+
+/**
+ * Merges a page of hot calls (Redis) and a page of archived calls (history), both newest first by
+ * (createdAt, id), into one page. A call in both (archived, not yet dropped) appears once. When a
+ * source has more than its page, nothing past its last position is answered, so the next page,
+ * which starts there, neither repeats nor skips a call.
+ */
+function mergePages(filter: CallFilter, pages: Array<{ calls: CallRecord[]; nextCursor?: string }>): { calls: CallRecord[]; nextCursor?: string } {
+  const pos = (r: CallRecord): [number, string] => [Date.parse(r.createdAt), r.id];
+  const after = (a: [number, string], b: [number, string]) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+  // The least advanced of the sources' cursors: everything at or above it has been looked at by both.
+  let bound: [number, string] | undefined;
+  for (const p of pages) {
+    if (!p.nextCursor) continue;
+    const [score, id] = decodeCursor(p.nextCursor);
+    const c: [number, string] = [score, id!];
+    if (!bound || after(bound, c)) bound = c;
+  }
+  const seen = new Set<string>();
+  const merged = pages
+    .flatMap((p) => p.calls)
+    .filter((r) => (seen.has(r.id) ? false : (seen.add(r.id), true)))
+    .filter((r) => !bound || !after(pos(r), bound))
+    .sort((a, b) => (after(pos(a), pos(b)) ? 1 : after(pos(b), pos(a)) ? -1 : 0));
+  const calls = merged.slice(0, filter.limit);
+  const last = calls.at(-1);
+  if (merged.length > filter.limit && last) return { calls, nextCursor: encodeCursor(...pos(last)) };
+  return bound ? { calls, nextCursor: encodeCursor(...bound) } : { calls };
 }
 
 export function idempotentCallId(tenant: string, tool: string, key: string): string {

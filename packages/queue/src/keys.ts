@@ -44,6 +44,13 @@ export function createKeys(prefix: string) {
      * a delete) starts at a new version, so no tenant is ever answered from another's cache.
      */
     resultCache: (tool: string, version: number, argsHash: string) => `${prefix}:{${tool}}:cache:${version}:${argsHash}`,
+    /**
+     * Zset of the tool's calls removed before they ran (cancelled, rejected) → ms they ended: the
+     * archiver's list of tombstones to move to history (finished jobs it finds in BullMQ's own sets).
+     */
+    tombstones: (tool: string) => `${prefix}:{${tool}}:tombstones`,
+    /** The archiver's lease: one archiver at a time moves finished calls to history. */
+    archiverLease: `${reg}:history:lease`,
     approvalPending: (tool: string, id: string) => `${prefix}:{${tool}}:approval:${id}`,
     approvalGrant: (tool: string, id: string) => `${prefix}:{${tool}}:approved:${id}`,
     // Per-tenant keys below share the `{tenant:<name>}` tag (tool names have no `:`, so no tool's tag
