@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Gets whatever is missing for Toolplane on a fresh Debian machine that has only Node 20 + npm:
-# Node 24 and pnpm into .tools/, dependencies, a build, and redis-server / prometheus / chromium from apt.
+# Node 24 and pnpm into .tools/, dependencies, a build, and redis-server / prometheus / postgresql / chromium from apt.
 # Every step checks first, so a second run does no work twice.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -38,6 +38,8 @@ fi
 apt_missing=()
 command -v redis-server >/dev/null || apt_missing+=(redis-server)
 command -v promtool >/dev/null || apt_missing+=(prometheus)
+# Postgres for the history store's tests (HISTORY_URL=postgres://…); the test setup starts its own server.
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || command -v postgres >/dev/null || apt_missing+=(postgresql)
 # Headless browser for the queue dashboard test (driven by playwright-core, which downloads nothing).
 command -v chromium >/dev/null || apt_missing+=(chromium)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
@@ -46,7 +48,7 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
   # Debian starts the packaged services; Toolplane runs its own on chosen ports.
-  for svc in redis-server prometheus; do $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
+  for svc in redis-server prometheus postgresql; do $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
 fi
 
 # The k8s manifest tests render the overlays with `kubectl kustomize` (kustomize v5). Debian's

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '@toolplane/queue/testing';
@@ -64,7 +65,9 @@ async function startService(service: 'planner' | 'worker', env: Record<string, s
 
 /** A planner process; without a `TOOLPLANE_ADMIN_KEY` from the caller it runs with `TOOLPLANE_AUTH=off`. */
 export function startPlanner(env: { REDIS_URL: string; TOOLPLANE_PREFIX: string } & Record<string, string>) {
-  return startService('planner', { HOST: '127.0.0.1', ...(env.TOOLPLANE_ADMIN_KEY ? {} : { TOOLPLANE_AUTH: 'off' }), ...env }, 'PORT');
+  // The history store: an SQLite file per prefix in the temp dir (not the checkout's .data/) unless the test names one.
+  const history = { HISTORY_URL: `sqlite:${join(tmpdir(), `toolplane-history-${env.TOOLPLANE_PREFIX}.sqlite`)}` };
+  return startService('planner', { HOST: '127.0.0.1', ...history, ...(env.TOOLPLANE_ADMIN_KEY ? {} : { TOOLPLANE_AUTH: 'off' }), ...env }, 'PORT');
 }
 
 export function startWorker(env: { REDIS_URL: string; TOOLPLANE_PREFIX: string } & Record<string, string>) {

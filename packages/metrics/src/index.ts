@@ -30,4 +30,6 @@ export type {
   AgentRunStatus,
   LlmTokenKind,
 } from './metrics.js';
+export { createHistoryMetrics } from './history.js';
+export type { HistoryMetrics } from './history.js';
 export type { Registry } from 'prom-client';

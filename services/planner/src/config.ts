@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PriceTable } from '@toolplane/agent';
-import { LogLevel, Port, RedisUrl, SecretsKey, TracingEnv, parseConfig } from '@toolplane/core';
+import { BoolEnv, LogLevel, Port, RedisUrl, SecretsKey, TracingEnv, parseConfig } from '@toolplane/core';
 
 export const PlannerConfig = z.object({
   REDIS_URL: RedisUrl.default('redis://127.0.0.1:6379'),
@@ -12,6 +12,17 @@ export const PlannerConfig = z.object({
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   /** How long finished calls stay readable. */
   CALL_RETENTION_MS: z.coerce.number().int().min(60_000).default(7 * 86_400_000),
+  /**
+   * Where finished calls and runs live once they leave Redis: `postgres://…`, or `sqlite:<path>`;
+   * unset, an embedded SQLite file `.data/history-<TOOLPLANE_PREFIX>.sqlite`.
+   */
+  HISTORY_URL: z.string().regex(/^(postgres(ql)?:\/\/|sqlite:)/, 'must start with postgres://, postgresql:// or sqlite:').optional(),
+  /** How long a finished call stays in Redis (for `wait`, polling, SSE) before it lives only in history. */
+  CALL_HOT_RETENTION_MS: z.coerce.number().int().min(0).default(300_000),
+  /** Run the archiver loop here (one process at a time holds its lease). `false` on planners that only serve reads. */
+  HISTORY_ARCHIVER: BoolEnv.default(true),
+  /** Records per history write. */
+  HISTORY_BATCH_SIZE: z.coerce.number().int().min(1).max(5_000).default(500),
   /** Calls of one tenant queued, running or awaiting approval at once; past it 429 `QUOTA_EXCEEDED`. 0 = no cap. */
   TENANT_MAX_CALLS_IN_FLIGHT: z.coerce.number().int().min(0).default(10_000),
   /** On SIGTERM, requests in flight (waits included) get this long before the process exits. */

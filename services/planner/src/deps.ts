@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type { RunEventFeed, RunManager, RunStore } from '@toolplane/agent';
 import type { LagMonitor, Logger } from '@toolplane/core';
+import type { HistoryStore } from '@toolplane/history';
 import type { HttpMetrics, Registry } from '@toolplane/metrics';
 import type {
   ApiKeyStore,
@@ -50,6 +51,8 @@ export type PlannerDeps = {
   tracing?: boolean;
   /** Agent runs; without them `/v1/runs` answers 503. */
   runs?: RunsDeps;
+  /** The history store: per-tenant retention and the export read it directly (reads by id go through `queues`). */
+  history?: HistoryStore;
   /** MCP upstreams (`/v1/upstreams`). */
   upstreams: UpstreamStore;
   /** Registry changes on any replica, and this process's shutdown: for long-lived MCP streams. */

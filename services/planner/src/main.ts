@@ -1,7 +1,7 @@
 import { EventEmitter, once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, createLagMonitor, createLogger } from '@toolplane/core';
-import { createAgentMetrics, createHttpMetrics, createQueueGauges, createRegistry } from '@toolplane/metrics';
+import { createAgentMetrics, createHistoryMetrics, createHttpMetrics, createQueueGauges, createRegistry } from '@toolplane/metrics';
 import {
   ApiKeyStore,
   CallGate,
@@ -28,6 +28,7 @@ import {
   createAgentKeys,
 } from '@toolplane/agent';
 import { startServiceTracing, traceLogFields } from '@toolplane/tracing';
+import { Archiver, describeHistory, openHistory, type HistoryStore } from '@toolplane/history';
 import { createPlannerApp, type PlannerEvents } from './app.js';
 import { loadConfig, modelEndpoint } from './config.js';
 import { PlannerToolGateway } from './run-tools.js';
@@ -65,8 +66,20 @@ async function main(): Promise<void> {
     process.stderr.write(`toolplane planner: ${(err as Error).message}\n`);
     process.exit(2);
   }
+  // Finished calls and runs live in the history store once the archiver has moved them out of Redis.
+  let history: HistoryStore;
+  const historyOpts = { ...(config.HISTORY_URL ? { url: config.HISTORY_URL } : {}), prefix: config.TOOLPLANE_PREFIX };
+  try {
+    history = await openHistory(historyOpts);
+  } catch (err: unknown) {
+    const where = describeHistory(historyOpts);
+    logger.fatal({ err, history: where }, 'cannot open the history store');
+    process.stderr.write(`toolplane planner: cannot open the history store ${where}: ${String((err as Error).cause ?? err)}\n`);
+    process.exit(2);
+  }
+  logger.info({ history: describeHistory(historyOpts), driver: history.driver }, 'history store open');
   const registry = new ToolRegistry(redis, keys);
-  const queues = new ToolQueues(redis, keys, { retentionMs: config.CALL_RETENTION_MS, maxCallsInFlight: config.TENANT_MAX_CALLS_IN_FLIGHT });
+  const queues = new ToolQueues(redis, keys, { retentionMs: config.CALL_RETENTION_MS, maxCallsInFlight: config.TENANT_MAX_CALLS_IN_FLIGHT, history });
   const waiter = new CallWaiter(subscriber, keys);
   const gate = new CallGate(redis, keys);
   void waiter.start().catch((err: unknown) => logger.warn({ err }, 'subscribe failed'));
@@ -89,6 +102,29 @@ async function main(): Promise<void> {
       return breaker === 'open' || holdMs > 0 || pausedMs > 0 ? Number.MAX_SAFE_INTEGER : 0;
     },
   });
+  const historyMetrics = createHistoryMetrics(promRegistry);
+  // The archiver runs in the planners, one lease holder at a time (see packages/history/README.md).
+  const archiver = config.HISTORY_ARCHIVER
+    ? new Archiver({
+        queues,
+        store: history,
+        redis,
+        keys,
+        tools: () => registry.names(),
+        hotRetentionMs: config.CALL_HOT_RETENTION_MS,
+        batchSize: config.HISTORY_BATCH_SIZE,
+        logger: logger.child({ component: 'archiver' }),
+        hooks: {
+          onBatch: (kind, n, seconds) => {
+            historyMetrics.archived.inc({ kind }, n);
+            historyMetrics.batchSeconds.observe({ kind }, seconds);
+          },
+          onError: () => historyMetrics.errors.inc(),
+          onLag: (seconds) => historyMetrics.lagSeconds.set(seconds),
+          onPurge: (rows) => historyMetrics.purged.inc(rows),
+        },
+      })
+    : undefined;
   const validator = new ArgumentValidator();
   // A replaced or deleted tool's compiled schema is dropped on every replica (this one hears its own changes too).
   events.on('toolsChanged', (tool) => validator.forget(tool));
@@ -159,6 +195,7 @@ async function main(): Promise<void> {
     maxJsonDepth: config.MAX_JSON_DEPTH,
     runs: { store: runStore, feed: runFeed, manager: runManager, closing: closing.signal },
     upstreams: new UpstreamStore(redis, keys),
+    history,
     events,
     tracing: tracing !== undefined,
   });
@@ -169,6 +206,7 @@ async function main(): Promise<void> {
     logger.warn('TOOLPLANE_AUTH=off: auth is off and every request acts as an admin of the default tenant; for local use only');
   }
   logger.info({ port }, 'planner listening');
+  archiver?.start();
   // Runs left in progress by a planner that stopped (this one before a restart, or another replica) go on here.
   await runManager?.start().catch((err: unknown) => logger.warn({ err }, 'resuming runs failed'));
 
@@ -185,6 +223,8 @@ async function main(): Promise<void> {
     server.closeAllConnections();
     // Runs stop where they are and give up their leases, so the next planner continues them at once.
     await runManager?.stop();
+    await archiver?.stop();
+    await history.close().catch(() => {});
     await Promise.all([closeRedis(redis), closeRedis(subscriber), codeChecker.close()]);
     await tracing?.shutdown();
     process.exit(0);

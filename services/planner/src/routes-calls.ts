@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import {
@@ -97,9 +98,58 @@ export function callsRouter(deps: PlannerDeps): Router {
       ...(q.data.tool ? { tool: q.data.tool } : {}),
       ...(q.data.status ? { status: q.data.status } : {}),
       ...(q.data.since !== undefined ? { since: q.data.since } : {}),
+      ...(q.data.until !== undefined ? { until: q.data.until } : {}),
+      ...(q.data.errorCode ? { errorCode: q.data.errorCode } : {}),
+      ...(q.data.argsHash ? { argsHash: q.data.argsHash } : {}),
       ...(q.data.cursor ? { cursor: q.data.cursor } : {}),
     });
     res.json(page);
+  });
+
+  /**
+   * A tenant's calls as NDJSON (one call per line, newest first), hot and archived alike, read a
+   * page at a time and written as the client takes them, so an export of any size holds one page
+   * in memory.
+   */
+  v1.get('/calls/export', requireScope('calls:read'), async (req, res) => {
+    const principal = principalOf(res);
+    const q = ExportQuery.safeParse(req.query);
+    if (!q.success)
+      throw new RequestError('INVALID_REQUEST', 'invalid query', { issues: zodIssues(q.error.issues) });
+    const tenant = q.data.tenant ?? principal.tenant;
+    if (!canSee(principal, tenant)) throw new RequestError('FORBIDDEN', "only admins may export another tenant's calls");
+    const gone = new AbortController();
+    req.socket.once('close', () => gone.abort());
+    res.status(200).type('application/x-ndjson');
+    let cursor: string | undefined;
+    do {
+      const page = await deps.queues.list({
+        tenant,
+        limit: EXPORT_PAGE,
+        ...(q.data.since !== undefined ? { since: q.data.since } : {}),
+        ...(q.data.until !== undefined ? { until: q.data.until } : {}),
+        ...(cursor ? { cursor } : {}),
+      });
+      const chunk = page.calls.map((c) => `${JSON.stringify(c)}\n`).join('');
+      if (chunk && !res.write(chunk)) await once(res, 'drain', { signal: gone.signal }).catch(() => {});
+      cursor = page.nextCursor;
+    } while (cursor && !gone.signal.aborted);
+    res.end();
+  });
+
+  /** Days a tenant's call history is kept (admins only); the archiver's purge applies it. */
+  v1.get('/tenants/:tenant/retention', requireScope('admin'), async (req, res) => {
+    const tenant = tenantParam(req.params.tenant);
+    res.json({ tenant, retentionDays: await historyOf(deps).retentionDays(tenant) });
+  });
+
+  v1.put('/tenants/:tenant/retention', requireScope('admin'), async (req, res) => {
+    const tenant = tenantParam(req.params.tenant);
+    const body = RetentionBody.safeParse(req.body ?? {});
+    if (!body.success)
+      throw new RequestError('INVALID_REQUEST', 'invalid retention', { issues: zodIssues(body.error.issues) });
+    await historyOf(deps).setRetentionDays(tenant, body.data.retentionDays);
+    res.json({ tenant, retentionDays: body.data.retentionDays });
   });
 
   v1.get('/calls/:id', requireScope('calls:read'), async (req, res) => {
@@ -140,6 +190,27 @@ export function callsRouter(deps: PlannerDeps): Router {
 }
 
 const CANCEL_SETTLE_MS = 2_000;
+/** Calls per page an export reads. */
+const EXPORT_PAGE = 500;
+
+const TimeParam = z.union([z.coerce.number().int().min(0), z.iso.datetime().transform((d) => Date.parse(d))]);
+
+const ExportQuery = z
+  .object({ since: TimeParam.optional(), until: TimeParam.optional(), tenant: TenantName.optional() })
+  .strict();
+
+const RetentionBody = z.object({ retentionDays: z.number().int().min(1).max(3_650) }).strict();
+
+function tenantParam(raw: unknown): string {
+  const t = TenantName.safeParse(raw);
+  if (!t.success) throw new RequestError('INVALID_REQUEST', 'invalid tenant name');
+  return t.data;
+}
+
+function historyOf(deps: PlannerDeps): NonNullable<PlannerDeps['history']> {
+  if (!deps.history) throw new RequestError('UNAVAILABLE', 'no history store is configured');
+  return deps.history;
+}
 
 const ListQuery = z
   .object({
@@ -147,9 +218,10 @@ const ListQuery = z
     status: z
       .enum(['queued', 'awaiting_approval', 'running', 'succeeded', 'failed', 'cancelled'])
       .optional(),
-    since: z
-      .union([z.coerce.number().int().min(0), z.iso.datetime().transform((d) => Date.parse(d))])
-      .optional(),
+    since: TimeParam.optional(),
+    until: TimeParam.optional(),
+    errorCode: z.string().regex(/^[A-Z_]{1,64}$/).optional(),
+    argsHash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
     limit: z.coerce.number().int().min(1).max(500).default(50),
     cursor: z.string().max(200).optional(),
     tenant: TenantName.optional(),
