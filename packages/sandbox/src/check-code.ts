@@ -1,5 +1,6 @@
 import ivm from 'isolated-vm';
 import { LOCKDOWN_SOURCE } from './lockdown.js';
+import { installIdleRuntime } from './runtime-source.js';
 
 /** Registration-time checks run in a throwaway isolate with tight limits. */
 const CHECK_MEMORY_MB = 16;
@@ -15,6 +16,9 @@ export async function checkToolCode(code: string): Promise<{ ok: true } | { ok: 
   const isolate = new ivm.Isolate({ memoryLimit: CHECK_MEMORY_MB, onCatastrophicError: () => {} });
   try {
     const context = await isolate.createContext();
+    // The same runtime and lockdown as a real isolate, so top-level code sees the same globals. No
+    // call runs here: fetch and timers refuse outside a call, and nothing is ever waited on.
+    await installIdleRuntime(isolate, context);
     await context.eval(LOCKDOWN_SOURCE);
     let module: ivm.Module;
     try {

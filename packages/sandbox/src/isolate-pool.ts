@@ -3,8 +3,8 @@ import type { Context } from '@opentelemetry/api';
 import { parseEgressRule, type EgressRule } from './bridges/egress.js';
 import { fail } from './errors.js';
 import { FastPath } from './fast-path.js';
-import { RUNNER_SOURCE } from './isolate/runner.js';
 import { LOCKDOWN_SOURCE } from './lockdown.js';
+import { loadRuntime } from './runtime-source.js';
 
 /** Why an isolate was thrown away; bounded, so it can label a metric. */
 export type DisposalReason = 'timeout' | 'oom' | 'cancelled' | 'error' | 'idle' | 'evicted' | 'shutdown';
@@ -31,7 +31,12 @@ export type ActiveCall = {
   trace: Context;
   /** Told synchronously when V8 loses control of this call's isolate, before the process ends. */
   onFatal: ((message: string) => void) | undefined;
+  /** The call's pending timer waits (`setTimeout` in the isolate); all released when the call ends. */
+  timers: Set<TimerWait>;
 };
+
+/** One pending wait of a call's `setTimeout`; `handle` is unset for a wait past the deadline. */
+export type TimerWait = { handle: NodeJS.Timeout | undefined; resolve: () => void };
 
 /** One isolate with its locked-down context and runner, leased to one call at a time. */
 export type Slot = Runner & { isolate: ivm.Isolate; context: ivm.Context; memoryMb: number; call: ActiveCall | undefined };
@@ -49,7 +54,13 @@ export type Pool = {
 };
 
 /** The host functions a runner gets, made per isolate by the sandbox. */
-export type HostBridges = (slot: Slot) => { fetch: ivm.Reference; report: ivm.Reference; limits: Record<string, number> };
+export type HostBridges = (slot: Slot) => {
+  fetch: ivm.Reference;
+  report: ivm.Reference;
+  timer: ivm.Reference;
+  crypto: ivm.Reference;
+  limits: Record<string, number>;
+};
 
 export type IsolatePoolsOptions = {
   maxIsolatesPerTool: number;
@@ -206,19 +217,20 @@ export class IsolatePools {
     });
     try {
       const context = await isolate.createContext();
-      await context.eval(LOCKDOWN_SOURCE);
-      const factory = (await context.eval(RUNNER_SOURCE, { reference: true })) as ivm.Reference<(...a: unknown[]) => unknown>;
+      // The web runtime installs its globals first, so the lockdown freezes them with the built-ins.
+      const boot = await loadRuntime(isolate, context);
       slot = { isolate, context, memoryMb, call: undefined } as Slot;
-      // Host functions handed to the runner; it keeps them in its closure, out of tool code's reach.
+      // Host functions handed to the runtime; it keeps them in its closure, out of tool code's reach.
       const bridges = this.opts.bridges(slot);
       const limits = new ivm.ExternalCopy(bridges.limits).copyInto();
-      const runner = (await factory.apply(undefined, [bridges.fetch, bridges.report, limits], { result: { reference: true } })) as ivm.Reference<
-        Record<keyof Runner, unknown>
-      >;
+      const runner = (await boot.apply(undefined, [bridges.fetch, bridges.report, bridges.timer, bridges.crypto, limits], {
+        result: { reference: true },
+      })) as ivm.Reference<Record<keyof Runner, unknown>>;
+      boot.release();
+      await context.eval(LOCKDOWN_SOURCE);
       slot.start = runner.getSync('start', { reference: true }) as Runner['start'];
       slot.take = runner.getSync('take', { reference: true }) as Runner['take'];
       slot.ping = runner.getSync('ping', { reference: true }) as Runner['ping'];
-      factory.release();
       runner.release();
       return slot;
     } catch (err: unknown) {

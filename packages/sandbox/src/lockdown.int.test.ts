@@ -1,6 +1,7 @@
 import ivm from 'isolated-vm';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { LOCKDOWN_SOURCE } from './lockdown.js';
+import { installIdleRuntime } from './runtime-source.js';
 
 /**
  * The lockdown must freeze every intrinsic, and nobody can list V8's intrinsics by hand (iterator
@@ -281,6 +282,15 @@ async function runModule(body: string): Promise<unknown> {
 describe('lockdown', () => {
   test('every intrinsic that walking and calling reaches is frozen', async () => {
     await context.eval(LOCKDOWN_SOURCE);
+    const result = await runSurvey();
+    expect(result.unfrozen, `unfrozen intrinsics:\n${result.unfrozen.join('\n')}`).toEqual([]);
+    expect(result.capped).toBe(false);
+  });
+
+  test('with the web runtime installed (as every isolate has it), every intrinsic and web global is frozen', async () => {
+    await installIdleRuntime(isolate, context);
+    await context.eval(LOCKDOWN_SOURCE);
+    expect(await context.eval('typeof URL + typeof fetch + typeof crypto.subtle.digest + typeof setTimeout')).toBe('functionfunctionfunctionfunction');
     const result = await runSurvey();
     expect(result.unfrozen, `unfrozen intrinsics:\n${result.unfrozen.join('\n')}`).toEqual([]);
     expect(result.capped).toBe(false);

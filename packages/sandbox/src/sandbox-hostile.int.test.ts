@@ -62,9 +62,9 @@ const ESCAPES: Case[] = [
   { name: 'constructor chain from ctx.log', code: "export default (a, ctx) => ctx.log.constructor('return Object.getOwnPropertyNames(globalThis)')()", expect: 'ok', check: (v) => expect(v).not.toEqual(expect.arrayContaining(['process'])) },
   { name: 'constructor chain from ctx.fetch', code: "export default (a, ctx) => ctx.fetch.constructor.constructor('return process')()", expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/process is not defined/) },
   { name: 'globals list holds only built-ins', code: 'export default () => Object.getOwnPropertyNames(globalThis)', expect: 'ok', check: (v) => {
-    for (const name of ['process', 'require', 'ivm', '_ivm', 'WebAssembly', 'SharedArrayBuffer', 'FinalizationRegistry', 'WeakRef', 'setTimeout', 'fetch']) expect(v).not.toContain(name);
+    for (const name of ['process', 'require', 'ivm', '_ivm', 'WebAssembly', 'SharedArrayBuffer', 'FinalizationRegistry', 'WeakRef', '__core-js_shared__', 'setImmediate', 'Buffer']) expect(v).not.toContain(name);
   } },
-  { name: 'ctx offers only log, fetch and secrets', code: 'export default (a, ctx) => Reflect.ownKeys(ctx).map(String)', expect: 'ok', check: (v) => expect(v).toEqual(['log', 'fetch', 'secrets']) },
+  { name: 'ctx offers only log, fetch, secrets, signal, callId and attempt', code: 'export default (a, ctx) => Reflect.ownKeys(ctx).map(String)', expect: 'ok', check: (v) => expect(v).toEqual(['log', 'fetch', 'secrets', 'signal', 'callId', 'attempt']) },
   { name: 'Error.prepareStackTrace cannot be set', code: 'export default () => { Error.prepareStackTrace = (e, s) => s[0].getThis(); return new Error().stack }', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/read only|not extensible/) },
   { name: 'Error.stackTraceLimit cannot be changed', code: 'export default () => { Error.stackTraceLimit = Infinity }', expect: 'TOOL_ERROR' },
   { name: 'stack traces name no host file', code: 'export default () => { function f() { return new Error("x").stack } return f() }', expect: 'ok', check: (v) => expect(String(v)).not.toMatch(/\/work\/|node:|file:\/\//) },
@@ -156,6 +156,36 @@ const CTX_ABUSE: Case[] = [
   { name: 'secrets are redacted from errors too', code: 'export default (a, ctx) => { throw new Error("bad key " + ctx.secrets.API_TOKEN) }', expect: 'TOOL_ERROR', secrets: { API_TOKEN: 'sk-live-123456' }, check: (m) => expect(m).toBe('Error: bad key [REDACTED]') },
 ];
 
+/** Cases aimed at the web runtime's globals: timers, fetch, crypto, URL and the classes' internals. */
+const WEB_ABUSE: Case[] = [
+  { name: 'timer set to spin after the result never runs', code: 'export default () => { setTimeout(() => { for (;;) {} }, 5); return "done" }', expect: 'ok', check: (v) => expect(v).toBe('done') },
+  { name: 'interval left running after the result never runs', code: 'export default () => { setInterval(() => { for (;;) {} }, 1); return "done" }', expect: 'ok' },
+  { name: 'a timer past the deadline does not hold the call', code: 'export default () => new Promise((r) => setTimeout(r, 60000))', expect: 'TIMEOUT', limits: { timeoutMs: 150 } },
+  { name: 'a zero-delay interval is bounded by the deadline', code: 'export default () => { setInterval(() => {}, 0); return new Promise(() => {}) }', expect: 'TIMEOUT', limits: { timeoutMs: 200 } },
+  { name: 'a timer callback that spins ends as TIMEOUT', code: 'export default () => new Promise(() => setTimeout(() => { for (;;) {} }, 1))', expect: 'TIMEOUT', limits: { timeoutMs: 200 } },
+  { name: 'timer flood is refused', code: 'export default () => { for (let i = 0; i < 2000; i++) setTimeout(() => {}, 100000) }', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/timers pending/) },
+  { name: 'a code string is not evaluated by setTimeout', code: 'export default () => setTimeout("globalThis.x = 1", 1)', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/must be a function/) },
+  { name: 'setTimeout at module load is refused', code: 'setTimeout(() => {}, 1)\nexport default () => 1', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/only be used while a call runs/) },
+  { name: 'global fetch to a host not listed', code: 'export default () => fetch("http://example.com/")', expect: 'EGRESS_DENIED' },
+  { name: 'global fetch to cloud metadata', code: 'export default () => fetch(new Request("http://169.254.169.254/latest/meta-data/"))', expect: 'EGRESS_DENIED' },
+  { name: 'global fetch with credentials in the URL', code: 'export default (a) => fetch(a.url.replace("http://", "http://u:p@"))', expect: 'EGRESS_DENIED' },
+  { name: 'global fetch redirected to an unlisted host', code: 'export default (a) => fetch(a.base + "/to-other")', expect: 'EGRESS_DENIED' },
+  { name: 'global fetch of a file URL', code: 'export default () => fetch("file:///etc/passwd")', expect: 'EGRESS_DENIED' },
+  { name: 'global fetch counts against the per-call request cap', code: 'export default async (a, ctx) => { for (let i = 0; i < 30; i++) { await fetch(a.base + "/ok"); await ctx.fetch(a.base + "/ok") } }', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/more than 50/) },
+  { name: 'crypto.getRandomValues cannot be replaced', code: 'export default () => { crypto.getRandomValues = (a) => a }', expect: 'TOOL_ERROR' },
+  { name: 'crypto.subtle.digest cannot be redefined', code: 'export default () => Object.defineProperty(crypto.subtle, "digest", { value: () => 1 })', expect: 'TOOL_ERROR' },
+  { name: 'SubtleCrypto.prototype cannot be patched', code: 'export default () => { SubtleCrypto.prototype.sign = () => 1 }', expect: 'TOOL_ERROR' },
+  { name: 'CryptoKey cannot be forged', code: 'export default () => new CryptoKey()', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/Illegal constructor/) },
+  { name: 'the runtime classes carry no internal statics', code: 'export default () => [CryptoKey, AbortSignal, Request, Response, Event].map((C) => Object.getOwnPropertyNames(C).filter((k) => !["length", "name", "prototype"].includes(k)))', expect: 'ok', check: (v) => expect(v).toEqual([[], ['abort', 'timeout', 'any'], [], ['json', 'error', 'redirect'], []]) },
+  { name: 'a non-extractable key cannot be read', code: 'export default async () => { const k = await crypto.subtle.importKey("raw", new Uint8Array([7, 7]), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]); return [JSON.stringify(k), Object.getOwnPropertyNames(k), Object.getOwnPropertySymbols(k).length] }', expect: 'ok', check: (v) => expect(v).toEqual(['{}', [], 0]) },
+  { name: 'a digest over the size cap is refused in the isolate', code: 'export default async () => { try { await crypto.subtle.digest("SHA-256", new Uint8Array(5 * 1024 * 1024)) } catch (e) { return e.name } }', expect: 'ok', check: (v) => expect(v).toBe('QuotaExceededError'), limits: { memoryMb: 64 } },
+  { name: 'URL.prototype cannot be patched', code: 'export default () => { URL.prototype.toString = () => "http://evil/" }', expect: 'TOOL_ERROR' },
+  { name: 'URLSearchParams iterators cannot be patched', code: 'export default () => { Object.getPrototypeOf(new URLSearchParams("a=1").keys()).next = () => ({ done: true }) }', expect: 'TOOL_ERROR' },
+  { name: 'Headers, Response and AbortSignal prototypes are frozen', code: 'export default () => [Headers.prototype, Response.prototype, AbortSignal.prototype, EventTarget.prototype, console].every(Object.isFrozen)', expect: 'ok', check: (v) => expect(v).toBe(true) },
+  { name: 'console bomb is bounded', code: 'export default () => { for (let i = 0; i < 5000; i++) console.log("y".repeat(10000)); return 1 }', expect: 'ok', check: (_v, logs) => expect(logs.length).toBeLessThanOrEqual(201) },
+  { name: 'structuredClone of a hostile Proxy stays inside', code: 'export default () => structuredClone(new Proxy({}, { ownKeys() { throw new Error("trap") } }))', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/trap/) },
+];
+
 beforeAll(async () => {
   process.on('unhandledRejection', onUnhandled);
   other = createServer((_req, res) => res.end('other')).listen(0, '127.0.0.1');
@@ -186,6 +216,7 @@ describe.each([
   ['resource bombs', BOMBS],
   ['output bombs', OUTPUT],
   ['ctx abuse', CTX_ABUSE],
+  ['web runtime abuse', WEB_ABUSE],
 ])('hostile tool code: %s', (_group, cases) => {
   test.each(cases)('$name → $expect', async (c) => {
     const egress = (c.limits?.egress ?? [`127.0.0.1:${port}`]).map((e) => e.replace('PORT', String(port)));
@@ -210,6 +241,25 @@ describe.each([
     await expect(sandbox.run(plain(), { x: 21 })).resolves.toMatchObject({ value: 42 });
     expect(sandbox.stats()[source.key] ?? 0).toBeLessThanOrEqual(2);
   });
+});
+
+test('a timer of one call never runs in the next call of the same isolate', async () => {
+  const t = tool(`export default async (a, ctx) => {
+    if (a.first) { setTimeout(() => console.log('leaked from the first call'), 20); return 'first' }
+    await new Promise((r) => setTimeout(r, 80));
+    return 'second';
+  }`);
+  await expect(sandbox.run(t, { first: true })).resolves.toMatchObject({ value: 'first', logs: [] });
+  const second = await sandbox.run(t, { first: false });
+  expect(second).toMatchObject({ value: 'second', logs: [] });
+  expect(sandbox.stats()[t.key]).toBe(1);
+});
+
+test('crypto keeps no state a call could learn: random values differ across calls and isolates', async () => {
+  const t = tool('export default () => [crypto.randomUUID(), [...crypto.getRandomValues(new Uint8Array(16))].join()]');
+  const seen = new Set<string>();
+  for (let i = 0; i < 5; i++) for (const v of (await sandbox.run(t, {})).value as string[]) seen.add(v);
+  expect(seen.size).toBe(10);
 });
 
 test('at least 40 hostile cases run', () => {

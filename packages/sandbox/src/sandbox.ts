@@ -2,11 +2,13 @@ import ivm from 'isolated-vm';
 import { context, type Context } from '@opentelemetry/api';
 import { silentLogger, type Logger } from '@toolplane/core';
 import { parseNetworkList, type NetworkList } from './bridges/egress.js';
+import { hostCrypto } from './bridges/crypto-bridge.js';
 import { defaultResolver, hostFetch, type FetchRequest, type HostResolver } from './bridges/fetch-bridge.js';
 import { armCallLimits } from './call-limits.js';
 import { classifyIsolateError, evaluating, evaluatingAsync, fail, failWithReportedCode, ignoreStrayRejection, isTimeout, rethrowLimits } from './errors.js';
-import { IsolatePools, type DisposalReason, type Pool, type Slot } from './isolate-pool.js';
+import { IsolatePools, type ActiveCall, type DisposalReason, type Pool, type Slot, type TimerWait } from './isolate-pool.js';
 import { redactSecrets } from './redact.js';
+import { mapStack } from './source-map.js';
 
 export type { DisposalReason } from './isolate-pool.js';
 
@@ -31,9 +33,19 @@ export type ToolSource = {
    * @default [] (no network)
    */
   egress?: readonly string[];
+  /**
+   * Source map (v3 JSON) of a bundled tool: a failed call's stack frames are mapped through it and
+   * appended to the error message, so they point at the tool's own source lines. Never sent to a host.
+   */
+  sourceMap?: string;
 };
 
+/** The call as tool code sees it in `ctx.callId` and `ctx.attempt`. */
+export type CallInfo = { id: string; attempt: number };
+
 export type RunOptions = {
+  /** @default `{ id: '', attempt: 1 }` */
+  call?: CallInfo;
   /** Aborting ends the call at once and disposes its isolate. */
   signal?: AbortSignal;
   /** Secrets granted to this tool, exposed as `ctx.secrets`; their values are redacted from the outcome. */
@@ -102,9 +114,11 @@ export type SandboxOptions = {
 
 type Outcome =
   | { ok: true; value: unknown; logs: string[] }
-  | { ok: false; code: string; message: string; logs: string[] };
+  | { ok: false; code: string; message: string; stack?: string; logs: string[] };
 
 const STALE = '{"stale":true}';
+/** Timer waits one call may have pending on the host; the runtime refuses more before asking. */
+const MAX_PENDING_TIMERS = 1000;
 /** Checked by the runner before a request leaves the isolate, and by the fetch bridge again. */
 const REQUEST_LIMITS = { maxUrlLength: 8192, maxRequestBodyBytes: 1024 * 1024 };
 
@@ -158,6 +172,8 @@ export class Sandbox {
         report: new ivm.Reference((token: number, outcome: string) => {
           if (slot.call?.token === token) slot.call.reported?.(outcome);
         }),
+        timer: new ivm.Reference((token: number, ms: number) => this.bridgeTimer(slot, token, ms)),
+        crypto: new ivm.Reference(hostCrypto),
         limits: REQUEST_LIMITS,
       }),
     });
@@ -185,7 +201,7 @@ export class Sandbox {
     let broken: DisposalReason | undefined;
     try {
       const out = await Promise.race([this.execute(slot, pool, tool, argsJson, opts, deadline), limits.limit]);
-      return this.decode(out, secretValues, started);
+      return this.decode(out, secretValues, started, tool.sourceMap);
     } catch (err: unknown) {
       // Whatever failed after a limit or an abort disposed the isolate, the limit is the reason.
       if (limits.tripped) throw limits.tripped;
@@ -198,6 +214,7 @@ export class Sandbox {
     } finally {
       limits.disarm();
       slot.call?.fetches?.abort();
+      if (slot.call) releaseTimers(slot.call);
       slot.call = undefined;
       this.pools.release(pool, slot, limits.disposal ?? broken);
     }
@@ -223,7 +240,8 @@ export class Sandbox {
    */
   private async execute(slot: Slot, pool: Pool, tool: ToolSource, argsJson: string, opts: RunOptions, deadline: number): Promise<string> {
     const secretsJson = JSON.stringify(opts.secrets ?? {});
-    if (!pool.fastPath.useSync()) return this.executeOnThreads(slot, pool, tool, argsJson, secretsJson, opts, deadline);
+    const callJson = JSON.stringify(opts.call ?? { id: '', attempt: 1 });
+    if (!pool.fastPath.useSync()) return this.executeOnThreads(slot, pool, tool, argsJson, secretsJson, callJson, opts, deadline);
     const budgetOnly = this.syncBudgetMs < remaining(deadline);
     const timeout = Math.min(this.syncBudgetMs, remaining(deadline));
     const token = this.begin(slot, pool, opts, deadline);
@@ -234,7 +252,7 @@ export class Sandbox {
       const module = this.instantiate(slot, pool, tool);
       try {
         evaluating(() => module.evaluateSync({ timeout }));
-        const args = [module.namespace.derefInto(), argsJson, tool.maxResultBytes, this.maxLogLines, secretsJson, token];
+        const args = [module.namespace.derefInto(), argsJson, tool.maxResultBytes, this.maxLogLines, secretsJson, token, callJson];
         ignoreStrayRejection(() => slot.start.applySync(undefined, args, { timeout }));
       } finally {
         module.release();
@@ -244,7 +262,7 @@ export class Sandbox {
       const cpu = process.threadCpuUsage(cpuBefore);
       const holdMs = pool.fastPath.overran((cpu.user + cpu.system) / 1000);
       if (holdMs !== undefined) this.log.debug({ tool: tool.key, holdMs }, 'tool overran the sync budget, running it on threads');
-      return this.executeOnThreads(slot, pool, tool, argsJson, secretsJson, opts, deadline);
+      return this.executeOnThreads(slot, pool, tool, argsJson, secretsJson, callJson, opts, deadline);
     }
     pool.fastPath.succeeded();
     return this.outcome(slot, token);
@@ -256,6 +274,7 @@ export class Sandbox {
     tool: ToolSource,
     argsJson: string,
     secretsJson: string,
+    callJson: string,
     opts: RunOptions,
     deadline: number,
   ): Promise<string> {
@@ -263,7 +282,7 @@ export class Sandbox {
     const module = this.instantiate(slot, pool, tool);
     try {
       await evaluatingAsync(() => module.evaluate({ timeout: remaining(deadline) }));
-      const args = [module.namespace.derefInto(), argsJson, tool.maxResultBytes, this.maxLogLines, secretsJson, token];
+      const args = [module.namespace.derefInto(), argsJson, tool.maxResultBytes, this.maxLogLines, secretsJson, token, callJson];
       await slot.start.apply(undefined, args, { timeout: remaining(deadline) }).catch(rethrowLimits);
     } finally {
       module.release();
@@ -298,6 +317,7 @@ export class Sandbox {
 
   private begin(slot: Slot, pool: Pool, opts: RunOptions, deadline: number): number {
     slot.call?.fetches?.abort();
+    if (slot.call) releaseTimers(slot.call);
     const token = ++this.tokens;
     slot.call = {
       token,
@@ -310,6 +330,7 @@ export class Sandbox {
       // Isolate callbacks (`bridgeFetch`) do not run in the caller's async context, so keep it here.
       trace: opts.trace ?? context.active(),
       onFatal: opts.onFatal,
+      timers: new Set(),
     };
     return token;
   }
@@ -362,14 +383,45 @@ export class Sandbox {
     return slot.call === call ? JSON.stringify(reply) : STALE;
   }
 
-  private decode(out: string, secrets: string[], started: number): RunResult {
+  /**
+   * A timer wait of the isolate's `setTimeout`: resolves after `ms` while the call runs. A wait that
+   * cannot end before the deadline is not scheduled at all; every wait of a call is released
+   * (resolved, then ignored by the runtime) when the call ends, so no timer outlives its call.
+   */
+  private bridgeTimer(slot: Slot, token: number, ms: number): Promise<void> {
+    const call = slot.call;
+    if (!call || call.token !== token || typeof ms !== 'number' || call.timers.size >= MAX_PENDING_TIMERS) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const wait: TimerWait = { handle: undefined, resolve };
+      call.timers.add(wait);
+      if (performance.now() + ms >= call.deadline) return;
+      wait.handle = setTimeout(() => {
+        call.timers.delete(wait);
+        resolve();
+      }, ms);
+    });
+  }
+
+  private decode(out: string, secrets: string[], started: number, sourceMap: string | undefined): RunResult {
     let parsed = JSON.parse(out) as Outcome;
     if (secrets.length > 0) parsed = redactSecrets(parsed, secrets);
-    if (!parsed.ok) throw Object.assign(failWithReportedCode(parsed.code, parsed.message), { logs: parsed.logs });
+    if (!parsed.ok) {
+      const message = parsed.stack && sourceMap ? `${parsed.message}\n${mapStack(parsed.stack, sourceMap)}` : parsed.message;
+      throw Object.assign(failWithReportedCode(parsed.code, message), { logs: parsed.logs, ...(parsed.stack ? { stack: parsed.stack } : {}) });
+    }
     return { value: parsed.value, logs: parsed.logs, runMs: performance.now() - started };
   }
 }
 
 function remaining(deadline: number): number {
   return Math.max(1, Math.ceil(deadline - performance.now()));
+}
+
+/** Ends every timer wait of a call: host timers cleared, the isolate's promises resolved (and ignored there). */
+function releaseTimers(call: ActiveCall): void {
+  for (const wait of call.timers) {
+    if (wait.handle) clearTimeout(wait.handle);
+    wait.resolve();
+  }
+  call.timers.clear();
 }

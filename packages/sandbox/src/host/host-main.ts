@@ -73,6 +73,7 @@ function run(msg: Extract<HostRequest, { t: 'run' }>): void {
     .run({ ...msg.tool, code }, JSON.parse(msg.args) as unknown, {
       signal: abort.signal,
       ...(msg.secrets ? { secrets: msg.secrets } : {}),
+      ...(msg.call ? { call: msg.call } : {}),
       onRetryAfter: (ms) => send({ t: 'retryAfter', id: msg.id, ms }),
       // Written at once on its own pipe: the process aborts right after, before any batch is flushed.
       onFatal: (message) => writeSync(4, `${JSON.stringify({ t: 'fatal', id: msg.id, message: message.slice(0, 500) })}\n`),
@@ -85,8 +86,8 @@ function run(msg: Extract<HostRequest, { t: 'run' }>): void {
       (r) => send({ t: 'done', id: msg.id, ok: true, value: r.value, logs: r.logs, runMs: r.runMs }),
       (err: unknown) => {
         const e = err instanceof ToolExecError ? err : new ToolExecError('SANDBOX_ERROR', String(err), { retryable: true });
-        const logs = (e as { logs?: string[] }).logs ?? [];
-        send({ t: 'done', id: msg.id, ok: false, code: e.code, message: e.message, retryable: e.opts.retryable, logs });
+        const { logs = [], stack } = e as { logs?: string[]; stack?: string };
+        send({ t: 'done', id: msg.id, ok: false, code: e.code, message: e.message, retryable: e.opts.retryable, logs, ...(stack ? { stack } : {}) });
       },
     )
     .finally(() => running.delete(msg.id));

@@ -1,4 +1,4 @@
-import type { DisposalReason, ToolSource } from '../sandbox.js';
+import type { CallInfo, DisposalReason, ToolSource } from '../sandbox.js';
 
 /**
  * The messages between a worker (or planner) and its sandbox host processes: one JSON object per
@@ -6,13 +6,13 @@ import type { DisposalReason, ToolSource } from '../sandbox.js';
  */
 
 /** A tool as sent to a host; `code` is left out once the host has it. */
-export type WireTool = Omit<ToolSource, 'code'> & { code?: string };
+export type WireTool = Omit<ToolSource, 'code' | 'sourceMap'> & { code?: string };
 
 /** Trace context of the parent's `sandbox.run` span, so the host's `ctx.fetch` spans join its trace. */
 export type WireTrace = { traceId: string; spanId: string; traceFlags: number };
 
 export type HostRequest =
-  | { t: 'run'; id: number; tool: WireTool; args: string; secrets?: Record<string, string>; trace?: WireTrace }
+  | { t: 'run'; id: number; tool: WireTool; args: string; secrets?: Record<string, string>; trace?: WireTrace; call?: CallInfo }
   | { t: 'cancel'; id: number }
   | { t: 'check'; id: number; code: string };
 
@@ -33,7 +33,8 @@ export type HostReply =
   /** The call got its isolate after waiting for one (the memory budget); its deadline starts now. */
   | { t: 'start'; id: number }
   | { t: 'done'; id: number; ok: true; value: unknown; logs: string[]; runMs: number }
-  | { t: 'done'; id: number; ok: false; code: string; message: string; retryable: boolean; logs: string[] }
+  /** `stack`: the tool-code frames of a thrown Error, mapped through the tool's source map by the parent. */
+  | { t: 'done'; id: number; ok: false; code: string; message: string; retryable: boolean; logs: string[]; stack?: string }
   /** The host no longer has the tool's code: send the call again with it. */
   | { t: 'miss'; id: number }
   | { t: 'checked'; id: number; ok: true }

@@ -6,6 +6,7 @@ import { SpanStatusCode, context, trace, type Context } from '@opentelemetry/api
 import { ToolExecError, silentLogger, type Logger } from '@toolplane/core';
 import { fail } from '../errors.js';
 import type { DisposalReason, RunOptions, RunResult, ToolSource } from '../sandbox.js';
+import { mapStack } from '../source-map.js';
 import type { HostOptions } from './host-main.js';
 import { HEARTBEAT_MS, batchedWriter, lineReader, type HostReply, type HostRequest, type WireTrace } from './protocol.js';
 
@@ -287,13 +288,14 @@ export class SandboxFleet {
     host.calls.set(p.id, p);
     const withCode = !host.known.has(p.tool.key);
     host.known.add(p.tool.key);
-    const { code, ...rest } = p.tool;
+    const { code, sourceMap: _sourceMap, ...rest } = p.tool;
     host.send({
       t: 'run',
       id: p.id,
       tool: withCode ? { ...rest, code } : rest,
       args: p.args,
       ...(p.opts.secrets ? { secrets: p.opts.secrets } : {}),
+      ...(p.opts.call ? { call: p.opts.call } : {}),
       ...(p.wireTrace ? { trace: p.wireTrace } : {}),
     });
   }
@@ -436,7 +438,9 @@ export class SandboxFleet {
           this.settle(p, undefined, { value: msg.value, logs: msg.logs, runMs: msg.runMs });
         } else {
           const code = msg.code as ToolExecError['code'];
-          this.settle(p, Object.assign(new ToolExecError(code, msg.message, { retryable: msg.retryable }), { logs: msg.logs }));
+          // The host never has the source map: a bundled tool's frames are mapped here, on failures only.
+          const message = msg.stack && p.tool.sourceMap ? `${msg.message}\n${mapStack(msg.stack, p.tool.sourceMap)}` : msg.message;
+          this.settle(p, Object.assign(new ToolExecError(code, message, { retryable: msg.retryable }), { logs: msg.logs }));
         }
         if (host.role === 'solo') this.retireSolo(host);
         return;
