@@ -53,3 +53,14 @@ test('tracing is off unless OTEL_EXPORTER_OTLP_ENDPOINT is set, and a bad endpoi
   expect(() => load({ OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://collector' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/);
   expect(() => load({ OTEL_BSP_SCHEDULE_DELAY: '0' })).toThrow(/OTEL_BSP_SCHEDULE_DELAY/);
 });
+
+describe('history settings', () => {
+  const base = { TOOLPLANE_AUTH: 'off' };
+  test('HISTORY_URL: Postgres or an SQLite path; empty means the embedded default', () => {
+    expect(loadConfig({ ...base, HISTORY_URL: 'postgres://u:p@db:5432/h' }).HISTORY_URL).toBe('postgres://u:p@db:5432/h');
+    expect(loadConfig({ ...base, HISTORY_URL: 'sqlite:/tmp/h.sqlite' }).HISTORY_URL).toBe('sqlite:/tmp/h.sqlite');
+    expect(loadConfig({ ...base, HISTORY_URL: '' }).HISTORY_URL).toBeUndefined();
+    expect(() => loadConfig({ ...base, HISTORY_URL: 'mysql://x' })).toThrow(/HISTORY_URL/);
+    expect(loadConfig(base).CALL_HOT_RETENTION_MS).toBe(300_000);
+  });
+});

@@ -16,7 +16,10 @@ export const PlannerConfig = z.object({
    * Where finished calls and runs live once they leave Redis: `postgres://…`, or `sqlite:<path>`;
    * unset, an embedded SQLite file `.data/history-<TOOLPLANE_PREFIX>.sqlite`.
    */
-  HISTORY_URL: z.string().regex(/^(postgres(ql)?:\/\/|sqlite:)/, 'must start with postgres://, postgresql:// or sqlite:').optional(),
+  HISTORY_URL: z.preprocess(
+    (v) => (v === '' ? undefined : v), // compose passes an unset variable through as ''
+    z.string().regex(/^(postgres(ql)?:\/\/|sqlite:)/, 'must start with postgres://, postgresql:// or sqlite:').optional(),
+  ),
   /** How long a finished call stays in Redis (for `wait`, polling, SSE) before it lives only in history. */
   CALL_HOT_RETENTION_MS: z.coerce.number().int().min(0).default(300_000),
   /** Run the archiver loop here (one process at a time holds its lease). `false` on planners that only serve reads. */
