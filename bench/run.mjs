@@ -5,6 +5,7 @@
 //   3. Latency           sequential calls: HTTP POST /v1/calls wait:true vs BullMQ add + waitUntilFinished
 //   4. Scaling           Toolplane with 1, 2 and 4 worker processes, on one Redis and on a local 3-master cluster
 //   5. Sandbox           packages/sandbox/bench/sandbox-bench.mjs, alone on the machine
+//   6. Planning          bench/planning.mjs: plan mode vs ReAct, wall time and model calls (BENCH_MODEL_LATENCY_MS)
 // Each figure is the median of BENCH_REPEATS (3) repeats, with min and max.
 //
 // Env: BENCH_SMOKE=1 (tiny run for the test suite), BENCH_REPEATS, BENCH_CALLS, BENCH_LATENCY_CALLS,
@@ -23,6 +24,7 @@ import { ROOT, sleep, spawnNode, startBullmqWorker, startPlanner, startToolplane
 import { summarizeProfile } from './lib/profile.mjs';
 import { scalingCurve, startLocalCluster } from './lib/scaling.mjs';
 import { percentile, round, summarize, summarizeKeys } from './lib/stats.mjs';
+import { planningBench, planningRows } from './planning.mjs';
 import { BENCH_TOOL, BENCH_TOOL_SPEC, BULLMQ_JOB_OPTS, bullmqEnqueuer, measureThroughput, toolplaneEnqueuer } from './lib/throughput.mjs';
 
 const SMOKE = process.env.BENCH_SMOKE === '1';
@@ -175,6 +177,10 @@ async function main() {
     log('\n[5/5] sandbox');
     const sandbox = await sandboxBench();
 
+    // 6. Planning: plan mode vs ReAct on a fan-out task, on its own Redis, planner and workers (bench/planning.mjs).
+    log('\n[planning] plan vs react');
+    const planning = await planningBench({ smoke: SMOKE, repeats: cfg.repeats, modelLatencyMs: num('BENCH_MODEL_LATENCY_MS', 500), log });
+
     machine.loadavg_1m_at_end = round(loadavg()[0]);
     const tpMedian = throughputDetail.toolplane.calls_per_s.median;
     const bullMedian = throughputDetail.bullmq.calls_per_s.median;
@@ -188,6 +194,7 @@ async function main() {
       sandbox: { warm_call_us: sandbox.warm_call_us, cold_start_ms: sandbox.cold_start_ms, node_vm_call_us: sandbox.node_vm_call_us, direct_call_us: sandbox.direct_call_us },
       redis_ops_per_s: redisDetail.mean.median,
       scaling: Object.fromEntries(Object.entries(scaling).map(([k, v]) => [k, Object.fromEntries(Object.entries(v.points).map(([w, s]) => [w, s.median]))])),
+      planning,
       goals: { throughput_ratio: { goal: THROUGHPUT_GOAL, value: ratio, met: ratio >= THROUGHPUT_GOAL } },
       detail: { throughput: throughputDetail, latency_ms: latencyDetail, redis_benchmark_ops_per_s: redisDetail, scaling, sandbox, ...(profile ? { profile } : {}) },
     };
@@ -287,6 +294,7 @@ function printTable(r) {
     ]),
     ['Sandbox', '', ''],
     ['  warm call / cold start', `${r.sandbox.warm_call_us} µs / ${r.sandbox.cold_start_ms} ms`, `node:vm ${r.sandbox.node_vm_call_us} µs, direct ${r.sandbox.direct_call_us} µs`],
+    ...planningRows(r.planning),
     ['Redis ceiling (redis-benchmark, 50 clients)', rng(d.redis_benchmark_ops_per_s.mean, ' ops/s'), Object.entries(d.redis_benchmark_ops_per_s).filter(([k]) => k !== 'mean').map(([k, v]) => `${k} ${v.median}`).join(', ')],
   ];
   for (const [name, curve] of Object.entries(d.scaling)) {
