@@ -29,9 +29,10 @@ export {
   EgressEntry,
   SecretName,
   MAX_TOOL_CODE_BYTES,
+  MAX_SOURCE_MAP_BYTES,
   UpstreamToolRef,
 } from './tool.js';
-export type { Tool, ToolSpecInput } from './tool.js';
+export type { Tool, ToolSpecInput, ToolVersionInfo } from './tool.js';
 export { UpstreamName, UpstreamSpec, UPSTREAM_TOOL_CODE, parseHeaderSource } from './upstream.js';
 export type { Upstream, UpstreamHeaderSource } from './upstream.js';
 export {

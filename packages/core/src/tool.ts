@@ -9,6 +9,9 @@ export type ToolName = z.infer<typeof ToolName>;
 /** Code larger than this is refused at registration: tools are small glue, not bundles. */
 export const MAX_TOOL_CODE_BYTES = 256 * 1024;
 
+/** A bundled tool's source map is kept with its version, up to this size. */
+export const MAX_SOURCE_MAP_BYTES = 1024 * 1024;
+
 export const ToolLimits = z
   .object({
     /** Wall time of the whole call, promises and `ctx` calls included. */
@@ -101,6 +104,11 @@ export const ToolSpec = z
     enabled: z.boolean().default(true),
     /** Present on tools of an MCP upstream; their `code` is {@link UPSTREAM_TOOL_CODE} and never runs. */
     upstream: UpstreamToolRef.optional(),
+    /**
+     * Source map (v3 JSON) of bundled `code` (`toolplane deploy` sends it): a failed call's stack
+     * frames are mapped through it, so they name the tool's TypeScript lines.
+     */
+    sourceMap: z.string().max(MAX_SOURCE_MAP_BYTES).optional(),
   })
   .strict();
 export type ToolSpec = z.infer<typeof ToolSpec>;
@@ -113,4 +121,20 @@ export type Tool = ToolSpec & {
   tenant: string;
   version: number;
   createdAt: string;
+  /** SHA-256 of `code`, hex: tells versions apart without their code. */
+  codeHash?: string;
+  /** The API key (its name) that registered this version. */
+  createdBy?: string;
+  /** Set on a version made by a rollback: the version whose spec it copies. */
+  rolledBackFrom?: number;
+};
+
+/** One line of `GET /v1/tools/{name}/versions`. */
+export type ToolVersionInfo = {
+  version: number;
+  createdAt: string;
+  codeHash: string;
+  createdBy?: string;
+  rolledBackFrom?: number;
+  current: boolean;
 };

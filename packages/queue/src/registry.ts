@@ -1,4 +1,5 @@
-import { DEFAULT_TENANT, ToolSpec, type Tool } from '@toolplane/core';
+import { createHash } from 'node:crypto';
+import { DEFAULT_TENANT, ToolSpec, type Tool, type ToolVersionInfo } from '@toolplane/core';
 import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
 
@@ -16,7 +17,27 @@ redis.call('PUBLISH', ARGV[3], ARGV[1])
 return {v, existed}
 `;
 
-type StoredSpec = ToolSpec & { createdAt: string; tenant?: string };
+type StoredSpec = ToolSpec & { createdAt: string; tenant?: string; codeHash?: string; createdBy?: string; rolledBackFrom?: number };
+
+/** Who made a version and how (shown by `GET /v1/tools/{name}/versions`). */
+export type VersionMeta = { createdBy?: string; rolledBackFrom?: number };
+
+/*
+ * KEYS[1] current hash, KEYS[2] spec hash
+ * ARGV[1] tool name, ARGV[2..] versions to delete
+ * Deletes the given versions of a tool unless one is current. Returns how many went.
+ */
+const PRUNE_VERSIONS = `
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+local n = 0
+for i = 2, #ARGV do
+  if ARGV[i] ~= current then n = n + redis.call('HDEL', KEYS[2], ARGV[1] .. '@' .. ARGV[i]) end
+end
+return n
+`;
+
+/** Versions read back per listing: pruning keeps far fewer. */
+const MAX_LISTED_VERSIONS = 200;
 
 export type ToolRegistryOptions = {
   /**
@@ -25,6 +46,12 @@ export type ToolRegistryOptions = {
    * @default no ceiling beyond the schema's 16 MiB
    */
   maxResultBytes?: number;
+  /**
+   * Versions kept per tool: past it, the oldest that are neither current nor referenced by a queued
+   * call are deleted ({@link ToolRegistry.prune}).
+   * @default 20
+   */
+  maxVersions?: number;
 };
 
 /**
@@ -42,8 +69,9 @@ export class ToolRegistry {
   ) {}
 
   /** Registers or replaces a tool; `created` is true when no tool of that name existed. */
-  async put(name: string, spec: ToolSpec, tenant = DEFAULT_TENANT): Promise<{ tool: Tool; created: boolean }> {
-    const stored: StoredSpec = { ...spec, createdAt: new Date().toISOString(), tenant };
+  async put(name: string, spec: ToolSpec, tenant = DEFAULT_TENANT, meta: VersionMeta = {}): Promise<{ tool: Tool; created: boolean }> {
+    const codeHash = createHash('sha256').update(spec.code).digest('hex');
+    const stored: StoredSpec = { ...spec, createdAt: new Date().toISOString(), tenant, codeHash, ...meta };
     const [version, existed] = (await this.redis.eval(
       PUT_TOOL,
       3,
@@ -54,7 +82,7 @@ export class ToolRegistry {
       JSON.stringify(stored),
       this.keys.registryChanged,
     )) as [number, number];
-    const tool = this.withCeilings({ ...spec, createdAt: stored.createdAt, tenant, name, version });
+    const tool = this.withCeilings({ ...spec, createdAt: stored.createdAt, tenant, name, version, codeHash, ...meta });
     this.specCache.set(`${name}@${version}`, tool);
     return { tool, created: existed === 0 };
   }
@@ -107,6 +135,63 @@ export class ToolRegistry {
     return this.redis.hkeys(this.keys.registryCurrent);
   }
 
+  /** The kept versions of a tool, newest first (at most the latest {@link MAX_LISTED_VERSIONS}). */
+  async versions(name: string): Promise<ToolVersionInfo[]> {
+    const [latest, current] = await Promise.all([this.redis.hget(this.keys.registrySeq, name), this.redis.hget(this.keys.registryCurrent, name)]);
+    if (latest === null) return [];
+    const top = Number(latest);
+    const numbers: number[] = [];
+    for (let v = top; v >= 1 && numbers.length < MAX_LISTED_VERSIONS; v--) numbers.push(v);
+    const raws = await this.redis.hmget(this.keys.registrySpecs, ...numbers.map((v) => `${name}@${v}`));
+    const out: ToolVersionInfo[] = [];
+    numbers.forEach((version, i) => {
+      const raw = raws[i];
+      if (!raw) return;
+      const s = JSON.parse(raw) as StoredSpec;
+      out.push({
+        version,
+        createdAt: s.createdAt,
+        codeHash: s.codeHash ?? createHash('sha256').update(s.code).digest('hex'),
+        ...(s.createdBy ? { createdBy: s.createdBy } : {}),
+        ...(s.rolledBackFrom ? { rolledBackFrom: s.rolledBackFrom } : {}),
+        current: current !== null && Number(current) === version,
+      });
+    });
+    return out;
+  }
+
+  /**
+   * Makes a new current version whose spec is that of `version` (as `wrangler rollback` makes a new
+   * deployment of old code): versions only grow, so result caches and queued calls stay exact.
+   */
+  async rollback(name: string, version: number, meta: VersionMeta = {}): Promise<Tool | undefined> {
+    const raw = await this.redis.hget(this.keys.registrySpecs, `${name}@${version}`);
+    if (raw === null) return undefined;
+    // The spec as stored, before the operator's ceilings were applied to it.
+    const old = JSON.parse(raw) as StoredSpec;
+    const stored = ToolSpec.parse(stripStored(old));
+    const tenant = old.tenant ?? DEFAULT_TENANT;
+    return (await this.put(name, stored, tenant, { ...meta, rolledBackFrom: version })).tool;
+  }
+
+  /**
+   * Deletes the oldest versions past {@link ToolRegistryOptions.maxVersions}, never the current one
+   * nor one in `referenced` (versions queued calls still need). Returns the versions deleted.
+   */
+  async prune(name: string, referenced: ReadonlySet<number> = new Set()): Promise<number[]> {
+    const keep = this.opts.maxVersions ?? 20;
+    const kept = await this.versions(name);
+    if (kept.length <= keep) return [];
+    const doomed = kept
+      .slice(keep)
+      .filter((v) => !v.current && !referenced.has(v.version))
+      .map((v) => v.version);
+    if (doomed.length === 0) return [];
+    await this.redis.eval(PRUNE_VERSIONS, 2, this.keys.registryCurrent, this.keys.registrySpecs, name, ...doomed.map(String));
+    for (const v of doomed) this.specCache.delete(`${name}@${v}`);
+    return doomed;
+  }
+
   /** Removes a tool; its old versions stay readable for calls already queued. */
   async delete(name: string): Promise<boolean> {
     const removed = await this.redis.hdel(this.keys.registryCurrent, name);
@@ -115,8 +200,18 @@ export class ToolRegistry {
   }
 
   private decode(name: string, version: number, raw: string): Tool {
-    const { createdAt, tenant, ...spec } = JSON.parse(raw) as StoredSpec;
-    return this.withCeilings({ ...ToolSpec.parse(spec), createdAt, tenant: tenant ?? DEFAULT_TENANT, name, version });
+    const stored = JSON.parse(raw) as StoredSpec;
+    const { createdAt, tenant, codeHash, createdBy, rolledBackFrom } = stored;
+    return this.withCeilings({
+      ...ToolSpec.parse(stripStored(stored)),
+      createdAt,
+      tenant: tenant ?? DEFAULT_TENANT,
+      name,
+      version,
+      ...(codeHash ? { codeHash } : {}),
+      ...(createdBy ? { createdBy } : {}),
+      ...(rolledBackFrom ? { rolledBackFrom } : {}),
+    });
   }
 
   /** The tool as it may run here: its limits clamped to the operator's ceilings. */
@@ -125,6 +220,12 @@ export class ToolRegistry {
     if (max === undefined || tool.limits.maxResultBytes <= max) return tool;
     return { ...tool, limits: { ...tool.limits, maxResultBytes: max } };
   }
+}
+
+/** The spec part of a stored version, without the registry's own fields. */
+function stripStored(stored: StoredSpec): ToolSpec {
+  const { createdAt: _c, tenant: _t, codeHash: _h, createdBy: _b, rolledBackFrom: _r, ...spec } = stored;
+  return spec as ToolSpec;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { z } from 'zod';
 import { MAX_TOOL_CODE_BYTES, RequestError, ToolSpec, canSee } from '@toolplane/core';
 import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps } from './deps.js';
@@ -31,9 +32,32 @@ export function toolsRouter(deps: PlannerDeps): Router {
     if (existing && !canSee(principal, existing.tenant)) {
       throw new RequestError('FORBIDDEN', `the tool name '${name}' belongs to another tenant`);
     }
-    const { tool, created } = await deps.registry.put(name, spec, existing?.tenant ?? principal.tenant);
+    const { tool, created } = await deps.registry.put(name, spec, existing?.tenant ?? principal.tenant, { createdBy: principal.keyId });
     await deps.queues.applyToolSettings(tool);
+    await pruneVersions(deps, name);
     res.status(created ? 201 : 200).json(toolView(tool));
+  });
+
+  v1.get('/tools/:name/versions', requireScope('tools:read'), async (req, res) => {
+    const name = parseToolName(req.params.name);
+    const tool = await deps.registry.get(name);
+    if (!tool || !canSee(principalOf(res), tool.tenant)) throw toolNotFound(name);
+    res.json({ name, versions: await deps.registry.versions(name) });
+  });
+
+  v1.post('/tools/:name/rollback', requireScope('tools:write'), async (req, res) => {
+    const name = parseToolName(req.params.name);
+    const principal = principalOf(res);
+    const body = RollbackBody.safeParse(req.body);
+    if (!body.success) throw new RequestError('INVALID_REQUEST', 'rollback body is invalid', { issues: zodIssues(body.error.issues) });
+    const current = await deps.registry.get(name);
+    if (!current || !canSee(principal, current.tenant)) throw toolNotFound(name);
+    if (current.upstream) throw new RequestError('INVALID_TOOL', 'tools of MCP upstreams are managed through /v1/upstreams');
+    const tool = await deps.registry.rollback(name, body.data.version, { createdBy: principal.keyId });
+    if (!tool) throw new RequestError('NOT_FOUND', `tool '${name}' has no version ${body.data.version} (see GET /v1/tools/${name}/versions)`);
+    await deps.queues.applyToolSettings(tool);
+    await pruneVersions(deps, name);
+    res.json(toolView(tool));
   });
 
   v1.get('/tools', requireScope('tools:read'), async (req, res) => {
@@ -90,6 +114,22 @@ export function toolsRouter(deps: PlannerDeps): Router {
   });
 
   return v1;
+}
+
+const RollbackBody = z.object({ version: z.number().int().min(1) }).strict();
+
+/** Queued calls read at most this many jobs to learn which versions they still need. */
+const PRUNE_SCAN_JOBS = 1000;
+
+/** Drops the oldest versions past the registry's count, keeping those queued calls still reference. */
+async function pruneVersions(deps: PlannerDeps, name: string): Promise<void> {
+  const jobs = await deps.queues.queue(name).getJobs(['waiting', 'delayed', 'prioritized', 'active'], 0, PRUNE_SCAN_JOBS - 1);
+  const referenced = new Set<number>();
+  for (const job of jobs) {
+    const v = (job?.data as { version?: unknown } | undefined)?.version;
+    if (typeof v === 'number') referenced.add(v);
+  }
+  await deps.registry.prune(name, referenced);
 }
 
 /** Latency figures come from the most recent finished calls kept in the queue. */

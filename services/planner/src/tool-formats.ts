@@ -19,6 +19,8 @@ export function toolView(tool: Tool) {
     enabled: tool.enabled !== false,
     ...(tool.upstream ? { upstream: tool.upstream } : {}),
     createdAt: tool.createdAt,
+    ...(tool.codeHash ? { codeHash: tool.codeHash } : {}),
+    ...(tool.rolledBackFrom ? { rolledBackFrom: tool.rolledBackFrom } : {}),
   };
 }
 

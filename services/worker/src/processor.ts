@@ -117,11 +117,13 @@ export function createProcessor(deps: ProcessorDeps) {
             memoryMb: tool.limits.memoryMb,
             maxResultBytes: tool.limits.maxResultBytes,
             egress: tool.egress,
+            ...(tool.sourceMap ? { sourceMap: tool.sourceMap } : {}),
           },
           data.arguments,
           {
             signal,
             secrets,
+            call: { id: String(job.id), attempt: job.attemptsMade + 1 },
             // A downstream asked to slow down: hold the whole tool back, fleet-wide, for that long.
             onRetryAfter: (retryAfterMs) => {
               log.info({ retryAfterMs }, 'downstream asked to retry later');
