@@ -180,6 +180,18 @@ describe('plan-mode runs end to end', () => {
     expect((second.messages.at(-1) as any).content).toMatch(problem);
   });
 
+  test('a plan longer than what is left of the step budget is sent back; the shorter one runs', async () => {
+    const three = { steps: [...good.steps, { id: 'c', tool: 'add', arguments: { a: 0, b: 0 } }] };
+    llm.script('step-budget', [
+      { toolCalls: [{ id: 'long', name: 'submit_plan', arguments: three }] },
+      { toolCalls: [{ id: 'short', name: 'submit_plan', arguments: good }] },
+      (req) => ({ content: `It is ${lastPlanResults(req).b}.` }),
+    ]);
+    const run = await finishedRun(await startRun({ input: 'compute', model: 'step-budget', mode: 'plan', budget: { maxSteps: 2 } }));
+    expect(run).toMatchObject({ status: 'succeeded', finalAnswer: 'It is 13.' });
+    expect(run.steps[0].plan.problems).toEqual([expect.stringMatching(/3 steps, but the run's budget allows at most 2 more/)]);
+  });
+
   test('a failed step skips its dependent, an independent step finishes, and a second plan succeeds', async () => {
     llm.script('replan', [
       {

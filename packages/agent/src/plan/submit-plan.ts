@@ -9,7 +9,7 @@ export const PLAN_MODE_PROMPT =
   'Work in plan mode: first call submit_plan once with every tool call the task needs, as steps. ' +
   'A step can use the result of another step: put {"$ref": "<step id>"} where the value goes, or ' +
   '{"$ref": "<step id>", "path": "a.b"} for a part of it. Steps that do not reference each other run in parallel. ' +
-  'You get every step\'s result (or error) back in one message; then answer with the final answer as plain text, ' +
+  'You get every step\'s result (or error) back in one message; then give the final answer, ' +
   'or call submit_plan again with a new plan for what is still missing.';
 
 function toolList(tools: ToolDefinition[]): string {
@@ -37,7 +37,8 @@ export function submitPlanTool(tools: ToolDefinition[]): ToolDefinition {
             type: 'object',
             properties: {
               id: { type: 'string', description: 'unique within the plan, e.g. s1' },
-              tool: { type: 'string', enum: tools.map((t) => t.name) },
+              // An empty enum is refused by some providers' schema checks.
+              tool: tools.length ? { type: 'string', enum: tools.map((t) => t.name) } : { type: 'string' },
               arguments: {
                 type: 'object',
                 description: 'the tool arguments; {"$ref": "s1"} or {"$ref": "s1", "path": "a.b"} stands for (part of) step s1\'s result',
