@@ -66,10 +66,12 @@ describe('plan-mode runs end to end', () => {
       put('fail', { ...ADD_TOOL, description: 'Always fails', code: 'export default async function () { throw new Error("broken on purpose") }', retries: { attempts: 1, backoffMs: 0 } }),
       put('off_tool', { ...ADD_TOOL, description: 'Disabled by an operator', enabled: false }),
       put('tripped', { ...ADD_TOOL, description: 'Its breaker is open' }),
+      put('held', { ...ADD_TOOL, description: 'A downstream asked it to wait' }),
     ]);
-    expect(results.map((r) => r.status)).toEqual([201, 201, 201, 201, 201]);
-    // An open breaker, as the workers set it fleet-wide when the tool fails too often.
+    expect(results.map((r) => r.status)).toEqual([201, 201, 201, 201, 201, 201]);
+    // An open breaker and a Retry-After hold, as the workers set them fleet-wide.
     await redis.set(`${prefix}:{tripped}:breaker:open`, '1', 'PX', 60_000);
+    await redis.set(`${prefix}:{held}:rl:hold`, '1', 'PX', 60_000);
   });
   afterAll(async () => {
     await Promise.all([planner?.kill(), ...(workers ?? []).map((w) => w.kill())]);
@@ -158,6 +160,7 @@ describe('plan-mode runs end to end', () => {
     ['an unknown tool', [{ id: 'x', tool: 'pow', arguments: { a: 1, b: 1 } }], /no tool named 'pow'/],
     ['a disabled tool', [{ id: 'x', tool: 'off_tool', arguments: { a: 1, b: 1 } }], /'off_tool' is not available now \(unavailable: disabled/],
     ['a tool whose breaker is open', [{ id: 'x', tool: 'tripped', arguments: { a: 1, b: 1 } }], /'tripped' is not available now \(unavailable: its circuit breaker is open/],
+    ['a tool held back by Retry-After', [{ id: 'x', tool: 'held', arguments: { a: 1, b: 1 } }], /'held' is not available now \(rate_limited: a downstream asked to wait/],
     ['arguments that cannot match', [{ id: 'x', tool: 'add', arguments: { a: 'one', b: { $ref: 'x2' } } }, { id: 'x2', tool: 'add', arguments: { a: 1, b: 1 } }], /cannot match the schema of 'add': \/a must be number/],
   ])('%s is sent back to the model once, nothing runs, and the corrected plan runs', async (name, badSteps, problem) => {
     const model = `reject-${name.replace(/\W+/g, '-')}`;
@@ -190,6 +193,30 @@ describe('plan-mode runs end to end', () => {
     const run = await finishedRun(await startRun({ input: 'compute', model: 'step-budget', mode: 'plan', budget: { maxSteps: 2 } }));
     expect(run).toMatchObject({ status: 'succeeded', finalAnswer: 'It is 13.' });
     expect(run.steps[0].plan.problems).toEqual([expect.stringMatching(/3 steps, but the run's budget allows at most 2 more/)]);
+  });
+
+  test('the text protocol plans too: Action submit_plan, results back as an Observation', async () => {
+    llm.script('text-plan', [
+      { content: `Thought: two sums, one after the other\nAction: submit_plan\nInput: ${JSON.stringify(good)}` },
+      (req) => {
+        const obs = (req.messages.at(-1) as { content: string }).content;
+        const b = JSON.parse(obs.slice(obs.indexOf('{'))).steps.find((s: { id: string }) => s.id === 'b').result;
+        return { content: `Thought: done\nFinal Answer: ${b}` };
+      },
+    ]);
+    const run = await finishedRun(await startRun({ input: 'compute', model: 'text-plan', mode: 'plan', protocol: 'text' }));
+    expect(run).toMatchObject({ status: 'succeeded', finalAnswer: '13', usage: { modelCalls: 2 } });
+    expect(llm.requests('text-plan')[0]!.messages[0]!).toMatchObject({ role: 'system', content: expect.stringContaining('submit_plan') });
+  });
+
+  test('the deadline covers the plan: a run past it ends budget_exceeded and shows where each step was', async () => {
+    llm.script('plan-deadline', [
+      { toolCalls: [{ id: 'p', name: 'submit_plan', arguments: { steps: [{ id: 'slow', tool: 'slow_add', arguments: { a: 1, b: 1 } }, { id: 'after', tool: 'add', arguments: { a: { $ref: 'slow' }, b: 1 } }] } }] },
+      { content: 'never asked' },
+    ]);
+    const run = await finishedRun(await startRun({ input: 'compute', model: 'plan-deadline', mode: 'plan', budget: { deadlineMs: LATENCY_MS / 2 } }));
+    expect(run).toMatchObject({ status: 'budget_exceeded', budgetExceeded: { kind: 'deadline' }, usage: { modelCalls: 1 } });
+    expect(run.steps[0].plan.steps).toMatchObject([{ id: 'slow', status: expect.stringMatching(/queued|running/) }, { id: 'after', status: 'waiting' }]);
   });
 
   test('a failed step skips its dependent, an independent step finishes, and a second plan succeeds', async () => {
@@ -234,7 +261,7 @@ describe('plan-mode runs end to end', () => {
     const all = await api(planner.url, 'GET', '/v1/tools?format=openai');
     const available = await api(planner.url, 'GET', '/v1/tools?format=openai&available=true');
     const names = (r: typeof all) => (r.body as any[]).map((t) => t.function.name).sort();
-    expect(names(all)).toEqual(['add', 'fail', 'off_tool', 'slow_add', 'tripped']);
+    expect(names(all)).toEqual(['add', 'fail', 'held', 'off_tool', 'slow_add', 'tripped']);
     expect(names(available)).toEqual(['add', 'fail', 'slow_add']);
     expect((await api(planner.url, 'GET', '/v1/tools/off_tool')).body).toMatchObject({ enabled: false });
     expect((await api(planner.url, 'GET', '/v1/tools?available=maybe')).status).toBe(400);
