@@ -60,10 +60,14 @@ describe('poison calls stop', () => {
     }
     const third = await startWorker(env);
     workers = [third];
+    let last: unknown;
     const record = await eventually(async () => {
       const r = await api(planner.url, 'GET', `/v1/calls/${id}`);
+      last = r.body;
       return ['succeeded', 'failed'].includes(r.body.status) ? r.body : undefined;
-    }, 20_000, 100);
+    }, 20_000, 100).catch((err: unknown) => {
+      throw new Error(`${String(err)}; the call: ${JSON.stringify(last)}; worker: ${third.output().slice(-2000)}`);
+    });
     expect(record).toMatchObject({ status: 'failed', error: { code: 'POISONED' } });
     const text = await (await fetch(`${third.url}/metrics`)).text();
     expect(sumMetric([text], 'toolplane_tool_calls_total', { tool: 'slow', outcome: 'poisoned' })).toBe(1);

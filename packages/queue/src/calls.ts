@@ -1,3 +1,4 @@
+import { ToolWakeups } from './tool-wakeups.js';
 import { createHash } from 'node:crypto';
 import { Job, Queue, type JobsOptions } from 'bullmq';
 import {
@@ -124,6 +125,8 @@ export class ToolQueues {
   private readonly queues = new Map<string, Queue>();
   private readonly retentionMs: number;
   private readonly history: CallHistory | undefined;
+  /** Tells the workers' scheduler a tool has calls to run (see {@link ToolWakeups}). */
+  private readonly wakeups: ToolWakeups;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -132,6 +135,7 @@ export class ToolQueues {
   ) {
     this.retentionMs = opts.retentionMs ?? 7 * DAY_MS;
     this.history = opts.history;
+    this.wakeups = new ToolWakeups(redis, keys);
     this.quotas = new TenantQuotas(redis, keys, { maxCallsInFlight: opts.maxCallsInFlight ?? DEFAULT_TENANT_MAX_CALLS_IN_FLIGHT });
   }
 
@@ -177,6 +181,8 @@ export class ToolQueues {
         this.redis.set(this.keys.callIndex(id), tool.name, 'PX', this.retentionMs, 'NX'),
         this.queue(tool.name).add('call', call.data, call.opts),
       ]);
+      // After the add: a worker woken before the call exists would find nothing and not come back.
+      await this.wakeups.wake(tool.name, call.opts.delay ? Date.now() + call.opts.delay : 0);
       // Marked for the first request only: a later duplicate must not put an approved call back to
       // waiting. The job sits in the delayed set until approval, so marking after adding is safe.
       if (tool.requiresApproval && indexed !== null) {
@@ -221,6 +227,7 @@ export class ToolQueues {
         await batch.exec();
       }
       await this.queue(tool.name).addBulk(calls.map((c) => ({ name: 'call', data: c.data, opts: c.opts })));
+      await this.wakeups.wake(tool.name);
     } catch (err: unknown) {
       await this.quotas.release(opts.tenant, ids).catch(() => {});
       throw err;
@@ -328,6 +335,7 @@ export class ToolQueues {
       .exec();
     const job = await Job.fromId(this.queue(tool), id);
     await job?.promote();
+    await this.wakeups.wake(tool);
     return this.get(id);
   }
 
@@ -362,6 +370,7 @@ export class ToolQueues {
     await this.quotas.admit({ tenant, tool, ids: [id], createdAt: job.timestamp, inFlightMs: this.retentionMs, retentionMs: this.retentionMs, record: false });
     try {
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      await this.wakeups.wake(tool);
     } catch (err: unknown) {
       await this.quotas.release(tenant, [id]).catch(() => {});
       throw err;

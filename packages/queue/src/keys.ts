@@ -31,6 +31,16 @@ export function createKeys(prefix: string) {
     /** Hash of MCP upstream name → spec (URL, header sources, settings for its tools). */
     upstreams: `${reg}:upstreams`,
     callCancel: `${reg}:calls:cancel`,
+    /** Zset of tools with runnable calls, by when they became runnable (ms): the workers' scheduler pops the oldest. */
+    readyTools: `${reg}:sched:ready`,
+    /** Zset of tools whose calls become runnable later (delays, backoffs, rate limits), by when (ms). */
+    toolTimers: `${reg}:sched:timers`,
+    /** Zset of tools a worker took from {@link readyTools}, by when its claim lapses (ms). */
+    claimedTools: `${reg}:sched:claimed`,
+    /** Zset of tools with calls running somewhere, by when a worker last said so (ms): stalled checks look at these only. */
+    busyTools: `${reg}:sched:busy`,
+    /** Lease of the worker that runs the fleet's slow repair sweep. */
+    schedulerRepair: `${reg}:sched:repair`,
     /** Per-tool keys below share the tool queue's `{tool}` tag, so one script may use them together. */
     cancelMarker: (tool: string, id: string) => `${prefix}:{${tool}}:cancel:${id}`,
     breakerOpen: (tool: string) => `${prefix}:{${tool}}:breaker:open`,

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import type { Worker } from 'bullmq';
+import type { Job } from 'bullmq';
 import { ToolExecError, type CallJobData, type CallOutput, type Logger } from '@toolplane/core';
 import { UpstreamClients } from '@toolplane/mcp';
 import { createRegistry, createToolMetrics, initToolSeries } from '@toolplane/metrics';
@@ -18,7 +18,7 @@ import {
   closeRedis,
   createKeys,
   createRedisConnection,
-  createToolWorker,
+  CallScheduler,
   isStalledTooOften,
   resolveUpstreamHeaders,
 } from '@toolplane/queue';
@@ -87,38 +87,36 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
   });
   const untraced = createProcessor({ registry, queues, gate, breakers, secrets, sandbox, upstreams, metrics, redis, keys, logger });
   const processor = config.OTEL_EXPORTER_OTLP_ENDPOINT ? traceCalls(untraced) : untraced;
-  const consumers = new Map<string, Worker<CallJobData, CallOutput>>();
+  // Three connections, whatever the number of tools: commands, the scheduler's blocking pop, pub/sub.
+  const blocking = createRedisConnection(config.REDIS_URL, 'worker');
+  const scheduler = new CallScheduler(redis, blocking, keys, processor, {
+    concurrency: config.WORKER_CONCURRENCY,
+    lockDurationMs: config.WORKER_LOCK_DURATION_MS,
+    stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,
+    tools: () => registry.names(),
+    quotas,
+    logger: logger.child({ component: 'scheduler' }),
+  });
   const ops = createOpsServer(promRegistry, () => state === 'RUNNING' && redis.status === 'ready', config.TOOLPLANE_METRICS_TOKEN);
   let state: WorkerState = 'INITIALIZED';
   let discovery: NodeJS.Timeout | undefined;
   let metricsPort = config.WORKER_METRICS_PORT;
+  const known = new Set<string>();
 
-  for (const conn of [redis, subscriber]) {
+  for (const conn of [redis, subscriber, blocking]) {
     conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   }
 
-  const consume = (tool: string) => {
-    if (consumers.has(tool) || state !== 'RUNNING') return;
-    const worker = createToolWorker(tool, keys, createRedisConnection(config.REDIS_URL, 'worker'), processor, {
-      concurrency: config.WORKER_CONCURRENCY,
-      lockDurationMs: config.WORKER_LOCK_DURATION_MS,
-      stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,
-      quotas,
-    });
-    const announce = (job: { id?: string } | undefined) => {
-      if (job?.id) announceCallDone(redis, keys, job.id).catch(() => {});
-    };
-    worker.on('completed', announce);
-    worker.on('failed', announce);
-    worker.on('failed', (job, err) => {
-      // Failed by BullMQ's stalled-job check, not by a run: it counts against the tool like a crash.
-      if (job && isStalledTooOften(err.message)) void countPoisoned(job.data);
-    });
-    worker.on('error', (err) => logger.warn({ err: err.message, tool }, 'queue worker error'));
-    consumers.set(tool, worker);
-    initToolSeries(metrics, tool);
-    logger.info({ tool }, 'consuming tool queue');
+  const announce = (job: { id?: string } | undefined) => {
+    if (job?.id) announceCallDone(redis, keys, job.id).catch(() => {});
   };
+  scheduler.on('completed', announce);
+  scheduler.on('failed', announce);
+  scheduler.on('failed', (job: Job<CallJobData, CallOutput> | undefined, err: Error) => {
+    // Failed by BullMQ's stalled-job check, not by a run: it counts against the tool like a crash.
+    if (job && isStalledTooOften(err.message)) void countPoisoned(job.data);
+  });
+  scheduler.on('error', (err: Error) => logger.warn({ err: err.message }, 'scheduler error'));
 
   const countPoisoned = async (data: CallJobData) => {
     metrics.calls.inc({ tool: data.tool, outcome: 'poisoned' });
@@ -126,20 +124,30 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     if (tool) await breakers.fire(tool, () => Promise.reject(new ToolExecError('POISONED', 'stalled twice', { retryable: false }))).catch(() => {});
   };
 
+  // Only for metrics: every registered tool's series exist at 0 before its first call. Runnable
+  // calls reach the scheduler through the ready set, not through this.
   const discover = async () => {
     try {
-      for (const name of await registry.names()) consume(name);
+      const names = new Set(await registry.names());
+      for (const name of names) {
+        if (!known.has(name)) initToolSeries(metrics, name);
+      }
+      for (const name of known) {
+        if (!names.has(name)) scheduler.forget(name);
+      }
+      known.clear();
+      for (const name of names) known.add(name);
     } catch (err: unknown) {
       logger.warn({ err: (err as Error).message }, 'tool discovery failed');
     }
   };
 
   subscriber.on('message', (channel: string, message: string) => {
-    if (channel === keys.registryChanged) consume(message);
+    if (channel === keys.registryChanged) void discover();
     if (channel === keys.callCancel) {
       const [tool, id] = message.split('\n');
       // Aborts the processor's signal if this process runs the call; the sandbox then disposes its isolate.
-      if (tool && id) consumers.get(tool)?.cancelJob(id, 'cancelled');
+      if (tool && id) scheduler.cancel(tool, id);
     }
   });
 
@@ -163,25 +171,21 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       await subscriber.subscribe(keys.registryChanged, keys.callCancel);
       await discover();
       discovery = setInterval(() => void discover(), config.TOOL_DISCOVERY_INTERVAL_MS);
-      logger.info({ metricsPort, tools: consumers.size }, 'worker started');
+      scheduler.start();
+      logger.info({ metricsPort, tools: known.size, concurrency: config.WORKER_CONCURRENCY }, 'worker started');
     },
     async stop() {
       if (state === 'STOPPED' || state === 'DRAINING') return;
       state = 'DRAINING';
       clearInterval(discovery);
-      logger.info({ running: consumers.size }, 'worker draining');
-      const workers = [...consumers.values()];
-      const graceful = Promise.all(workers.map((w) => w.close()));
-      const timedOut = await Promise.race([
-        graceful.then(() => false),
-        new Promise<boolean>((r) => setTimeout(() => r(true), config.SHUTDOWN_TIMEOUT_MS).unref()),
-      ]);
-      // Calls still running go back to the queue through stalled-job recovery on another worker.
-      if (timedOut) await Promise.all(workers.map((w) => w.close(true)));
+      logger.info({ running: scheduler.active }, 'worker draining');
+      // Calls still running after the timeout go back to the queue through stalled-job recovery on another worker.
+      await scheduler.drain(config.SHUTDOWN_TIMEOUT_MS);
+      await scheduler.close();
       await sandbox.close();
       await upstreams.close();
       breakers.shutdown();
-      await Promise.all([closeRedis(redis), closeRedis(subscriber)]);
+      await Promise.all([closeRedis(redis), closeRedis(subscriber), closeRedis(blocking)]);
       await new Promise<void>((r) => ops.close(() => r()));
       state = 'STOPPED';
       logger.info('worker stopped');

@@ -1,0 +1,199 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { DelayedError } from 'bullmq';
+import { ToolSpec, type Tool } from '@toolplane/core';
+import { CallScheduler } from './call-scheduler.js';
+import { ToolQueues } from './calls.js';
+import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
+import { createKeys } from './keys.js';
+import { ToolRegistry } from './registry.js';
+import type { CallProcessor } from './tool-worker.js';
+import { startRedisServer } from './testing/redis-server.js';
+
+/**
+ * The scheduler against the run's real redis-server, with a processor that runs no sandbox: what
+ * it owns is which calls start when, over which connections, and what idle tools cost.
+ */
+let redis: RedisConnection;
+beforeAll(async () => {
+  redis = createRedisConnection(inject('redisUrl'), 'worker');
+  await waitForRedis(redis);
+});
+afterAll(() => closeRedis(redis));
+
+const SPEC = ToolSpec.parse({ description: 'test', parameters: { type: 'object' }, code: 'export default (a) => a', concurrency: 10_000 });
+
+/** A scheduler on its own key prefix; on the run's shared server unless `url` names another. */
+async function setup(processor: CallProcessor, concurrency: number, url = inject('redisUrl')) {
+  const keys = createKeys(`cs${randomUUID().slice(0, 8)}`);
+  const producer = url === inject('redisUrl') ? redis : createRedisConnection(url, 'worker');
+  const registry = new ToolRegistry(producer, keys);
+  const queues = new ToolQueues(producer, keys, { maxCallsInFlight: 0 });
+  const blocking = createRedisConnection(url, 'worker');
+  const commands = createRedisConnection(url, 'worker');
+  await Promise.all([waitForRedis(blocking), waitForRedis(commands)]);
+  const scheduler = new CallScheduler(commands, blocking, keys, processor, {
+    concurrency,
+    lockDurationMs: 5_000,
+    stalledIntervalMs: 1_000,
+    tools: () => registry.names(),
+  });
+  const tools: Tool[] = [];
+  const put = async (name: string) => {
+    const { tool } = await registry.put(name, SPEC, 'default');
+    await queues.applyToolSettings(tool);
+    tools.push(tool);
+    return tool;
+  };
+  const stop = async () => {
+    await scheduler.drain(5_000);
+    await scheduler.close();
+    for (const t of tools) await queues.queue(t.name).obliterate({ force: true }).catch(() => {});
+    await Promise.all(tools.map((t) => queues.queue(t.name).close()));
+    await Promise.all([closeRedis(blocking), closeRedis(commands)]);
+    if (producer !== redis) await closeRedis(producer);
+  };
+  return { keys, queues, scheduler, put, stop };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}
+
+/**
+ * Redis clients connected now, and commands processed so far, on a server of the test's own (the
+ * run's shared one has other files' traffic).
+ */
+async function serverFigures(conn: RedisConnection): Promise<{ clients: number; commands: number }> {
+  const info = await conn.info();
+  const read = (name: string) => Number(new RegExp(`${name}:(\\d+)`).exec(info)?.[1]);
+  return { clients: read('connected_clients'), commands: read('total_commands_processed') };
+}
+
+describe('CallScheduler', () => {
+  test('300 tools with one call each: every call runs, on the same two connections', async () => {
+    const own = await startRedisServer();
+    const probe = createRedisConnection(own.url, 'worker');
+    const done = new Set<string>();
+    const { queues, scheduler, put, stop } = await setup(async (job) => {
+      done.add(job.id!);
+      return { result: job.data.tool };
+    }, 20, own.url);
+    try {
+      const tools = await Promise.all(Array.from({ length: 300 }, (_, i) => put(`t${i}`)));
+      const before = await serverFigures(probe);
+      scheduler.start();
+      const ids = await Promise.all(tools.map(async (tool) => (await queues.enqueue(tool, {}, { tenant: 'default' })).id));
+      await until(() => ids.every((id) => done.has(id)));
+      const after = await serverFigures(probe);
+      expect(after.clients - before.clients).toBe(0);
+    } finally {
+      await stop();
+      await closeRedis(probe);
+      await own.stop();
+    }
+  });
+
+  test('the process-wide budget holds over 50 busy tools', async () => {
+    let running = 0;
+    let most = 0;
+    let finished = 0;
+    const { queues, scheduler, put, stop } = await setup(async () => {
+      most = Math.max(most, ++running);
+      await sleep(5);
+      running--;
+      finished++;
+      return { result: null };
+    }, 7);
+    try {
+      const tools = await Promise.all(Array.from({ length: 50 }, (_, i) => put(`busy${i}`)));
+      for (const tool of tools) await queues.enqueueBulk(tool, Array.from({ length: 10 }, () => ({})), { tenant: 'default' });
+      scheduler.start();
+      await until(() => finished === 500);
+      expect(most).toBe(7);
+    } finally {
+      await stop();
+    }
+  });
+
+  test('fair: a call of another tool starts within about one call of a backlog', async () => {
+    const started: Array<{ tool: string; at: number }> = [];
+    const { queues, scheduler, put, stop } = await setup(async (job) => {
+      started.push({ tool: job.data.tool, at: performance.now() });
+      await sleep(job.data.tool === 'slow' ? 20 : 0);
+      return { result: null };
+    }, 4);
+    try {
+      const [slow, quick] = await Promise.all([put('slow'), put('quick')]);
+      await queues.enqueueBulk(slow, Array.from({ length: 2_000 }, () => ({})), { tenant: 'default' });
+      scheduler.start();
+      await until(() => started.length >= 20);
+      const asked = performance.now();
+      await queues.enqueue(quick, {}, { tenant: 'default' });
+      await until(() => started.some((s) => s.tool === 'quick'));
+      const quickAt = started.find((s) => s.tool === 'quick')!.at;
+      // One slow call runs 20 ms; the scheduler's own round trips add a few.
+      expect(quickAt - asked).toBeLessThan(200);
+      const slowBefore = started.filter((s) => s.tool === 'slow' && s.at > asked && s.at < quickAt).length;
+      expect(slowBefore).toBeLessThanOrEqual(8);
+    } finally {
+      await stop();
+    }
+  });
+
+  test('delayed and put-back calls run when their time comes', async () => {
+    const runs = new Map<string, number>();
+    const { queues, scheduler, put, stop } = await setup(async (job, token) => {
+      const n = (runs.get(job.id!) ?? 0) + 1;
+      runs.set(job.id!, n);
+      if (n === 1 && job.data.arguments && (job.data.arguments as { putBack?: boolean }).putBack) {
+        await job.moveToDelayed(Date.now() + 300, token);
+        throw new DelayedError();
+      }
+      return { result: n };
+    }, 4);
+    try {
+      const tool = await put('later');
+      scheduler.start();
+      const t0 = Date.now();
+      const delayed = (await queues.enqueue(tool, {}, { tenant: 'default', delayMs: 400 })).id;
+      const putBack = (await queues.enqueue(tool, { putBack: true }, { tenant: 'default' })).id;
+      await until(() => runs.get(delayed) === 1 && runs.get(putBack) === 2, 10_000);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+      expect(Date.now() - t0).toBeLessThan(3_000);
+    } finally {
+      await stop();
+    }
+  });
+
+  test('idle tools cost nothing: commands per second with 500 idle tools are those of 2', async () => {
+    const idleRate = async (n: number) => {
+      const own = await startRedisServer();
+      const probe = createRedisConnection(own.url, 'worker');
+      const { scheduler, put, stop } = await setup(async () => ({ result: null }), 4, own.url);
+      try {
+        await Promise.all(Array.from({ length: n }, (_, i) => put(`idle${i}`)));
+        scheduler.start();
+        await sleep(500);
+        const a = await serverFigures(probe);
+        await sleep(2_000);
+        const b = await serverFigures(probe);
+        // Less the INFO commands of the probe itself.
+        return (b.commands - a.commands - 2) / 2;
+      } finally {
+        await stop();
+        await closeRedis(probe);
+        await own.stop();
+      }
+    };
+    const two = await idleRate(2);
+    const many = await idleRate(500);
+    expect(many).toBeLessThanOrEqual(Math.max(2 * two, two + 5));
+  });
+});

@@ -1,0 +1,432 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import {
+  QueueKeys,
+  RedisConnection as BullConnection,
+  RedisQueueBackend,
+  Worker,
+  type BackendFactory,
+  type Job,
+} from 'bullmq';
+import { silentLogger, type CallJobData, type CallOutput, type Logger } from '@toolplane/core';
+import type { RedisConnection } from './connection.js';
+import type { Keys } from './keys.js';
+import { LuaScript } from './lua-script.js';
+import type { TenantQuotas } from './tenant-quotas.js';
+import { toBullProcessor, type CallProcessor } from './tool-worker.js';
+
+export type CallSchedulerOptions = {
+  /** Calls this process runs at once, across all tools. */
+  concurrency: number;
+  /** How long a lock on a running call lasts; renewed at a quarter of it while the call runs. */
+  lockDurationMs: number;
+  /** How often tools with running calls are checked for calls whose worker died. */
+  stalledIntervalMs: number;
+  /** Every tool name, for the slow repair sweep that finds runnable calls nobody announced. */
+  tools: () => Promise<string[]>;
+  quotas?: TenantQuotas;
+  logger?: Logger;
+};
+
+/** What the scheduler does; bounded, for logs and tests. */
+export type SchedulerState = 'INITIALIZED' | 'RUNNING' | 'DRAINING' | 'STOPPED';
+
+/** A worker's claim on a tool it took from the ready set; lapses (and the tool is runnable again) if it dies. */
+const CLAIM_MS = 30_000;
+/** How long one wait for a runnable tool blocks the scheduler's own connection. */
+const POP_BLOCK_S = 1;
+/** Timers and lapsed claims are promoted this often by every worker (the fleet's only idle cost). */
+const PROMOTE_EVERY_MS = 250;
+/** The fleet-wide repair sweep: every tool's queue looked at once, by one worker, this often. */
+const REPAIR_EVERY_MS = 300_000;
+/** How stale the count of waiting tools may be when a lane decides to go on with its own next call. */
+const FAIRNESS_CHECK_MS = 10;
+/** A lane with no running call and no use for this long is closed. */
+const LANE_IDLE_MS = 60_000;
+
+const promoteTools = LuaScript.fromFile('promote-tools-3');
+
+/**
+ * One tool's queue as a lane of the scheduler: BullMQ's `Worker` in manual mode, on the process's
+ * shared connection, with no loop, no blocking connection and no timers of its own. BullMQ still
+ * does what it does per job: moving it to active and to completed or failed, attempts and backoff,
+ * deferred failures (a call stalled too often fails `POISONED`), rate limits, cancel signals.
+ */
+class ToolLane extends Worker<CallJobData, CallOutput> {
+  lastUsed = Date.now();
+  /** Running calls of this lane in this process: job id → lock token. */
+  readonly calls = new Map<string, string>();
+
+  /** When the queue may have a runnable call again, as BullMQ's last answer said (0: it did not say). */
+  nextWakeAt(): number {
+    // BullMQ keeps these private; they are what its own loop sleeps on.
+    const delays = this as unknown as { limitUntil: number; blockUntil: number };
+    return Math.max(delays.limitUntil || 0, delays.blockUntil || 0);
+  }
+
+  /** Renews the locks of this lane's running calls. */
+  async renewLocks(lockDurationMs: number): Promise<void> {
+    if (this.calls.size === 0) return;
+    const ids = [...this.calls.keys()];
+    await this.extendJobLocks(ids, ids.map((id) => this.calls.get(id)!), lockDurationMs);
+  }
+
+  /** BullMQ's stalled check of this queue (private in its types; its own loop calls it on a timer). */
+  checkStalled(): Promise<void> {
+    return (this as unknown as { moveStalledJobsToWait(): Promise<void> }).moveStalledJobsToWait();
+  }
+}
+
+/**
+ * Runs calls of every tool in one process under one budget, over a fixed set of Redis connections.
+ *
+ * Tools with runnable calls are announced in a fleet-wide ready set (`ToolWakeups`); each worker
+ * blocks on it with one connection, takes the tool that has waited longest, starts as many of its
+ * calls as it has free slots for (up to a quarter of its budget per visit), and puts the tool back
+ * at the end of the line if it may have more. A call of another tool therefore starts within about
+ * one call's run time of a free slot, whatever backlog a tool has; priorities still order calls
+ * within a tool (BullMQ's own order). Delayed, backed-off and rate-limited tools come back through
+ * timers; a worker that dies holding a claim loses it after {@link CLAIM_MS}.
+ *
+ * Idle tools cost nothing: no connection, no polling. The idle cost of a worker is one blocking pop
+ * per second and one small script four times a second, whatever the number of tools.
+ */
+export class CallScheduler extends EventEmitter {
+  private readonly lanes = new Map<string, ToolLane>();
+  private readonly bull: BullConnection;
+  private readonly backendFactory: BackendFactory<RedisQueueBackend>;
+  private readonly processor: ReturnType<typeof toBullProcessor>;
+  private readonly log: Logger;
+  private readonly maxPerVisit: number;
+  private readonly slotWaiters: Array<() => void> = [];
+  private readonly timers: NodeJS.Timeout[] = [];
+  private state: SchedulerState = 'INITIALIZED';
+  private running = 0;
+  /** Tools waiting in the ready set at the last look: when others wait, a lane does not go on by itself. */
+  private othersWaiting = 0;
+  private othersCheckedAt = 0;
+  private loopDone: Promise<void> | undefined;
+
+  constructor(
+    private readonly redis: RedisConnection,
+    /** Only for the blocking pop; nothing else may use it. */
+    private readonly blocking: RedisConnection,
+    private readonly keys: Keys,
+    processor: CallProcessor,
+    private readonly opts: CallSchedulerOptions,
+  ) {
+    super();
+    this.log = opts.logger ?? silentLogger();
+    this.maxPerVisit = Math.max(1, Math.ceil(opts.concurrency / 4));
+    this.processor = toBullProcessor(processor, opts.quotas);
+    this.bull = new BullConnection(redis, { shared: true, blocking: false });
+    const queueKeys = new QueueKeys(keys.bullPrefix);
+    this.backendFactory = (name, queueOpts) =>
+      new RedisQueueBackend(this.bull, name, queueKeys.getKeys(name), (type) => queueKeys.toKey(name, type), queueOpts, undefined, false);
+  }
+
+  /** Calls running in this process now. */
+  get active(): number {
+    return this.running;
+  }
+
+  get lifecycle(): SchedulerState {
+    return this.state;
+  }
+
+  start(): void {
+    if (this.state !== 'INITIALIZED') return;
+    this.state = 'RUNNING';
+    this.every(PROMOTE_EVERY_MS, () => this.promote());
+    this.every(Math.max(100, Math.floor(this.opts.lockDurationMs / 4)), () => this.renewLocks());
+    this.every(this.opts.stalledIntervalMs, () => this.checkStalled());
+    this.every(REPAIR_EVERY_MS, () => this.repair(true));
+    this.every(LANE_IDLE_MS, () => this.closeIdleLanes());
+    // Calls queued before this worker (or this version of it) knew of the ready set.
+    void this.repair(false).catch((err: unknown) => this.log.warn({ err }, 'scheduler repair sweep failed'));
+    this.loopDone = this.loop();
+  }
+
+  /**
+   * Takes no new calls; resolves when the running ones have finished or `timeoutMs` passed. Calls
+   * still running then are left to other workers' stalled-call recovery.
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
+    if (this.state === 'RUNNING') this.state = 'DRAINING';
+    for (const w of this.slotWaiters.splice(0)) w();
+    const deadline = Date.now() + timeoutMs;
+    while (this.running > 0 && Date.now() < deadline) await sleep(20);
+    await this.loopDone;
+    return this.running === 0;
+  }
+
+  /** Stops every timer and lane. Call {@link drain} first. */
+  async close(): Promise<void> {
+    this.state = 'STOPPED';
+    for (const t of this.timers.splice(0)) clearInterval(t);
+    await Promise.all([...this.lanes.values()].map((lane) => lane.close(true).catch(() => {})));
+    this.lanes.clear();
+  }
+
+  /** Aborts the signal of a call if this process runs it. */
+  cancel(tool: string, id: string): boolean {
+    return this.lanes.get(tool)?.cancelJob(id, 'cancelled') ?? false;
+  }
+
+  /** A tool was deleted: its lane goes once nothing of it runs here. */
+  forget(tool: string): void {
+    const lane = this.lanes.get(tool);
+    if (!lane || lane.calls.size > 0) return;
+    this.lanes.delete(tool);
+    void lane.close(true).catch(() => {});
+  }
+
+  /** Lanes open now (tools this process ran or checked recently). */
+  laneCount(): number {
+    return this.lanes.size;
+  }
+
+  private async loop(): Promise<void> {
+    while (this.state === 'RUNNING') {
+      if (this.running >= this.opts.concurrency) {
+        await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+        continue;
+      }
+      let popped: [string, string, string] | null;
+      try {
+        popped = (await this.blocking.bzpopmin(this.keys.readyTools, POP_BLOCK_S)) as [string, string, string] | null;
+      } catch (err: unknown) {
+        if (this.state !== 'RUNNING') break;
+        this.emit('error', err);
+        await sleep(500);
+        continue;
+      }
+      if (!popped) continue;
+      if (this.state !== 'RUNNING') {
+        // Taken while draining: give it back for another worker.
+        await this.redis.zadd(this.keys.readyTools, 'LT', Number(popped[2]), popped[1]).catch(() => {});
+        break;
+      }
+      this.visit(popped[1]).catch((err: unknown) => this.emit('error', err));
+    }
+  }
+
+  /** Starts what it can of one tool's calls, then puts the tool where it belongs. */
+  private async visit(tool: string): Promise<void> {
+    const want = Math.max(1, Math.min(this.opts.concurrency - this.running, this.maxPerVisit));
+    this.running += want;
+    const lane = this.lane(tool);
+    const tokens = Array.from({ length: want }, () => randomUUID());
+    const now = Date.now();
+    let jobs: Array<Job<CallJobData, CallOutput> | undefined>;
+    try {
+      const [, ...taken] = await Promise.all([
+        this.redis.zadd(this.keys.claimedTools, now + CLAIM_MS, tool),
+        ...tokens.map((token) => lane.getNextJob(token, { block: false })),
+      ]);
+      jobs = taken as Array<Job<CallJobData, CallOutput> | undefined>;
+    } catch (err: unknown) {
+      this.freeSlots(want);
+      // The claim lapses and the tool comes back by itself if this fails too.
+      await this.putBack(tool, lane, true).catch(() => {});
+      throw err;
+    }
+    let started = 0;
+    jobs.forEach((job, i) => {
+      if (!job) return;
+      started++;
+      void this.runChain(tool, lane, job, tokens[i]!);
+    });
+    this.freeSlots(want - started);
+    await this.putBack(tool, lane, started === want);
+  }
+
+  /**
+   * Runs a call and, while no other tool waits, the next calls BullMQ hands over with its completion
+   * (one round trip for both, as BullMQ's own loop does).
+   */
+  private async runChain(tool: string, lane: ToolLane, first: Job<CallJobData, CallOutput>, token: string): Promise<void> {
+    let job: Job<CallJobData, CallOutput> | undefined = first;
+    try {
+      while (job) {
+        lane.calls.set(job.id!, token);
+        lane.lastUsed = Date.now();
+        const id = job.id!;
+        try {
+          const next: void | Job<CallJobData, CallOutput> = await lane.processJob(job, token, () => this.mayContinue());
+          job = next ? next : undefined;
+        } finally {
+          lane.calls.delete(id);
+        }
+      }
+    } catch (err: unknown) {
+      this.emit('error', err);
+    } finally {
+      this.freeSlots(1);
+    }
+    // The tool goes back in line, whether or not BullMQ had more: a failed call may have gone to
+    // its backoff, a put-back call to its delay, a limited one back to wait, and what BullMQ says
+    // of those on completion is not enough to set a timer. The next visit asks and finds out.
+    await this.putBack(tool, lane, true).catch(() => {});
+  }
+
+  private async putBack(tool: string, lane: ToolLane, mayHaveMore: boolean): Promise<void> {
+    const now = Date.now();
+    const multi = this.redis.multi().zrem(this.keys.claimedTools, tool);
+    const at = lane.nextWakeAt();
+    // A wait BullMQ reported that is over already (it ended while we were on our way) means now.
+    if (mayHaveMore || (at > 0 && at <= now)) multi.zadd(this.keys.readyTools, 'LT', now, tool);
+    else if (at > now) multi.zadd(this.keys.toolTimers, 'LT', at, tool);
+    if (lane.calls.size > 0) multi.zadd(this.keys.busyTools, now, tool);
+    await multi.exec();
+    // A timer due soon is promoted by this process right then, not at the next tick.
+    if (!mayHaveMore && at > now && at - now < PROMOTE_EVERY_MS) setTimeout(() => void this.promote(), at - now).unref();
+  }
+
+  /**
+   * Whether a lane may take its next call along with a completion: only while no other tool waits.
+   * The count of waiting tools is refreshed in the background at most every {@link FAIRNESS_CHECK_MS},
+   * so a backlog holds another tool's call back by that much plus one call at most.
+   */
+  private mayContinue(): boolean {
+    const now = performance.now();
+    if (now - this.othersCheckedAt > FAIRNESS_CHECK_MS) {
+      this.othersCheckedAt = now;
+      this.redis.zcard(this.keys.readyTools).then(
+        (n) => (this.othersWaiting = n),
+        () => {},
+      );
+    }
+    return this.state === 'RUNNING' && this.othersWaiting === 0;
+  }
+
+  private freeSlots(n: number): void {
+    if (n <= 0) return;
+    this.running -= n;
+    for (let i = 0; i < n; i++) this.slotWaiters.shift()?.();
+  }
+
+  private lane(tool: string): ToolLane {
+    let lane = this.lanes.get(tool);
+    if (!lane) {
+      lane = new ToolLane(
+        this.keys.queueName(tool),
+        this.processor,
+        {
+          connection: this.redis,
+          prefix: this.keys.bullPrefix,
+          autorun: false,
+          concurrency: 1,
+          lockDuration: this.opts.lockDurationMs,
+          stalledInterval: this.opts.stalledIntervalMs,
+          // A call whose run stalled a worker twice (the worker died or hung under it) is poison: it
+          // fails (POISONED, see `decodeFailure`) instead of walking through the whole fleet.
+          maxStalledCount: 1,
+        },
+        this.backendFactory,
+      );
+      lane.on('completed', (job) => this.emit('completed', job));
+      lane.on('failed', (job, err) => this.emit('failed', job, err));
+      lane.on('stalled', () => void this.wake(tool));
+      lane.on('error', (err) => this.emit('error', err));
+      if (this.opts.quotas) {
+        const quotas = this.opts.quotas;
+        // `finishedOn` is set only when no attempt is left: a call that will be retried stays in flight.
+        lane.on('failed', (job) => {
+          if (job?.id && job.finishedOn && typeof job.data?.tenant === 'string') {
+            // Should this fail, the entry goes stale by itself (TenantQuotas).
+            quotas.release(job.data.tenant, [job.id]).catch(() => {});
+          }
+        });
+      }
+      this.lanes.set(tool, lane);
+    }
+    return lane;
+  }
+
+  private async wake(tool: string): Promise<void> {
+    await this.redis.zadd(this.keys.readyTools, 'LT', Date.now(), tool).catch(() => {});
+  }
+
+  private async promote(): Promise<void> {
+    const keys = [this.keys.readyTools, this.keys.toolTimers, this.keys.claimedTools];
+    this.othersWaiting = Number(await promoteTools.run(this.redis, keys, [Date.now()]));
+  }
+
+  private async renewLocks(): Promise<void> {
+    const busy: string[] = [];
+    await Promise.all(
+      [...this.lanes].map(async ([tool, lane]) => {
+        if (lane.calls.size === 0) return;
+        busy.push(tool);
+        await lane.renewLocks(this.opts.lockDurationMs);
+      }),
+    );
+    if (busy.length > 0) {
+      const now = Date.now();
+      await this.redis.zadd(this.keys.busyTools, ...busy.flatMap((t) => [now, t]));
+    }
+  }
+
+  /** Tools with calls running somewhere get BullMQ's stalled check; the calls of dead workers go back to wait. */
+  private async checkStalled(): Promise<void> {
+    const since = Date.now() - 3 * this.opts.lockDurationMs;
+    await this.redis.zremrangebyscore(this.keys.busyTools, '-inf', since);
+    const tools = await this.redis.zrange(this.keys.busyTools, 0, -1);
+    for (const tool of tools) {
+      const lane = this.lane(tool);
+      lane.lastUsed = Date.now();
+      await lane.checkStalled();
+    }
+  }
+
+  /**
+   * Announces every tool whose queue has waiting calls: once at start (calls queued before the
+   * ready set existed) and, as a safety net, every few minutes by one worker of the fleet.
+   */
+  private async repair(leased: boolean): Promise<void> {
+    if (leased && (await this.redis.set(this.keys.schedulerRepair, '1', 'PX', REPAIR_EVERY_MS - 1_000, 'NX')) !== 'OK') return;
+    const queueKeys = new QueueKeys(this.keys.bullPrefix);
+    const tools = await this.opts.tools();
+    for (let i = 0; i < tools.length; i += 200) {
+      const batch = tools.slice(i, i + 200);
+      const counts = await Promise.all(
+        batch.map(async (tool) => {
+          const k = queueKeys.getKeys(this.keys.queueName(tool));
+          const [waiting, prioritized] = await Promise.all([this.redis.llen(k.wait!), this.redis.zcard(k.prioritized!)]);
+          return waiting + prioritized;
+        }),
+      );
+      const runnable = batch.filter((_, j) => counts[j]! > 0);
+      if (runnable.length > 0) {
+        const now = Date.now();
+        await this.redis.zadd(this.keys.readyTools, 'LT', ...runnable.flatMap((t) => [now, t]));
+      }
+    }
+  }
+
+  private closeIdleLanes(): void {
+    const cutoff = Date.now() - LANE_IDLE_MS;
+    for (const [tool, lane] of this.lanes) {
+      if (lane.calls.size === 0 && lane.lastUsed < cutoff) {
+        this.lanes.delete(tool);
+        void lane.close(true).catch(() => {});
+      }
+    }
+  }
+
+  private every(ms: number, fn: () => Promise<void> | void): void {
+    const timer = setInterval(() => {
+      if (this.state === 'STOPPED') return;
+      Promise.resolve()
+        .then(fn)
+        .catch((err: unknown) => this.emit('error', err));
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
