@@ -1,7 +1,7 @@
 SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
-.PHONY: bootstrap up test bench down
+.PHONY: bootstrap up test bench down image
 bootstrap:
 	@./scripts/bootstrap.sh
 
@@ -13,6 +13,11 @@ up: bootstrap
 test: bootstrap
 	@$(ENV) pnpm run lint
 	@$(ENV) pnpm run test
+
+## Builds the container image (Dockerfile) as $(IMAGE): docker where it runs, else buildah.
+IMAGE ?= toolplane:dev
+image: bootstrap
+	@./scripts/image.sh $(IMAGE)
 
 bench: bootstrap
 	@$(ENV) node --no-node-snapshot bench/run.mjs

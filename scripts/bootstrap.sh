@@ -42,6 +42,10 @@ command -v promtool >/dev/null || apt_missing+=(prometheus)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || command -v postgres >/dev/null || apt_missing+=(postgresql)
 # Headless browser for the queue dashboard test (driven by playwright-core, which downloads nothing).
 command -v chromium >/dev/null || apt_missing+=(chromium)
+# The image test and `make image` build the Dockerfile without a Docker engine (buildah, chroot
+# isolation) on a stand-in Node base assembled from Debian's packages (mmdebstrap).
+command -v buildah >/dev/null || apt_missing+=(buildah)
+command -v mmdebstrap >/dev/null || apt_missing+=(mmdebstrap)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   log "installing ${apt_missing[*]} with apt-get"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
