@@ -87,7 +87,14 @@ describe('infra/grafana', () => {
 
 type ComposeService = {
   image?: string;
+  build?: { context: string; dockerfile?: string };
   command?: string[];
+  networks?: string[];
+  read_only?: boolean;
+  tmpfs?: string[];
+  cap_drop?: string[];
+  security_opt?: string[];
+  profiles?: string[];
   environment?: Record<string, string>;
   env_file?: string[];
   ports?: string[];
@@ -104,12 +111,15 @@ function parseEnvFile(text: string): Record<string, string> {
 describe('docker-compose.yml', () => {
   const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
     services: Record<string, ComposeService>;
+    networks: Record<string, { internal?: boolean }>;
     volumes: Record<string, unknown>;
   };
   const services = compose.services;
 
   test('runs redis with AOF, planner, a scalable worker, prometheus and grafana', () => {
-    expect(Object.keys(services).sort()).toEqual(['grafana', 'planner', 'prometheus', 'redis', 'worker']);
+    expect(Object.keys(services).sort()).toEqual(['grafana', 'planner', 'postgres', 'prometheus', 'redis', 'worker']);
+    // Postgres (a history store) only on request: `docker compose --profile postgres up`.
+    expect(services.postgres!.profiles).toEqual(['postgres']);
     expect(services.redis!.command).toEqual(expect.arrayContaining(['--appendonly', 'yes']));
     // A fixed host port would make `--scale worker=2` fail on the second replica.
     expect(services.worker!.ports ?? []).toEqual([]);
@@ -141,6 +151,37 @@ describe('docker-compose.yml', () => {
       worker: Number(services.worker!.environment!.WORKER_METRICS_PORT),
     });
     expect(services.planner!.ports).toContain(`127.0.0.1:${services.planner!.environment!.PORT}:${services.planner!.environment!.PORT}`);
+  });
+
+  test('planner and worker run the image built from ./Dockerfile: no host checkout, no host node_modules', () => {
+    const [planner, worker] = [services.planner!, services.worker!];
+    expect(planner.image).toBe(worker.image);
+    for (const [name, svc] of [['planner', planner], ['worker', worker]] as const) {
+      expect(svc.build?.context, name).toBe('.');
+      expect(existsSync(join(ROOT, svc.build!.dockerfile ?? 'Dockerfile')), name).toBe(true);
+      // Named volumes only (the planner's history directory); nothing of the host's is mounted.
+      for (const volume of svc.volumes ?? []) expect(volume, name).toMatch(/^[a-z][a-z0-9-]*:\/app\/\.data$/);
+      expect(svc.command!.slice(0, 2), name).toEqual(['node', '--no-node-snapshot']);
+      expect(svc.command![2], name).toBe(`services/${name}/dist/main.js`);
+      // The hardening Kubernetes applies, too.
+      expect(svc.read_only, name).toBe(true);
+      expect(svc.cap_drop, name).toEqual(['ALL']);
+      expect(svc.security_opt, name).toContain('no-new-privileges:true');
+    }
+    expect(planner.volumes).toEqual(['planner-data:/app/.data']);
+  });
+
+  test('fails closed: Redis and Postgres sit on an internal network only; workers also reach the internet', () => {
+    expect(compose.networks.internal?.internal).toBe(true);
+    for (const name of ['redis', 'postgres']) expect(services[name]!.networks, name).toEqual(['internal']);
+    for (const name of ['planner', 'worker']) {
+      expect(services[name]!.networks, name).toContain('internal');
+      expect(services[name]!.networks!.filter((n) => !compose.networks[n]?.internal), name).not.toEqual([]);
+    }
+    // Everything published must be on a network with a gateway, or the port answers nothing.
+    for (const [name, svc] of Object.entries(services)) {
+      if (svc.ports?.length) expect(svc.networks!.some((n) => !compose.networks[n]?.internal), name).toBe(true);
+    }
   });
 
   test('fails closed: Redis is not published, everything published is on 127.0.0.1 only', () => {
