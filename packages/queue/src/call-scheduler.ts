@@ -41,6 +41,8 @@ const PROMOTE_EVERY_MS = 250;
 const REPAIR_EVERY_MS = 300_000;
 /** How stale the count of waiting tools may be when a lane decides to go on with its own next call. */
 const FAIRNESS_CHECK_MS = 10;
+/** A lane running calls back to back announces its tool this often, for idle workers to join. */
+const ANNOUNCE_EVERY_MS = 200;
 /** A lane with no running call and no use for this long is closed. */
 const LANE_IDLE_MS = 60_000;
 
@@ -54,6 +56,8 @@ const promoteTools = LuaScript.fromFile('promote-tools-3');
  */
 class ToolLane extends Worker<CallJobData, CallOutput> {
   lastUsed = Date.now();
+  /** When this process last announced the tool while running its calls back to back. */
+  announcedAt = 0;
   /** Running calls of this lane in this process: job id → lock token. */
   readonly calls = new Map<string, string>();
 
@@ -102,9 +106,9 @@ export class CallScheduler extends EventEmitter {
   private readonly timers: NodeJS.Timeout[] = [];
   private state: SchedulerState = 'INITIALIZED';
   private running = 0;
-  /** Tools waiting in the ready set at the last look: when others wait, a lane does not go on by itself. */
-  private othersWaiting = 0;
-  private othersCheckedAt = 0;
+  /** The first tools waiting in the ready set at the last look: when others wait, a lane does not go on by itself. */
+  private readyHead: string[] = [];
+  private readyCheckedAt = 0;
   private loopDone: Promise<void> | undefined;
 
   constructor(
@@ -253,8 +257,13 @@ export class CallScheduler extends EventEmitter {
         lane.lastUsed = Date.now();
         const id = job.id!;
         try {
-          const next: void | Job<CallJobData, CallOutput> = await lane.processJob(job, token, () => this.mayContinue());
+          const next: void | Job<CallJobData, CallOutput> = await lane.processJob(job, token, () => this.mayContinue(tool));
           job = next ? next : undefined;
+          // Going on by itself, the lane keeps the tool announced, so an idle worker can join in.
+          if (job && Date.now() - lane.announcedAt > ANNOUNCE_EVERY_MS) {
+            lane.announcedAt = Date.now();
+            void this.wake(tool);
+          }
         } finally {
           lane.calls.delete(id);
         }
@@ -288,16 +297,16 @@ export class CallScheduler extends EventEmitter {
    * The count of waiting tools is refreshed in the background at most every {@link FAIRNESS_CHECK_MS},
    * so a backlog holds another tool's call back by that much plus one call at most.
    */
-  private mayContinue(): boolean {
+  private mayContinue(tool: string): boolean {
     const now = performance.now();
-    if (now - this.othersCheckedAt > FAIRNESS_CHECK_MS) {
-      this.othersCheckedAt = now;
-      this.redis.zcard(this.keys.readyTools).then(
-        (n) => (this.othersWaiting = n),
+    if (now - this.readyCheckedAt > FAIRNESS_CHECK_MS) {
+      this.readyCheckedAt = now;
+      this.redis.zrange(this.keys.readyTools, 0, 4).then(
+        (head) => (this.readyHead = head),
         () => {},
       );
     }
-    return this.state === 'RUNNING' && this.othersWaiting === 0;
+    return this.state === 'RUNNING' && this.readyHead.every((waiting) => waiting === tool);
   }
 
   private freeSlots(n: number): void {
@@ -349,8 +358,7 @@ export class CallScheduler extends EventEmitter {
   }
 
   private async promote(): Promise<void> {
-    const keys = [this.keys.readyTools, this.keys.toolTimers, this.keys.claimedTools];
-    this.othersWaiting = Number(await promoteTools.run(this.redis, keys, [Date.now()]));
+    await promoteTools.run(this.redis, [this.keys.readyTools, this.keys.toolTimers, this.keys.claimedTools], [Date.now()]);
   }
 
   private async renewLocks(): Promise<void> {

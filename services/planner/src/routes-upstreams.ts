@@ -177,7 +177,8 @@ function upstreamToolSpec(upstream: Upstream, t: McpTool): ToolSpec {
 }
 
 function specOf(tool: Tool): ToolSpec {
-  const { name: _n, version: _v, createdAt: _c, tenant: _t, ...spec } = tool;
+  // What the registry adds to a version (who, when, code hash) is not part of the spec.
+  const { name: _n, version: _v, createdAt: _c, tenant: _t, codeHash: _h, createdBy: _b, rolledBackFrom: _r, ...spec } = tool;
   return spec;
 }
 

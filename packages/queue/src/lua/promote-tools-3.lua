@@ -9,7 +9,7 @@
 
   ARGV[1] now (ms)
 
-  Returns the number of tools in ready afterwards (a hint for fairness: others are waiting).
+  Returns the number of tools in ready afterwards.
 ]]
 local now = tonumber(ARGV[1])
 for _, key in ipairs({KEYS[2], KEYS[3]}) do
