@@ -7,6 +7,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { ConfigMap, Namespace, Service } from 'kubernetes-models/v1';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { ToolLimits } from '@toolplane/core';
 import { PlannerConfig } from '@toolplane/planner/config';
@@ -26,6 +27,7 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   'apps/v1/Deployment': Deployment,
   'apps/v1/StatefulSet': StatefulSet,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'keda.sh/v1alpha1/ScaledObject': ScaledObject,
 };
 
@@ -55,6 +57,26 @@ const byKind = (kind: string) => manifests.filter((d) => d.kind === kind);
 const workloads = [...byKind('Deployment'), ...byKind('StatefulSet')];
 const workload = (name: string) => workloads.find((w) => w.metadata.name === name)!;
 const container = (name: string) => workload(name).spec.template.spec.containers[0];
+
+/** Whether an IPv4 or IPv6 address lies in a CIDR block of the same family. */
+function inCidr(ip: string, cidr: string): boolean {
+  const [net, bitsText] = cidr.split('/');
+  const v6 = ip.includes(':');
+  if (v6 !== net!.includes(':')) return false;
+  const width = v6 ? 128 : 32;
+  const bits = BigInt(bitsText ?? width);
+  const mask = ((1n << bits) - 1n) << (BigInt(width) - bits);
+  return (toBigInt(ip) & mask) === (toBigInt(net!) & mask);
+}
+
+function toBigInt(ip: string): bigint {
+  if (!ip.includes(':')) return ip.split('.').reduce((acc, part) => (acc << 8n) + BigInt(part), 0n);
+  const [head, tail] = ip.split('::') as [string, string | undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill('0'), ...right];
+  return groups.reduce((acc, g) => (acc << 16n) + BigInt(parseInt(g, 16)), 0n);
+}
 
 /** A container port by name or number, or undefined. */
 function findPort(ctr: any, port: string | number): any {
@@ -139,8 +161,10 @@ describe('infra/k8s', () => {
       expect(names.filter((n) => !(n in schema.shape)), name).toEqual([]);
       const parsed = schema.safeParse(containerEnv(ctr));
       expect(parsed.error?.issues ?? [], name).toEqual([]);
-      expect(ctr.command.slice(0, 2), name).toEqual(['node', '--no-node-snapshot']);
-      expect(ctr.command[2].replace('/dist/', '/src/').replace(/\.js$/, '.ts'), name).toBe(main);
+      // `args`, so the image's entrypoint (tini) stays PID 1 and hands SIGTERM to node.
+      expect(ctr.command, name).toBeUndefined();
+      expect(ctr.args.slice(0, 2), name).toEqual(['node', '--no-node-snapshot']);
+      expect(ctr.args[2].replace('/dist/', '/src/').replace(/\.js$/, '.ts'), name).toBe(main);
       expect(ctr.image, name).toBe('toolplane');
     }
     const planner = container('toolplane-planner');
@@ -159,6 +183,110 @@ describe('infra/k8s', () => {
     const { TOOLPLANE_ADMIN_KEY: _key, ...withoutKey } = containerEnv(planner);
     const parsed = PlannerConfig.safeParse(withoutKey);
     expect(parsed.error?.issues.map((i) => i.path.join('.'))).toEqual(['TOOLPLANE_ADMIN_KEY']);
+  });
+
+  test('every container: non-root, read-only root filesystem, no privilege escalation, no capabilities, RuntimeDefault seccomp', () => {
+    for (const w of workloads) {
+      const pod = w.spec.template.spec;
+      const id = `${w.kind}/${w.metadata.name}`;
+      expect(pod.automountServiceAccountToken, id).toBe(false);
+      expect(pod.securityContext?.seccompProfile?.type, id).toBe('RuntimeDefault');
+      for (const ctr of [...(pod.initContainers ?? []), ...pod.containers]) {
+        const sc = { ...pod.securityContext, ...ctr.securityContext };
+        expect(sc.runAsNonRoot, `${id}/${ctr.name}`).toBe(true);
+        expect(sc.runAsUser, `${id}/${ctr.name}`).toBeGreaterThan(0);
+        expect(ctr.securityContext, `${id}/${ctr.name}`).toMatchObject({
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ['ALL'] },
+        });
+        expect(ctr.securityContext.privileged ?? false, `${id}/${ctr.name}`).toBe(false);
+        expect(ctr.securityContext.capabilities.add ?? [], `${id}/${ctr.name}`).toEqual([]);
+      }
+    }
+    // The image's user; the one writable directory of the image (/app/.data) and /tmp are volumes.
+    for (const name of ['toolplane-planner', 'toolplane-worker']) {
+      expect(workload(name).spec.template.spec.securityContext.runAsUser, name).toBe(1000);
+      expect(container(name).volumeMounts.map((m: any) => m.mountPath), name).toContain('/tmp');
+    }
+    expect(container('toolplane-planner').volumeMounts.map((m: any) => m.mountPath)).toContain('/app/.data');
+  });
+
+  test("the worker's memory limit holds its sandbox hosts at their budget, a spare and the worker itself", () => {
+    const ctr = container('toolplane-worker');
+    const env = containerEnv(ctr);
+    const parsed = WorkerConfig.parse(env);
+    const mib = (q: string) => Number(/^(\d+)(Mi|Gi)$/.exec(q)![1]) * (q.endsWith('Gi') ? 1024 : 1);
+    // A host is replaced past its budget + 256 MB (packages/sandbox); one spare is started ahead.
+    const sandboxMiB = (parsed.SANDBOX_HOSTS + 1) * (parsed.SANDBOX_MEMORY_BUDGET_MB + 256);
+    expect(mib(ctr.resources.limits.memory)).toBeGreaterThanOrEqual(sandboxMiB + 256);
+    expect(mib(ctr.resources.requests.memory)).toBeLessThanOrEqual(mib(ctr.resources.limits.memory));
+    for (const name of ['toolplane-planner', 'toolplane-worker']) expect(container(name).resources.limits?.memory, name).toBeTruthy();
+  });
+
+  test('a PodDisruptionBudget keeps a planner and a worker through voluntary evictions', () => {
+    for (const name of ['toolplane-planner', 'toolplane-worker']) {
+      const pdb = byKind('PodDisruptionBudget').find((p) => p.spec.selector.matchLabels['app.kubernetes.io/name'] === name);
+      expect(pdb?.spec.minAvailable, name).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  test('NetworkPolicy: workers reach Redis, DNS and the internet; never a private range or the metadata address', () => {
+    const policyFor = (name: string) => byKind('NetworkPolicy').find((p) => p.spec.podSelector.matchLabels['app.kubernetes.io/name'] === name);
+    const redisLabels = workload('toolplane-redis').spec.template.metadata.labels;
+    for (const name of ['toolplane-worker', 'toolplane-planner']) {
+      const policy = policyFor(name);
+      expect(policy?.spec.policyTypes, name).toEqual(expect.arrayContaining(['Ingress', 'Egress']));
+      const rules = policy!.spec.egress as Array<{ to?: any[]; ports?: any[] }>;
+      // No rule without peers: that would allow everything.
+      for (const rule of rules) expect(rule.to?.length, name).toBeGreaterThan(0);
+      const peers = rules.flatMap((r) => r.to!.map((peer: any) => ({ peer, ports: r.ports })));
+      // Redis: a pod selector that matches the bundled Redis, on its port.
+      expect(peers.some(({ peer, ports }) => peer.podSelector && !peer.namespaceSelector
+        && Object.entries(peer.podSelector.matchLabels).every(([k, v]) => redisLabels[k] === v)
+        && ports?.some((p: any) => p.port === 6379)), name).toBe(true);
+      // Everything else that is not a pod selector is an IP block, judged address by address.
+      const blocks = peers.filter(({ peer }) => peer.ipBlock).map(({ peer }) => peer.ipBlock as { cidr: string; except?: string[] });
+      const allowed = (ip: string) => blocks.some((b) => inCidr(ip, b.cidr) && !(b.except ?? []).some((e) => inCidr(ip, e)));
+      for (const ip of ['8.8.8.8', '1.1.1.1', '140.82.112.3', '2606:4700:4700::1111']) expect(allowed(ip), `${name} → ${ip}`).toBe(true);
+      for (const ip of [
+        '169.254.169.254', // cloud metadata (AWS, GCP, Azure)
+        'fd00:ec2::254', // AWS metadata over IPv6
+        '10.96.0.1', // a typical Service range
+        '10.244.1.7', // a typical pod range
+        '172.17.0.1',
+        '192.168.49.2',
+        '100.64.0.10', // CGNAT, used by some clusters for pods
+        '127.0.0.1',
+        '::1',
+        'fe80::1',
+        'fd12:3456::1',
+      ]) {
+        expect(allowed(ip), `${name} → ${ip}`).toBe(false);
+      }
+      for (const { peer } of peers) expect(peer.ipBlock || peer.podSelector || peer.namespaceSelector, name).toBeTruthy();
+    }
+    // Redis: only the planner and the workers get in; it reaches nothing.
+    const redis = policyFor('toolplane-redis')!;
+    expect(redis.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(redis.spec.egress).toEqual([]);
+    const from = redis.spec.ingress.flatMap((r: any) => r.from.map((f: any) => f.podSelector.matchLabels['app.kubernetes.io/name'])).sort();
+    expect(from).toEqual(['toolplane-planner', 'toolplane-worker']);
+  });
+
+  test('images are pinned: a tag other than latest, or a digest, in the base and every overlay', () => {
+    const pinned = (image: string) => /@sha256:[0-9a-f]{64}$/.test(image) || /:[\w][\w.-]*$/.test(image.split('/').at(-1)!) && !image.endsWith(':latest');
+    for (const overlay of ['local', 'redis-cluster']) {
+      const out = execFileSync('kubectl', ['kustomize', join(K8S, 'overlays', overlay)], { encoding: 'utf8' });
+      const images = parseAllDocuments(out)
+        .map((d) => d.toJS() as Doc)
+        .filter((d) => d.spec?.template?.spec)
+        .flatMap((d) => d.spec.template.spec.containers.map((c: any) => c.image as string));
+      expect(images.length, overlay).toBeGreaterThan(0);
+      for (const image of images) expect(pinned(image), `${overlay}: ${image}`).toBe(true);
+    }
+    const base = parseFile(join(K8S, 'base/kustomization.yaml'))[0]!;
+    for (const img of base.images) expect(img.digest ?? img.newTag, img.name).not.toMatch(/^(latest)?$/);
   });
 
   test('liveness on /healthz restarts a planner or worker blocked for more than a few seconds; readiness on /readyz', () => {
@@ -242,9 +370,11 @@ describe('infra/k8s', () => {
       expect(kust.kind, id).toBe('Kustomization');
       for (const r of kust.resources ?? []) expect(existsSync(join(dirname(k), r)), `${id}: ${r}`).toBe(true);
       for (const img of kust.images ?? []) expect(containerImages, `${id}: image ${img.name}`).toContain(img.name);
-      for (const p of kust.patches ?? []) {
-        for (const patch of parseFile(join(dirname(k), p.path))) {
-          expect(manifests.some((m) => m.kind === patch.kind && m.metadata.name === patch.metadata.name), `${id}: patch ${p.path}`).toBe(true);
+      for (const p of (kust.patches ?? []) as Array<{ path: string; target?: { kind: string; name: string } }>) {
+        // A JSON patch names its target in the kustomization; a strategic merge patch in itself.
+        const targets = p.target ? [p.target] : parseFile(join(dirname(k), p.path)).map((d) => ({ kind: d.kind, name: d.metadata.name }));
+        for (const t of targets) {
+          expect(manifests.some((m) => m.kind === t.kind && m.metadata.name === t.name), `${id}: patch ${p.path}`).toBe(true);
         }
       }
     }
