@@ -32,7 +32,8 @@ describe('a worker killed with SIGKILL while running calls loses none of them', 
     let killedHolding = 0;
     for (let round = 0; round < 12; round++) {
       const victim = await startWorker(env);
-      const batch = await Promise.all(Array.from({ length: 12 }, () => api(planner.url, 'POST', '/v1/calls', { tool: 'slow', arguments: { n: n++ } })));
+      // More calls than the two survivors have slots for (2 × 8), so the victim holds some.
+      const batch = await Promise.all(Array.from({ length: 24 }, () => api(planner.url, 'POST', '/v1/calls', { tool: 'slow', arguments: { n: n++ } })));
       ids.push(...batch.map((r) => r.body.id));
       // Kill it while it holds running calls, as a crash would.
       const holding = await eventually(async () => {

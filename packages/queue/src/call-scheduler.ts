@@ -124,6 +124,11 @@ export class CallScheduler extends EventEmitter {
     this.maxPerVisit = Math.max(1, Math.ceil(opts.concurrency / 4));
     this.processor = toBullProcessor(processor, opts.quotas);
     this.bull = new BullConnection(redis, { shared: true, blocking: false });
+    // BullMQ re-emits the client's errors here; unheard, one would end the process. The connection
+    // reconnects by itself, and the app logs the client's errors already.
+    this.bull.on('error', () => {});
+    // Every lane's backend listens on it.
+    this.bull.setMaxListeners(0);
     const queueKeys = new QueueKeys(keys.bullPrefix);
     this.backendFactory = (name, queueOpts) =>
       new RedisQueueBackend(this.bull, name, queueKeys.getKeys(name), (type) => queueKeys.toKey(name, type), queueOpts, undefined, false);
@@ -146,8 +151,10 @@ export class CallScheduler extends EventEmitter {
     this.every(this.opts.stalledIntervalMs, () => this.checkStalled());
     this.every(REPAIR_EVERY_MS, () => this.repair(true));
     this.every(LANE_IDLE_MS, () => this.closeIdleLanes());
-    // Calls queued before this worker (or this version of it) knew of the ready set.
+    // Calls queued before this worker (or this version of it) knew of the ready set; and after Redis
+    // comes back, announcements lost with the connection (a tool popped as the server died).
     void this.repair(false).catch((err: unknown) => this.log.warn({ err }, 'scheduler repair sweep failed'));
+    this.redis.on('ready', this.onReconnect);
     this.loopDone = this.loop();
   }
 
@@ -167,6 +174,7 @@ export class CallScheduler extends EventEmitter {
   /** Stops every timer and lane. Call {@link drain} first. */
   async close(): Promise<void> {
     this.state = 'STOPPED';
+    this.redis.off('ready', this.onReconnect);
     for (const t of this.timers.splice(0)) clearInterval(t);
     await Promise.all([...this.lanes.values()].map((lane) => lane.close(true).catch(() => {})));
     this.lanes.clear();
@@ -181,8 +189,7 @@ export class CallScheduler extends EventEmitter {
   forget(tool: string): void {
     const lane = this.lanes.get(tool);
     if (!lane || lane.calls.size > 0) return;
-    this.lanes.delete(tool);
-    void lane.close(true).catch(() => {});
+    this.closeLane(tool, lane);
   }
 
   /** Lanes open now (tools this process ran or checked recently). */
@@ -231,7 +238,8 @@ export class CallScheduler extends EventEmitter {
       jobs = taken as Array<Job<CallJobData, CallOutput> | undefined>;
     } catch (err: unknown) {
       this.freeSlots(want);
-      // The claim lapses and the tool comes back by itself if this fails too.
+      // The claim lapses and the tool comes back by itself if this fails too (or the repair sweep
+      // after a reconnect finds it).
       await this.putBack(tool, lane, true).catch(() => {});
       throw err;
     }
@@ -353,6 +361,12 @@ export class CallScheduler extends EventEmitter {
     return lane;
   }
 
+  private readonly onReconnect = (): void => {
+    if (this.state !== 'RUNNING') return;
+    this.log.info('redis connection back, announcing runnable tools again');
+    this.repair(false).catch((err: unknown) => this.log.warn({ err }, 'scheduler repair sweep failed'));
+  };
+
   private async wake(tool: string): Promise<void> {
     await this.redis.zadd(this.keys.readyTools, 'LT', Date.now(), tool).catch(() => {});
   }
@@ -416,11 +430,17 @@ export class CallScheduler extends EventEmitter {
   private closeIdleLanes(): void {
     const cutoff = Date.now() - LANE_IDLE_MS;
     for (const [tool, lane] of this.lanes) {
-      if (lane.calls.size === 0 && lane.lastUsed < cutoff) {
-        this.lanes.delete(tool);
-        void lane.close(true).catch(() => {});
-      }
+      if (lane.calls.size === 0 && lane.lastUsed < cutoff) this.closeLane(tool, lane);
     }
+  }
+
+  private closeLane(tool: string, lane: ToolLane): void {
+    this.lanes.delete(tool);
+    // Its backend keeps listening on the shared connection after close: errors it forwards must
+    // still find a listener on the lane.
+    lane.removeAllListeners();
+    lane.on('error', () => {});
+    void lane.close(true).catch(() => {});
   }
 
   private every(ms: number, fn: () => Promise<void> | void): void {
