@@ -21,7 +21,7 @@ context="${IMAGE_CONTEXT:-$TP_ROOT}"
 revision="$(git -C "$TP_ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
 version="$(node -p 'require("./services/planner/package.json").version')-$revision"
 args=(--build-arg "VERSION=$version" --build-arg "REVISION=$revision"
-  --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" -f "$TP_ROOT/Dockerfile")
+  --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" -f "$context/Dockerfile")
 [ -n "${NODE_IMAGE:-}" ] && args+=(--build-arg "NODE_IMAGE=$NODE_IMAGE")
 # A TLS-inspecting proxy is trusted through the system bundle (scripts/env.sh); the build needs it too.
 [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && args+=(--secret "id=npm_ca,src=$NODE_EXTRA_CA_CERTS")
@@ -39,7 +39,7 @@ case "$builder" in
   buildah)
     command -v buildah >/dev/null || { echo "neither a docker engine nor buildah here (make bootstrap installs buildah)" >&2; exit 1; }
     if [ -z "${NODE_IMAGE:-}" ]; then
-      default_base="$(sed -n 's/^ARG NODE_IMAGE=//p' "$TP_ROOT/Dockerfile")"
+      default_base="$(sed -n 's/^ARG NODE_IMAGE=//p' "$context/Dockerfile")"
       if ! buildah inspect --type image "$default_base" >/dev/null 2>&1 && ! buildah pull --quiet "$default_base" >/dev/null 2>&1; then
         standin="$("$TP_ROOT/scripts/image-base-standin.sh")"
         log "$default_base cannot be pulled here; building on the local stand-in $standin"

@@ -341,7 +341,14 @@ describe.skipIf(!HAS_BUILDAH)(
       expect((await api(planner.url, 'PUT', '/v1/tools/waiting', waiting, auth)).status).toBe(201);
       const { body } = await api(planner.url, 'POST', '/v1/calls', { tool: 'waiting', arguments: {} }, auth);
       await eventually(async () => ((await api(planner.url, 'GET', `/v1/calls/${body.id}`, undefined, auth)).body.status === 'running' ? true : undefined), 15_000, 20);
+      const hosts = descendants(worker.init().pid).filter((p) => p.cmdline.includes('host-main.js'));
+      expect(hosts.length).toBeGreaterThanOrEqual(1);
       process.kill(worker.init().pid, 'SIGTERM');
+      // Draining: /readyz says so, and the signal reached node alone. The sandbox hosts (which exit on
+      // SIGTERM) keep running the held call; `tini -g` would have killed them with it.
+      await eventually(async () => ((await fetch(`${worker.url}/readyz`).catch(() => undefined))?.status === 503 ? true : undefined), 5_000, 10);
+      await new Promise((r) => setTimeout(r, 100));
+      for (const host of hosts) expect(existsSync(`/proc/${host.pid}`), `sandbox host ${host.pid}`).toBe(true);
       expect(await worker.exited, worker.output()).toBe(0);
       // The worker waited for the call it held before it exited.
       expect((await api(planner.url, 'GET', `/v1/calls/${body.id}`, undefined, auth)).body).toMatchObject({ status: 'succeeded', result: 'done', attempts: 1, starts: 1 });
