@@ -355,5 +355,22 @@ describe.skipIf(!HAS_BUILDAH)(
       process.kill(planner.init().pid, 'SIGTERM');
       expect(await planner.exited, planner.output()).toBe(0);
     }, 60_000);
+
+    test('the services wrote nothing outside /app/.data and /tmp: a read-only root filesystem holds them', async () => {
+      // Each container's writable overlay layer holds everything it wrote (buildah itself adds the
+      // resolver files and /run).
+      const containersJson = JSON.parse(readFileSync('/var/lib/containers/storage/overlay-containers/containers.json', 'utf8')) as Array<{ id: string; layer: string }>;
+      const allowed = [/^(tmp|app\/\.data)(\/|$)/, /^etc\/(hosts|hostname|resolv\.conf)$/, /^run(\/\.containerenv)?$/];
+      for (const c of [planner, worker]) {
+        const { stdout } = await run('buildah', ['inspect', '--type', 'container', '--format', '{{.ContainerID}}', c.name]);
+        const layer = containersJson.find((x) => x.id === stdout.trim())!.layer;
+        const diff = `/var/lib/containers/storage/overlay/${layer}/diff`;
+        const leaves = (readdirSync(diff, { recursive: true }) as string[]).filter((path) => {
+          const st = statSync(join(diff, path));
+          return !st.isDirectory() || readdirSync(join(diff, path)).length === 0;
+        });
+        expect(leaves.filter((path) => !allowed.some((re) => re.test(path))), c.name).toEqual([]);
+      }
+    });
   },
 );
