@@ -110,10 +110,23 @@ export async function waitForConsumers(queue, count, procs, timeoutMs = 60_000) 
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     for (const p of procs) if (p.exited()) throw new Error(`worker exited:\n${p.output()}`);
-    if ((await queue.getWorkersCount()) >= count) return;
+    if ((await consumers(queue)) >= count) return;
     if (Date.now() > deadline) throw new Error(`${count} workers not consuming ${queue.name} after ${timeoutMs} ms`);
     await sleep(50);
   }
+}
+
+/**
+ * Workers consuming `queue`: raw BullMQ workers hold a connection per queue; Toolplane workers one
+ * scheduler connection per process whatever the number of tools, named after the key prefix.
+ */
+async function consumers(queue) {
+  const raw = await queue.getWorkersCount();
+  if (raw > 0) return raw;
+  const client = await queue.getBackend().client;
+  const nodes = typeof client.nodes === 'function' ? client.nodes('master') : [client];
+  const lists = await Promise.all(nodes.map(async (node) => String(await node.client('LIST'))));
+  return lists.join('\n').split('\n').filter((line) => line.includes(` name=toolplane-scheduler:${queue.opts.prefix} `)).length;
 }
 
 /** CPU time (user + system) a process has used, in µs; `null` off Linux. Ticks are 10 ms. */

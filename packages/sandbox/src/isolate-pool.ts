@@ -116,7 +116,10 @@ export class IsolatePools {
     if (this.closed) throw fail('SANDBOX_ERROR', 'sandbox is shut down');
     const idle = pool.idle.pop();
     if (idle) return idle;
-    if (pool.size < this.opts.maxIsolatesPerTool) {
+    // A tool that has isolates grows only while the budget has room (after evicting other tools'
+    // idle ones); past it, its calls wait for its own isolates instead of evicting them to make
+    // new ones (which thrashed: every call paid a cold start). A tool with none always gets one.
+    if (pool.size < this.opts.maxIsolatesPerTool && (pool.size === 0 || this.makeRoom(pool))) {
       pool.size++;
       try {
         await this.reserve(pool.memoryMb);
@@ -193,15 +196,25 @@ export class IsolatePools {
     this.reservedMb += mb;
   }
 
+  /** Whether a new isolate of `pool` fits the budget, evicting other tools' idle isolates to make it fit. */
+  private makeRoom(pool: Pool): boolean {
+    const budget = this.opts.memoryBudgetMb;
+    if (budget === undefined) return true;
+    while (this.reservedMb + pool.memoryMb > budget) {
+      if (!this.evictIdle(pool)) return false;
+    }
+    return true;
+  }
+
   private unreserve(mb: number): void {
     this.reservedMb -= mb;
     this.budgetWaiters.shift()?.();
   }
 
-  /** Disposes one idle isolate of the least recently used tool; false if none is idle. */
-  private evictIdle(): boolean {
+  /** Disposes one idle isolate of the least recently used tool (other than `spare`); false if none is idle. */
+  private evictIdle(spare?: Pool): boolean {
     let lru: Pool | undefined;
-    for (const p of this.pools.values()) if (p.idle.length > 0 && (!lru || p.lastUsed < lru.lastUsed)) lru = p;
+    for (const p of this.pools.values()) if (p !== spare && p.idle.length > 0 && (!lru || p.lastUsed < lru.lastUsed)) lru = p;
     const slot = lru?.idle.pop();
     if (!lru || !slot) return false;
     lru.size--;

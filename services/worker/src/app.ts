@@ -88,7 +88,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
   const untraced = createProcessor({ registry, queues, gate, breakers, secrets, sandbox, upstreams, metrics, redis, keys, logger });
   const processor = config.OTEL_EXPORTER_OTLP_ENDPOINT ? traceCalls(untraced) : untraced;
   // Three connections, whatever the number of tools: commands, the scheduler's blocking pop, pub/sub.
-  const blocking = createRedisConnection(config.REDIS_URL, 'worker');
+  // Named, so operators (and `make bench`) can count the scheduling workers of a deployment.
+  const blocking = createRedisConnection(config.REDIS_URL, 'worker', `toolplane-scheduler:${config.TOOLPLANE_PREFIX}`);
   const scheduler = new CallScheduler(redis, blocking, keys, processor, {
     concurrency: config.WORKER_CONCURRENCY,
     lockDurationMs: config.WORKER_LOCK_DURATION_MS,

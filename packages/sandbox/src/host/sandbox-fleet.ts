@@ -70,7 +70,7 @@ type Pending = {
   resolve: (r: RunResult) => void;
   reject: (e: ToolExecError) => void;
   host: Host | undefined;
-  /** `performance.now()` when the call's time started in its host (re-set by a `start` message). */
+  /** `performance.now()` when the call's time started in its host (its `start` message); 0 before. */
   startedAt: number;
   /** Hosts that died under it while the culprit was unknown. */
   strikes: number;
@@ -284,7 +284,7 @@ export class SandboxFleet {
   private send(host: Host, p: Pending): void {
     if (p.done) return;
     p.host = host;
-    p.startedAt = performance.now();
+    p.startedAt = 0;
     host.calls.set(p.id, p);
     const withCode = !host.known.has(p.tool.key);
     host.known.add(p.tool.key);
@@ -339,6 +339,8 @@ export class SandboxFleet {
       else this.startHost('shared');
     }
     if (this.opts.spare && live('spare') < 1) this.startHost('spare');
+    // A spare that took over is ready already and says nothing more: hand it what waits.
+    this.drainWaiting();
   }
 
   private startHost(role: Host['role']): Host {
@@ -519,7 +521,7 @@ export class SandboxFleet {
         if (now - host.startedAt > START_TIMEOUT_MS) this.failHost(host, 'crash');
         continue;
       }
-      const late = [...host.calls.values()].find((p) => now > p.startedAt + p.tool.timeoutMs + this.opts.graceMs);
+      const late = [...host.calls.values()].find((p) => p.startedAt > 0 && now > p.startedAt + p.tool.timeoutMs + this.opts.graceMs);
       if (late) {
         this.failHost(host, 'deadline', late);
         continue;
