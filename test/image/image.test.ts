@@ -223,7 +223,19 @@ describe.skipIf(!HAS_BUILDAH)(
     }, 20 * 60_000);
 
     afterAll(async () => {
-      for (const c of running) if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
+      // What is still running after a failure: killing `buildah run` alone would leave the container's
+      // processes behind (they are not its process group), so they go first, tini and all below it.
+      for (const c of running) {
+        if (c.proc.exitCode !== null || c.proc.signalCode !== null) continue;
+        for (const p of descendants(c.proc.pid!).reverse()) {
+          try {
+            process.kill(p.pid, 'SIGKILL');
+          } catch {
+            // gone already
+          }
+        }
+        c.proc.kill('SIGKILL');
+      }
       await Promise.all(running.map((c) => c.exited));
       for (const name of containers) await run('buildah', ['rm', name]).catch(() => undefined);
       await run('buildah', ['rmi', tag]).catch(() => undefined);
