@@ -86,7 +86,7 @@ class ToolLane extends Worker<CallJobData, CallOutput> {
  *
  * Tools with runnable calls are announced in a fleet-wide ready set (`ToolWakeups`); each worker
  * blocks on it with one connection, takes the tool that has waited longest, starts as many of its
- * calls as it has free slots for (up to a quarter of its budget per visit), and puts the tool back
+ * calls as it has free slots for (up to half of its budget per visit), and puts the tool back
  * at the end of the line if it may have more. A call of another tool therefore starts within about
  * one call's run time of a free slot, whatever backlog a tool has; priorities still order calls
  * within a tool (BullMQ's own order). Delayed, backed-off and rate-limited tools come back through
@@ -121,7 +121,7 @@ export class CallScheduler extends EventEmitter {
   ) {
     super();
     this.log = opts.logger ?? silentLogger();
-    this.maxPerVisit = Math.max(1, Math.ceil(opts.concurrency / 4));
+    this.maxPerVisit = Math.max(1, Math.ceil(opts.concurrency / 2));
     this.processor = toBullProcessor(processor, opts.quotas);
     this.bull = new BullConnection(redis, { shared: true, blocking: false });
     // BullMQ re-emits the client's errors here; unheard, one would end the process. The connection

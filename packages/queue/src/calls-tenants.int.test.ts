@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { ToolSpec, type Tool } from '@toolplane/core';
@@ -6,14 +6,21 @@ import { ToolQueues } from './calls.js';
 import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
 import { createKeys } from './keys.js';
 import { ToolRegistry } from './registry.js';
+import { startRedisServer, type RedisServer } from './testing/redis-server.js';
 
-// The run's shared redis-server (test/support/global-setup.ts); each test has a key prefix of its own.
+// A redis-server of this file's own: MONITOR below must see only this file's commands (the run's
+// shared server carries other files' traffic, BullMQ's binary arguments included).
+let server: RedisServer;
 let redis: RedisConnection;
 beforeAll(async () => {
-  redis = createRedisConnection(inject('redisUrl'), 'worker');
+  server = await startRedisServer();
+  redis = createRedisConnection(server.url, 'worker');
   await waitForRedis(redis);
 });
-afterAll(() => closeRedis(redis));
+afterAll(async () => {
+  await closeRedis(redis);
+  await server.stop();
+});
 
 const SPEC = ToolSpec.parse({ description: 'echoes', parameters: { type: 'object' }, code: 'export default (a) => a' });
 
@@ -39,7 +46,7 @@ async function setup(opts: { maxCallsInFlight?: number } = {}) {
 /** Every command Redis runs while `fn` runs, as text (MONITOR on a connection of its own). */
 async function commandsDuring(fn: () => Promise<void>): Promise<string[]> {
   const seen: string[] = [];
-  const monitor = await new Redis(inject('redisUrl')).monitor();
+  const monitor = await new Redis(server.url).monitor();
   monitor.on('monitor', (_time: string, args: string[]) => seen.push(args.join(' ')));
   const sentinel = `sentinel-${randomUUID()}`;
   try {
