@@ -392,13 +392,20 @@ export class CallScheduler extends EventEmitter {
 
   /** Tools with calls running somewhere get BullMQ's stalled check; the calls of dead workers go back to wait. */
   private async checkStalled(): Promise<void> {
-    const since = Date.now() - 3 * this.opts.lockDurationMs;
-    await this.redis.zremrangebyscore(this.keys.busyTools, '-inf', since);
-    const tools = await this.redis.zrange(this.keys.busyTools, 0, -1);
-    for (const tool of tools) {
+    const tools = await this.redis.zrange(this.keys.busyTools, 0, -1, 'WITHSCORES');
+    const queueKeys = new QueueKeys(this.keys.bullPrefix);
+    for (let i = 0; i < tools.length; i += 2) {
+      const tool = tools[i]!;
       const lane = this.lane(tool);
       lane.lastUsed = Date.now();
       await lane.checkStalled();
+      // A tool leaves the set only once nothing of it is active, and nobody has said otherwise
+      // for a lock's duration (a worker that took a call since would have renewed its entry):
+      // age alone must never drop it, or a dead worker's calls would stay active for good.
+      const quiet = Number(tools[i + 1]) < Date.now() - this.opts.lockDurationMs;
+      if (quiet && (await this.redis.llen(queueKeys.getKeys(this.keys.queueName(tool)).active!)) === 0) {
+        await this.redis.zrem(this.keys.busyTools, tool);
+      }
     }
   }
 
