@@ -111,6 +111,11 @@ export class IsolatePools {
     return pool;
   }
 
+  /** Whether {@link acquire} would hand out an idle isolate at once. */
+  hasIdle(pool: Pool): boolean {
+    return pool.idle.length > 0;
+  }
+
   /** An idle isolate of the pool: a free one, a new one within the limits, or the next one released. */
   async acquire(pool: Pool): Promise<Slot> {
     if (this.closed) throw fail('SANDBOX_ERROR', 'sandbox is shut down');

@@ -53,7 +53,9 @@ export type RunOptions = {
   /** An upstream answered 429 or 503 with `Retry-After`; `ms` from now (for the tool's rate limiter). */
   onRetryAfter?: (ms: number) => void;
   /** The call got its isolate and its time starts; `waited` when it had to wait for one. */
-  onStart?: (waited: boolean) => void;
+  onStart?: () => void;
+  /** The call waits for an isolate (one of the tool's is free later, or a new one starts); `onStart` follows. */
+  onWait?: () => void;
   /** Parent of the call's `ctx.fetch` spans. @default the active context */
   trace?: Context;
   /**
@@ -191,11 +193,13 @@ export class Sandbox {
     }
     const secretValues = Object.values(opts.secrets ?? {});
     const pool = this.pools.pool(tool);
-    const asked = performance.now();
+    // No idle isolate: the call waits for one, or for a new one to start, before its time starts.
+    const waits = !this.pools.hasIdle(pool);
+    if (waits) opts.onWait?.();
     const slot = await this.pools.acquire(pool);
     // Waiting for a free isolate is queueing, not running: the deadline starts now.
     const started = performance.now();
-    opts.onStart?.(started - asked > 1);
+    if (waits) opts.onStart?.();
     const deadline = started + tool.timeoutMs;
     const limits = armCallLimits(slot.isolate, tool.timeoutMs, tool.cpuMs ?? tool.timeoutMs, opts.signal);
     let broken: DisposalReason | undefined;

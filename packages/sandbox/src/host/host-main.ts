@@ -77,11 +77,11 @@ function run(msg: Extract<HostRequest, { t: 'run' }>): void {
       onRetryAfter: (ms) => send({ t: 'retryAfter', id: msg.id, ms }),
       // Written at once on its own pipe: the process aborts right after, before any batch is flushed.
       onFatal: (message) => writeSync(4, `${JSON.stringify({ t: 'fatal', id: msg.id, message: message.slice(0, 500) })}\n`),
-      // Every call says when its time starts: until then (waiting for an isolate under the memory
-      // budget) the parent's deadline watch leaves it alone; the heartbeat covers a host that hangs.
-      onStart: () => {
-        send({ t: 'start', id: msg.id });
-      },
+      // A call that waits for an isolate (under the memory budget, or for one to start) says so, and
+      // when its time starts: meanwhile the parent's deadline watch leaves it alone (the heartbeat
+      // covers a host that hangs). Other calls' time starts on arrival, as the parent assumes.
+      onWait: () => send({ t: 'wait', id: msg.id }),
+      onStart: () => send({ t: 'start', id: msg.id }),
       ...(traced ? { trace: traced } : {}),
     })
     .then(

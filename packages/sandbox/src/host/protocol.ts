@@ -30,7 +30,9 @@ export type HostReply =
   | { t: 'ready' }
   /** Every {@link HEARTBEAT_MS}: the host's event loop is turning. */
   | { t: 'beat' }
-  /** The call got its isolate after waiting for one (the memory budget); its deadline starts now. */
+  /** The call waits for an isolate; its deadline starts at the `start` that follows. */
+  | { t: 'wait'; id: number }
+  /** The call got its isolate after waiting for one; its deadline starts now. */
   | { t: 'start'; id: number }
   | { t: 'done'; id: number; ok: true; value: unknown; logs: string[]; runMs: number }
   /** `stack`: the tool-code frames of a thrown Error, mapped through the tool's source map by the parent. */

@@ -70,7 +70,7 @@ type Pending = {
   resolve: (r: RunResult) => void;
   reject: (e: ToolExecError) => void;
   host: Host | undefined;
-  /** `performance.now()` when the call's time started in its host (its `start` message); 0 before. */
+  /** `performance.now()` when the call's time started: when sent, or at the host's `start` after a `wait` (0 between). */
   startedAt: number;
   /** Hosts that died under it while the culprit was unknown. */
   strikes: number;
@@ -284,7 +284,7 @@ export class SandboxFleet {
   private send(host: Host, p: Pending): void {
     if (p.done) return;
     p.host = host;
-    p.startedAt = 0;
+    p.startedAt = performance.now();
     host.calls.set(p.id, p);
     const withCode = !host.known.has(p.tool.key);
     host.known.add(p.tool.key);
@@ -428,6 +428,11 @@ export class SandboxFleet {
         return;
       case 'beat':
         return;
+      case 'wait': {
+        const p = host.calls.get(msg.id);
+        if (p) p.startedAt = 0;
+        return;
+      }
       case 'start': {
         const p = host.calls.get(msg.id);
         if (p) p.startedAt = performance.now();
