@@ -27,7 +27,7 @@ const MAX_REQUEST_LINE_BYTES = 256 * 1024 * 1024;
 
 const options = JSON.parse(process.argv[2] ?? '{}') as HostOptions;
 const channel = new Socket({ fd: 3, readable: true, writable: true });
-const send: (msg: HostReply) => void = batchedWriter((text) => channel.write(text));
+const send = batchedWriter((text) => channel.write(text)) as ((msg: HostReply) => void) & { now: (msg: HostReply) => void };
 trace.setGlobalTracerProvider(new ForwardingTracerProvider((id, span) => send({ t: 'span', id, span })));
 
 const sandbox = new Sandbox({
@@ -81,7 +81,8 @@ function run(msg: Extract<HostRequest, { t: 'run' }>): void {
       // when its time starts: meanwhile the parent's deadline watch leaves it alone (the heartbeat
       // covers a host that hangs). Other calls' time starts on arrival, as the parent assumes.
       onWait: () => send({ t: 'wait', id: msg.id }),
-      onStart: () => send({ t: 'start', id: msg.id }),
+      // At once: the tool's code runs right after, and may block this thread.
+      onStart: () => send.now({ t: 'start', id: msg.id }),
       ...(traced ? { trace: traced } : {}),
     })
     .then(

@@ -75,21 +75,28 @@ export function lineReader(onMessage: (msg: unknown) => void, maxLineBytes: numb
   };
 }
 
+/**
+ * Collects messages and writes them in one `write` per event-loop tick; `now` writes at once, with
+ * everything collected before it (in order): for what must leave before the thread may block.
+ */
+export type BatchedWriter = ((msg: object) => void) & { now: (msg: object) => void };
+
 /** Collects messages and writes them in one `write` per event-loop tick. */
-export function batchedWriter(write: (text: string) => void): (msg: object) => void {
+export function batchedWriter(write: (text: string) => void): BatchedWriter {
   let batch: string[] = [];
-  let scheduled = false;
   const flush = () => {
-    scheduled = false;
+    if (batch.length === 0) return;
     const text = batch.join('\n') + '\n';
     batch = [];
     write(text);
   };
-  return (msg) => {
+  const send = ((msg: object) => {
     batch.push(JSON.stringify(msg));
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
-    }
+    if (batch.length === 1) setImmediate(flush);
+  }) as BatchedWriter;
+  send.now = (msg) => {
+    batch.push(JSON.stringify(msg));
+    flush();
   };
+  return send;
 }
