@@ -129,7 +129,7 @@ async function main(): Promise<void> {
   // A replaced or deleted tool's compiled schema is dropped on every replica (this one hears its own changes too).
   events.on('toolsChanged', (tool) => validator.forget(tool));
   // Tenant code is evaluated at registration: in a host process that is killed when it hangs.
-  const codeChecker = new SandboxFleet({ hosts: 1, spare: false, lazy: true, memoryBudgetMb: 64, logger: logger.child({ component: 'sandbox' }) });
+  const codeChecker = new SandboxFleet({ hosts: 1, spare: false, memoryBudgetMb: 64, logger: logger.child({ component: 'sandbox' }) });
   const agentKeys = createAgentKeys(config.TOOLPLANE_PREFIX);
   const runStore = new RunStore(redis, agentKeys, config.CALL_RETENTION_MS);
   const runFeed = new RunEventFeed(subscriber, agentKeys, runStore);

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { SpanStatusCode, context, trace, type Context } from '@opentelemetry/api';
-import { ToolExecError, silentLogger, type Logger } from '@toolplane/core';
+import { RequestError, ToolExecError, silentLogger, type Logger } from '@toolplane/core';
 import { fail } from '../errors.js';
 import type { DisposalReason, RunOptions, RunResult, ToolSource } from '../sandbox.js';
 import { mapStack } from '../source-map.js';
@@ -185,16 +185,19 @@ export class SandboxFleet {
   check(code: string): Promise<{ ok: true } | { ok: false; message: string }> {
     if (this.closed) return Promise.resolve({ ok: false, message: 'sandbox is shut down' });
     this.ensureHosts();
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const id = ++this.ids;
-      const deadline = performance.now() + this.opts.checkTimeoutMs;
+      // The check's own time starts when a host has it: a host still starting (a busy machine, a
+      // replaced host) is not the code's fault. No host at all within the start timeout is ours.
+      const waitUntil = performance.now() + START_TIMEOUT_MS;
       const dispatch = () => {
         const host = this.pickHost();
         if (!host) {
-          if (performance.now() > deadline) return resolve({ ok: false, message: 'no sandbox host is available; retry later' });
+          if (this.closed) return resolve({ ok: false, message: 'sandbox is shut down' });
+          if (performance.now() > waitUntil) return reject(new RequestError('UNAVAILABLE', 'no sandbox host is available to check the code; retry later'));
           return void setTimeout(dispatch, 10);
         }
-        host.checks.set(id, { resolve, host, deadline });
+        host.checks.set(id, { resolve, host, deadline: performance.now() + this.opts.checkTimeoutMs });
         host.send({ t: 'check', id, code });
       };
       dispatch();
