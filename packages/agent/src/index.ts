@@ -62,7 +62,7 @@ export { findRefs, fillRefs, readPath, blankRefs } from './plan/plan-refs.js';
 export type { PlanRef } from './plan/plan-refs.js';
 export { SUBMIT_PLAN, submitPlanTool } from './plan/submit-plan.js';
 export { RunStore } from './run-store.js';
-export type { StoredRunEvent } from './run-store.js';
+export type { StoredRunEvent, FinishedRun } from './run-store.js';
 export { RunEventFeed, EVENT_ID_PATTERN } from './run-events.js';
 export { RunLoop, LeaseLostError } from './run-loop.js';
 export type { RunHooks, RunLoopDeps } from './run-loop.js';

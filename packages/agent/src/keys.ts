@@ -20,6 +20,8 @@ export function createAgentKeys(prefix: string) {
     runLease: (id: string) => `${run(id)}:lease`,
     /** Runs not finished yet (zset by start time): what a planner scans to take over orphans. */
     runsActive: `{${prefix}}:runs:active`,
+    /** Finished runs still in Redis (zset by finish time): what the history archiver moves out. */
+    runsFinished: `{${prefix}}:runs:finished`,
     /** Pub/sub channel: a run id is published whenever the run has a new event. */
     runsChanged: `{${prefix}}:runs:changed`,
     /** Short-term memory of a tenant's session: a list of recent entries. */

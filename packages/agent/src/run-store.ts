@@ -1,6 +1,7 @@
+import { DEFAULT_TENANT } from '@toolplane/core';
 import type { RedisConnection } from '@toolplane/queue';
 import type { AgentKeys } from './keys.js';
-import type { RunEvent, RunRecord } from './types.js';
+import { toRunView, type RunEvent, type RunRecord, type RunStatus, type RunView } from './types.js';
 
 /*
  * Saves a run and appends its events, only while the caller still holds the run's lease, so a
@@ -40,9 +41,24 @@ return redis.call('DEL', KEYS[1])
 /** A stored event with its stream id (the SSE `id`). */
 export type StoredRunEvent = { id: string; event: RunEvent };
 
+/** A finished run as the history archiver takes it (the shape of `ArchivedRun` in `@toolplane/history`). */
+export type FinishedRun = {
+  id: string;
+  tenant: string;
+  status: RunStatus;
+  /** ms since epoch */
+  createdAt: number;
+  /** ms since epoch */
+  finishedAt: number;
+  run: RunView;
+  /** Its events with their stream ids, oldest first. */
+  events: StoredRunEvent[];
+};
+
 /**
  * Runs in Redis: one JSON state key and one event stream per run, plus a lease that says which
- * planner drives it. Only the lease holder writes; any replica reads.
+ * planner drives it. Only the lease holder writes; any replica reads. Finished runs are indexed by
+ * finish time so the history archiver can move them out ({@link finishedBefore}, {@link drop}).
  */
 export class RunStore {
   constructor(
@@ -82,8 +98,68 @@ export class RunStore {
       run.id,
       ...events.map((e) => JSON.stringify(e)),
     );
-    if (saved === 1 && finished) await this.redis.zrem(this.keys.runsActive, run.id);
+    if (saved === 1 && finished) {
+      const now = Date.now();
+      // The finished index is what the history archiver reads; entries whose keys expired (no archiver
+      // ran within the retention) are trimmed here so it stays bounded.
+      await this.redis
+        .multi()
+        .zrem(this.keys.runsActive, run.id)
+        .zadd(this.keys.runsFinished, run.finishedAt ? Date.parse(run.finishedAt) : now, run.id)
+        .zremrangebyscore(this.keys.runsFinished, '-inf', now - this.retentionMs)
+        .exec();
+    }
     return saved === 1;
+  }
+
+  /**
+   * Finished runs that ended before `before` (ms since epoch), oldest first, at most `limit`, with
+   * their events: the history archiver's source. Index entries whose run already expired are removed.
+   */
+  async finishedBefore(before: number, limit: number): Promise<FinishedRun[]> {
+    const ids = await this.redis.zrangebyscore(this.keys.runsFinished, '-inf', before, 'LIMIT', 0, limit);
+    if (ids.length === 0) return [];
+    const read = this.redis.pipeline();
+    for (const id of ids) read.get(this.keys.run(id)).xrange(this.keys.runEvents(id), '-', '+');
+    const replies = (await read.exec()) ?? [];
+    const out: FinishedRun[] = [];
+    const gone: string[] = [];
+    ids.forEach((id, i) => {
+      const [stateErr, state] = replies[2 * i] ?? [];
+      const [eventsErr, entries] = replies[2 * i + 1] ?? [];
+      if (stateErr || eventsErr) throw stateErr ?? eventsErr;
+      if (typeof state !== 'string') return void gone.push(id);
+      const run = JSON.parse(state) as RunRecord;
+      out.push({
+        id,
+        tenant: run.tenant ?? DEFAULT_TENANT,
+        status: run.status,
+        createdAt: Date.parse(run.createdAt),
+        finishedAt: Date.parse(run.finishedAt ?? run.updatedAt),
+        run: toRunView(run),
+        events: (entries as Array<[string, string[]]>).map(([entryId, fields]) => ({
+          id: entryId,
+          event: JSON.parse(fields[1] ?? 'null') as RunEvent,
+        })),
+      });
+    });
+    if (gone.length > 0) await this.redis.zrem(this.keys.runsFinished, ...gone);
+    return out;
+  }
+
+  /** Drops finished runs from Redis once the history store has them. */
+  async drop(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const del = this.redis.pipeline();
+    for (const id of ids) del.del(this.keys.run(id), this.keys.runEvents(id));
+    del.zrem(this.keys.runsFinished, ...ids);
+    for (const [err] of (await del.exec()) ?? []) if (err) throw err;
+  }
+
+  /** Finish time (ms since epoch) of the oldest finished run still in Redis. */
+  async oldestFinished(): Promise<number | undefined> {
+    const [, score] = await this.redis.zrange(this.keys.runsFinished, 0, 0, 'WITHSCORES');
+    return score === undefined ? undefined : Number(score);
   }
 
   /** Marks a run as one to resume if its planner goes away; called before its first save. */

@@ -9,6 +9,8 @@ export type RunArchiveSource = {
   finishedBefore(before: number, limit: number): Promise<ArchivedRun[]>;
   /** Drops archived runs from Redis. */
   drop(ids: readonly string[]): Promise<void>;
+  /** Finish time (ms since epoch) of the oldest finished run still in Redis: counted in the lag. */
+  oldestFinished?(): Promise<number | undefined>;
 };
 
 /** What the archiver reports; the planner turns these into metrics. */
@@ -148,9 +150,9 @@ export class Archiver {
     return moved;
   }
 
-  /** Seconds the oldest finished call still in Redis is past its hot retention. */
+  /** Seconds the oldest finished call (or run) still in Redis is past its hot retention. */
   async lagSeconds(now = Date.now()): Promise<number> {
-    let oldest = Infinity;
+    let oldest = (await this.opts.runs?.oldestFinished?.()) ?? Infinity;
     for (const tool of await this.opts.tools()) oldest = Math.min(oldest, (await this.opts.queues.oldestFinished(tool)) ?? Infinity);
     return Number.isFinite(oldest) ? Math.max(0, now - this.opts.hotRetentionMs - oldest) / 1000 : 0;
   }

@@ -79,7 +79,12 @@ async function main(): Promise<void> {
   }
   logger.info({ history: describeHistory(historyOpts), driver: history.driver }, 'history store open');
   const registry = new ToolRegistry(redis, keys);
-  const queues = new ToolQueues(redis, keys, { retentionMs: config.CALL_RETENTION_MS, maxCallsInFlight: config.TENANT_MAX_CALLS_IN_FLIGHT, history });
+  const queues = new ToolQueues(redis, keys, {
+    retentionMs: config.CALL_RETENTION_MS,
+    maxCallsInFlight: config.TENANT_MAX_CALLS_IN_FLIGHT,
+    history,
+    ...(config.CALL_DEFAULT_DEADLINE_MS > 0 ? { defaultDeadlineMs: config.CALL_DEFAULT_DEADLINE_MS } : {}),
+  });
   const waiter = new CallWaiter(subscriber, keys);
   const gate = new CallGate(redis, keys);
   void waiter.start().catch((err: unknown) => logger.warn({ err }, 'subscribe failed'));
@@ -103,6 +108,8 @@ async function main(): Promise<void> {
     },
   });
   const historyMetrics = createHistoryMetrics(promRegistry);
+  const agentKeys = createAgentKeys(config.TOOLPLANE_PREFIX);
+  const runStore = new RunStore(redis, agentKeys, config.CALL_RETENTION_MS);
   // The archiver runs in the planners, one lease holder at a time (see packages/history/README.md).
   const archiver = config.HISTORY_ARCHIVER
     ? new Archiver({
@@ -112,6 +119,7 @@ async function main(): Promise<void> {
         keys,
         tools: () => registry.names(),
         hotRetentionMs: config.CALL_HOT_RETENTION_MS,
+        runs: runStore,
         batchSize: config.HISTORY_BATCH_SIZE,
         logger: logger.child({ component: 'archiver' }),
         hooks: {
@@ -130,8 +138,6 @@ async function main(): Promise<void> {
   events.on('toolsChanged', (tool) => validator.forget(tool));
   // Tenant code is evaluated at registration: in a host process that is killed when it hangs.
   const codeChecker = new SandboxFleet({ hosts: 1, spare: false, memoryBudgetMb: 64, logger: logger.child({ component: 'sandbox' }) });
-  const agentKeys = createAgentKeys(config.TOOLPLANE_PREFIX);
-  const runStore = new RunStore(redis, agentKeys, config.CALL_RETENTION_MS);
   const runFeed = new RunEventFeed(subscriber, agentKeys, runStore);
   void runFeed.start().catch((err: unknown) => logger.warn({ err }, 'subscribe failed'));
   const endpoint = modelEndpoint(config);

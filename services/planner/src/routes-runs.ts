@@ -1,12 +1,22 @@
 import { Router } from 'express';
 import { CALL_ID_PATTERN, RequestError, canSee, type Principal } from '@toolplane/core';
-import { EVENT_ID_PATTERN, RunRequest, toRunView } from '@toolplane/agent';
+import { EVENT_ID_PATTERN, RunRequest, toRunView, type RunView, type StoredRunEvent } from '@toolplane/agent';
 import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps, RunsDeps } from './deps.js';
 import { zodIssues } from './http-util.js';
 
 /** An idle SSE stream gets a comment this often, so proxies and clients don't time it out. */
 const KEEP_ALIVE_MS = 15_000;
+
+/** A run as the routes show it: live from Redis, or archived with its events. */
+type VisibleRun = { id: string; tenant: string | undefined; view: RunView; archivedEvents?: StoredRunEvent[] };
+
+/** True when Redis stream id `id` (`<ms>-<seq>`) comes after `after` (`0` comes before every id). */
+function streamIdAfter(id: string, after: string): boolean {
+  const [ms = 0, seq = 0] = id.split('-').map(Number);
+  const [afterMs = 0, afterSeq = 0] = after.split('-').map(Number);
+  return ms > afterMs || (ms === afterMs && seq > afterSeq);
+}
 
 /** `/v1/runs`: start agent runs, read them, follow their steps as server-sent events. */
 export function runsRouter(deps: PlannerDeps): Router {
@@ -21,12 +31,22 @@ export function runsRouter(deps: PlannerDeps): Router {
     return id;
   };
 
-  /** The run if the request's tenant may see it; 404 otherwise. */
-  const visibleRun = async (raw: unknown, principal: Principal) => {
+  /**
+   * The run if the request's tenant may see it, from Redis or, once the archiver moved it, from
+   * history (with its events); 404 otherwise. The archiver writes history before it drops a run from
+   * Redis, so a run missing from Redis is in history if it exists.
+   */
+  const visibleRun = async (raw: unknown, principal: Principal): Promise<VisibleRun> => {
     const id = runId(raw);
-    const run = await runs().store.get(id);
-    if (!run || !canSee(principal, run.tenant)) throw new RequestError('NOT_FOUND', `no run with id '${id}'`);
-    return run;
+    const hot = await runs().store.get(id);
+    const found: VisibleRun | undefined = hot ? { id, tenant: hot.tenant, view: toRunView(hot) } : await archivedRun(id);
+    if (!found || !canSee(principal, found.tenant)) throw new RequestError('NOT_FOUND', `no run with id '${id}'`);
+    return found;
+  };
+  const archivedRun = async (id: string): Promise<VisibleRun | undefined> => {
+    const archived = await deps.history?.getRun(id);
+    if (!archived) return undefined;
+    return { id, tenant: archived.tenant, view: archived.run as RunView, archivedEvents: archived.events as StoredRunEvent[] };
   };
 
   v1.post('/runs', requireScope('runs:write'), async (req, res) => {
@@ -43,11 +63,11 @@ export function runsRouter(deps: PlannerDeps): Router {
   });
 
   v1.get('/runs/:id', requireScope('runs:read'), async (req, res) => {
-    res.json(toRunView(await visibleRun(req.params.id, principalOf(res))));
+    res.json((await visibleRun(req.params.id, principalOf(res))).view);
   });
 
   v1.get('/runs/:id/events', requireScope('runs:read'), async (req, res) => {
-    const { id } = await visibleRun(req.params.id, principalOf(res));
+    const { id, archivedEvents } = await visibleRun(req.params.id, principalOf(res));
     const { feed, closing } = runs();
     const lastEventId = req.get('last-event-id') ?? '';
     const after = EVENT_ID_PATTERN.test(lastEventId) ? lastEventId : '0';
@@ -58,6 +78,14 @@ export function runsRouter(deps: PlannerDeps): Router {
       'x-accel-buffering': 'no',
     });
     res.flushHeaders();
+    if (archivedEvents) {
+      // An archived run has finished: replay its events after `after` and end.
+      for (const e of archivedEvents) {
+        if (streamIdAfter(e.id, after)) res.write(`id: ${e.id}\nevent: ${e.event.type}\ndata: ${JSON.stringify(e.event)}\n\n`);
+      }
+      res.end();
+      return;
+    }
     const gone = new AbortController();
     res.on('close', () => gone.abort());
     const signal = AbortSignal.any([gone.signal, closing]);
