@@ -16,6 +16,7 @@ import { promtool } from '../support/prometheus.js';
 import { ROOT } from '../support/services.js';
 
 const K8S = join(ROOT, 'infra/k8s');
+const OVERLAYS = ['local', 'redis-cluster', 'postgres'];
 
 type Doc = { file: string; [key: string]: any };
 
@@ -118,7 +119,7 @@ describe('infra/k8s', () => {
   });
 
   test('workloads: selectors match their template labels, containers request resources, probes use declared ports', () => {
-    expect(workloads.map((w) => w.metadata.name).sort()).toEqual(['toolplane-planner', 'toolplane-redis', 'toolplane-worker']);
+    expect(workloads.map((w) => w.metadata.name).sort()).toEqual(['toolplane-planner', 'toolplane-postgres', 'toolplane-redis', 'toolplane-worker']);
     for (const w of workloads) {
       const id = `${w.kind}/${w.metadata.name}`;
       const labels = w.spec.template.metadata.labels;
@@ -276,7 +277,7 @@ describe('infra/k8s', () => {
 
   test('images are pinned: a tag other than latest, or a digest, in the base and every overlay', () => {
     const pinned = (image: string) => /@sha256:[0-9a-f]{64}$/.test(image) || /:[\w][\w.-]*$/.test(image.split('/').at(-1)!) && !image.endsWith(':latest');
-    for (const overlay of ['local', 'redis-cluster']) {
+    for (const overlay of OVERLAYS) {
       const out = execFileSync('kubectl', ['kustomize', join(K8S, 'overlays', overlay)], { encoding: 'utf8' });
       const images = parseAllDocuments(out)
         .map((d) => d.toJS() as Doc)
@@ -381,7 +382,9 @@ describe('infra/k8s', () => {
     expect(kustomizations.map((k) => relative(K8S, k)).sort()).toEqual([
       'base/kustomization.yaml',
       'overlays/local/kustomization.yaml',
+      'overlays/postgres/kustomization.yaml',
       'overlays/redis-cluster/kustomization.yaml',
+      'postgres/kustomization.yaml',
       'redis/kustomization.yaml',
     ]);
   });
@@ -389,7 +392,7 @@ describe('infra/k8s', () => {
   // The overlays are rendered for real with kubectl's built-in kustomize (scripts/bootstrap.sh makes
   // sure there is one) and the result checked against the schemas too.
   test('kubectl kustomize renders each overlay into valid manifests in one namespace', () => {
-    for (const overlay of ['local', 'redis-cluster']) {
+    for (const overlay of OVERLAYS) {
       const out = execFileSync('kubectl', ['kustomize', join(K8S, 'overlays', overlay)], { encoding: 'utf8' });
       const docs = parseAllDocuments(out).map((d) => d.toJS() as Doc);
       for (const doc of docs) {
@@ -397,9 +400,32 @@ describe('infra/k8s', () => {
         if (doc.kind !== 'Namespace') expect(doc.metadata.namespace, `${overlay}: ${doc.kind}/${doc.metadata.name}`).toBe('toolplane');
       }
       const config = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'toolplane-config')!;
-      const hasRedis = docs.some((d) => d.kind === 'StatefulSet');
+      const hasRedis = docs.some((d) => d.kind === 'StatefulSet' && d.metadata.name === 'toolplane-redis');
       expect(config.data.REDIS_URL.startsWith('redis-cluster://'), overlay).toBe(!hasRedis);
       expect(WorkerConfig.safeParse(config.data).success, overlay).toBe(true);
     }
+  });
+
+  test('overlays/postgres: the planner takes HISTORY_URL from the Secret and alone reaches the bundled Postgres', () => {
+    const out = execFileSync('kubectl', ['kustomize', join(K8S, 'overlays/postgres')], { encoding: 'utf8' });
+    const docs = parseAllDocuments(out).map((d) => d.toJS() as Doc);
+    const named = (kind: string, name: string) => docs.find((d) => d.kind === kind && d.metadata.name === name)!;
+    const planner = named('Deployment', 'toolplane-planner').spec.template.spec.containers[0];
+    const ref = planner.env.find((e: any) => e.name === 'HISTORY_URL')?.valueFrom?.secretKeyRef;
+    expect(ref).toMatchObject({ name: 'toolplane-secrets', key: 'HISTORY_URL' });
+    expect(ref.optional ?? false).toBe(false);
+    const url = 'postgres://toolplane:pw@toolplane-postgres:5432/toolplane';
+    expect(PlannerConfig.safeParse({ ...containerEnv(container('toolplane-planner')), HISTORY_URL: url }).error?.issues ?? []).toEqual([]);
+    const pg = named('StatefulSet', 'toolplane-postgres');
+    const pgLabels = pg.spec.template.metadata.labels;
+    const reaches = (policy: string) =>
+      (named('NetworkPolicy', policy).spec.egress as Array<{ to: any[]; ports?: any[] }>).some((r) => r.ports?.some((p) => p.port === 5432)
+        && r.to.some((peer) => peer.podSelector && Object.entries(peer.podSelector.matchLabels).every(([k, v]) => pgLabels[k] === v)));
+    expect(reaches('toolplane-planner')).toBe(true);
+    expect(reaches('toolplane-worker')).toBe(false);
+    const pgPolicy = named('NetworkPolicy', 'toolplane-postgres');
+    expect(pgPolicy.spec.egress).toEqual([]);
+    expect(pgPolicy.spec.ingress.flatMap((r: any) => r.from.map((f: any) => f.podSelector.matchLabels['app.kubernetes.io/name']))).toEqual(['toolplane-planner']);
+    expect(named('Service', 'toolplane-postgres').spec.clusterIP).toBe('None');
   });
 });
