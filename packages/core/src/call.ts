@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ToolName } from './tool.js';
+import { DeadlineMs, ToolName } from './tool.js';
 import type { SerializedError } from './errors.js';
 
 export const CallStatus = {
@@ -25,6 +25,8 @@ export const CallRequest = z
     priority: z.number().int().min(1).max(1000).optional(),
     delayMs: z.number().int().min(0).max(86_400_000).optional(),
     wait: z.union([z.boolean(), z.number().int().min(0).max(MAX_WAIT_MS)]).optional(),
+    /** Ends the call `DEADLINE_EXCEEDED` if it has not started this long after it is due; overrides the tool's. */
+    deadlineMs: DeadlineMs.optional(),
   })
   .strict();
 export type CallRequest = z.infer<typeof CallRequest>;
@@ -38,6 +40,12 @@ export const CallJobData = z.object({
   enqueuedAt: z.number().int(),
   /** sha256 of the canonical JSON of the arguments: the audit trail and approvals refer to it. */
   argsHash: z.string().length(64),
+  /**
+   * When the call's deadline passes (ms since epoch): a worker that finds it still waiting then ends
+   * it `DEADLINE_EXCEEDED` instead of running or putting it back. Absent on calls without a deadline
+   * (and on jobs enqueued before deadlines existed).
+   */
+  deadlineAt: z.number().int().optional(),
   /**
    * W3C trace context of the request that enqueued the call (`traceparent`, `tracestate`), set when
    * tracing is on: the worker's span continues that trace. A malformed value is dropped, never

@@ -30,6 +30,8 @@ export {
   SecretName,
   MAX_TOOL_CODE_BYTES,
   MAX_SOURCE_MAP_BYTES,
+  MAX_DEADLINE_MS,
+  DeadlineMs,
   UpstreamToolRef,
 } from './tool.js';
 export type { Tool, ToolSpecInput, ToolVersionInfo } from './tool.js';

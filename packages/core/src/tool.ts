@@ -12,6 +12,18 @@ export const MAX_TOOL_CODE_BYTES = 256 * 1024;
 /** A bundled tool's source map is kept with its version, up to this size. */
 export const MAX_SOURCE_MAP_BYTES = 1024 * 1024;
 
+/**
+ * The longest deadline a call may have (7 days, the default retention of finished calls): a deadline
+ * is how long a call may wait to start, not a way to keep it queued forever.
+ */
+export const MAX_DEADLINE_MS = 7 * 86_400_000;
+
+/**
+ * A call's deadline (schedule-to-close, as Temporal calls it), in ms from when the call is due (its
+ * `delayMs` after it was accepted). A call still waiting past it ends `failed` with `DEADLINE_EXCEEDED`.
+ */
+export const DeadlineMs = z.number().int().positive().max(MAX_DEADLINE_MS);
+
 export const ToolLimits = z
   .object({
     /** Wall time of the whole call, promises and `ctx` calls included. */
@@ -97,6 +109,11 @@ export const ToolSpec = z
     /** Names of the secrets this tool may read as `ctx.secrets.NAME`; set them with `PUT /v1/secrets/{name}`. */
     secrets: z.array(SecretName).max(50).default([]),
     cacheTtlMs: z.number().int().min(0).max(86_400_000).default(0),
+    /**
+     * Deadline of this tool's calls that set none ({@link DeadlineMs}); unset, the platform's
+     * (`CALL_DEFAULT_DEADLINE_MS` of the planner). Counts the wait for an approval too.
+     */
+    deadlineMs: DeadlineMs.optional(),
     /**
      * Operator switch: a disabled tool is offered to no model and refused to agent runs, while its
      * registration, versions and history stay. Availability (breaker, holds) is derived on top of it.

@@ -10,7 +10,18 @@ export const CALL_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.
 const NON_CONFORMING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 /** The outcome label of {@link ToolMetrics.calls}; bounded. */
-export type CallOutcome = 'success' | 'error' | 'timeout' | 'oom' | 'rejected' | 'circuit_open' | 'rate_limited' | 'cancelled' | 'poisoned';
+export type CallOutcome =
+  | 'success'
+  | 'error'
+  | 'timeout'
+  | 'oom'
+  | 'rejected'
+  | 'circuit_open'
+  | 'rate_limited'
+  | 'cancelled'
+  | 'poisoned'
+  /** Still waiting past its deadline; never run, never counted by the breaker. */
+  | 'deadline_exceeded';
 
 /** A registry with the default process metrics, minus the ones that break Prometheus conventions. */
 export function createRegistry(labels: Record<string, string> = {}): Registry {
@@ -99,7 +110,7 @@ export type ToolMetrics = ReturnType<typeof createToolMetrics>;
 
 /** Every value of the `outcome` label, so each can be shown at 0 before it first happens. */
 export const CALL_OUTCOMES: readonly CallOutcome[] = [
-  'success', 'error', 'timeout', 'oom', 'rejected', 'circuit_open', 'rate_limited', 'cancelled', 'poisoned',
+  'success', 'error', 'timeout', 'oom', 'rejected', 'circuit_open', 'rate_limited', 'cancelled', 'poisoned', 'deadline_exceeded',
 ];
 
 /**

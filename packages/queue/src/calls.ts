@@ -25,6 +25,8 @@ export type EnqueueOptions = {
   idempotencyKey?: string;
   priority?: number;
   delayMs?: number;
+  /** The call's own deadline (ms after it is due); over the tool's `deadlineMs` and the platform's default. */
+  deadlineMs?: number;
   /** W3C trace context to continue in the worker (`injectTraceContext()` of `@toolplane/tracing`). */
   trace?: CallJobData['trace'];
 };
@@ -48,6 +50,12 @@ export type ToolQueuesOptions = {
    * Without it, finished calls stay in Redis for `retentionMs` and are then gone.
    */
   history?: CallHistory;
+  /**
+   * Deadline (ms after the call is due) of calls that set none and whose tool sets none: the
+   * platform's default. Not applied to calls of tools that need approval (a person's wait is not a
+   * backlog). Unset, such calls have no deadline.
+   */
+  defaultDeadlineMs?: number;
 };
 
 /** A page of a tenant's archived calls: what {@link CallHistory.listCalls} is asked. */
@@ -125,6 +133,7 @@ export class ToolQueues {
   private readonly queues = new Map<string, Queue>();
   private readonly retentionMs: number;
   private readonly history: CallHistory | undefined;
+  private readonly defaultDeadlineMs: number | undefined;
   /** Tells the workers' scheduler a tool has calls to run (see {@link ToolWakeups}). */
   private readonly wakeups: ToolWakeups;
 
@@ -135,6 +144,7 @@ export class ToolQueues {
   ) {
     this.retentionMs = opts.retentionMs ?? 7 * DAY_MS;
     this.history = opts.history;
+    this.defaultDeadlineMs = opts.defaultDeadlineMs;
     this.wakeups = new ToolWakeups(redis, keys);
     this.quotas = new TenantQuotas(redis, keys, { maxCallsInFlight: opts.maxCallsInFlight ?? DEFAULT_TENANT_MAX_CALLS_IN_FLIGHT });
   }
@@ -262,6 +272,9 @@ export class ToolQueues {
     };
     const retentionS = Math.ceil(this.retentionMs / 1000);
     const delay = tool.requiresApproval ? APPROVAL_HOLD_MS : opts.delayMs;
+    // Counted from when the call is due: a call scheduled for later is not late while it waits for its time.
+    const deadlineMs = opts.deadlineMs ?? tool.deadlineMs ?? (tool.requiresApproval ? undefined : this.defaultDeadlineMs);
+    if (deadlineMs) data.deadlineAt = now + (tool.requiresApproval ? 0 : (opts.delayMs ?? 0)) + deadlineMs;
     return {
       data,
       opts: {

@@ -64,3 +64,11 @@ describe('history settings', () => {
     expect(loadConfig(base).CALL_HOT_RETENTION_MS).toBe(300_000);
   });
 });
+
+test('the platform deadline of calls is an hour by default, 0 turns it off, and a bad one names the variable', () => {
+  expect(load({}).CALL_DEFAULT_DEADLINE_MS).toBe(3_600_000);
+  expect(load({ CALL_DEFAULT_DEADLINE_MS: '0' }).CALL_DEFAULT_DEADLINE_MS).toBe(0);
+  for (const bad of ['-1', '1.5', 'soon', String(7 * 86_400_000 + 1)]) {
+    expect(() => load({ CALL_DEFAULT_DEADLINE_MS: bad }), bad).toThrow(/CALL_DEFAULT_DEADLINE_MS/);
+  }
+});

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PriceTable } from '@toolplane/agent';
-import { BoolEnv, LogLevel, Port, RedisUrl, SecretsKey, TracingEnv, parseConfig } from '@toolplane/core';
+import { BoolEnv, LogLevel, MAX_DEADLINE_MS, Port, RedisUrl, SecretsKey, TracingEnv, parseConfig } from '@toolplane/core';
 
 export const PlannerConfig = z.object({
   REDIS_URL: RedisUrl.default('redis://127.0.0.1:6379'),
@@ -28,6 +28,12 @@ export const PlannerConfig = z.object({
   HISTORY_BATCH_SIZE: z.coerce.number().int().min(1).max(5_000).default(500),
   /** Calls of one tenant queued, running or awaiting approval at once; past it 429 `QUOTA_EXCEEDED`. 0 = no cap. */
   TENANT_MAX_CALLS_IN_FLIGHT: z.coerce.number().int().min(0).default(10_000),
+  /**
+   * Deadline of calls that set none and whose tool sets none (`deadlineMs`): a call still waiting
+   * this long after it is due ends `DEADLINE_EXCEEDED`. 0 = no platform default. Not applied to
+   * calls of tools that need approval.
+   */
+  CALL_DEFAULT_DEADLINE_MS: z.coerce.number().int().min(0).max(MAX_DEADLINE_MS).default(3_600_000),
   /** On SIGTERM, requests in flight (waits included) get this long before the process exits. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   /**

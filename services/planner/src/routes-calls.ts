@@ -59,6 +59,7 @@ export function callsRouter(deps: PlannerDeps): Router {
         ...(body.idempotencyKey ? { idempotencyKey: body.idempotencyKey } : {}),
         ...(body.priority ? { priority: body.priority } : {}),
         ...(body.delayMs ? { delayMs: body.delayMs } : {}),
+        ...(body.deadlineMs ? { deadlineMs: body.deadlineMs } : {}),
       }));
     } catch (err: unknown) {
       early?.cancel();

@@ -5,6 +5,7 @@ import { SecretUnreadableError, type CallGate, type Keys, type RedisConnection, 
 import type { UpstreamClients } from '@toolplane/mcp';
 import type { SandboxFleet } from '@toolplane/sandbox';
 import type { ToolBreakers } from './breakers.js';
+import { deferCall, isPastDeadline, type HoldKind } from './deadline.js';
 
 export type ProcessorDeps = {
   registry: ToolRegistry;
@@ -28,6 +29,7 @@ const OUTCOME: Record<string, CallOutcome> = {
   CANCELLED: 'cancelled',
   REJECTED: 'rejected',
   POISONED: 'poisoned',
+  DEADLINE_EXCEEDED: 'deadline_exceeded',
 };
 
 const CIRCUIT_STATE = { closed: 0, half_open: 1, open: 2 } as const;
@@ -35,7 +37,8 @@ const CIRCUIT_STATE = { closed: 0, half_open: 1, open: 2 } as const;
 /**
  * One call: validate the job, load the exact tool version it was accepted for, pass the fleet-wide
  * gate (cancel, breaker, rate limits), answer from the result cache or run it in the sandbox.
- * A call held back by a limit or an open breaker is put back (delayed), never failed.
+ * A call held back by a limit or an open breaker is put back (delayed), never failed, unless it
+ * would wait past its deadline (`deadline.ts`): then it ends `DEADLINE_EXCEEDED`.
  */
 export function createProcessor(deps: ProcessorDeps) {
   return async function processCall(
@@ -49,6 +52,14 @@ export function createProcessor(deps: ProcessorDeps) {
     }
     const data = parsed.data;
     const log = deps.logger.child({ callId: job.id, tool: data.tool, attempt: job.attemptsMade + 1 });
+    // Late before it even reaches the gate: it never runs and the breaker never hears of it.
+    if (isPastDeadline(data.deadlineAt, Date.now())) expire(deps, data, log);
+    /** How long to hold the call back (at most until its deadline); ends it if it cannot start in time. */
+    const holdBack = (waitMs: number, kind: HoldKind): number => {
+      const deferral = deferCall(data.deadlineAt, Date.now(), waitMs, kind);
+      if (deferral.action === 'expire') expire(deps, data, log);
+      return deferral.waitMs;
+    };
     const tool = await deps.registry.getVersion(data.tool, data.version);
     if (!tool) {
       throw new ToolExecError('REJECTED', `tool ${data.tool}@${data.version} no longer exists`, { retryable: false });
@@ -60,21 +71,26 @@ export function createProcessor(deps: ProcessorDeps) {
       case 'cancelled':
         throw new ToolExecError('CANCELLED', 'call was cancelled', { retryable: false });
       case 'open':
-      case 'busy_trial':
-        deps.metrics.calls.inc({ tool: tool.name, outcome: 'circuit_open' });
+      case 'busy_trial': {
         deps.metrics.circuitState.set({ tool: tool.name }, admission.verdict === 'open' ? CIRCUIT_STATE.open : CIRCUIT_STATE.half_open);
-        return putBack(job, token, admission.waitMs);
+        const waitMs = holdBack(admission.waitMs, 'delay');
+        deps.metrics.calls.inc({ tool: tool.name, outcome: 'circuit_open' });
+        return putBack(job, token, waitMs);
+      }
       case 'hold':
       case 'tool_limit':
+        holdBack(admission.waitMs, 'pause');
         deps.metrics.calls.inc({ tool: tool.name, outcome: 'rate_limited' });
         deps.metrics.rateLimited.inc({ tool: tool.name, scope: 'tool' });
         // Pauses this tool's queue for every worker until a slot frees up; other tools go on.
         await deps.queues.queue(tool.name).rateLimit(admission.waitMs);
         throw Worker.RateLimitError();
-      case 'tenant_limit':
+      case 'tenant_limit': {
+        const waitMs = holdBack(admission.waitMs, 'delay');
         deps.metrics.calls.inc({ tool: tool.name, outcome: 'rate_limited' });
         deps.metrics.rateLimited.inc({ tool: tool.name, scope: 'tenant' });
-        return putBack(job, token, admission.waitMs);
+        return putBack(job, token, waitMs);
+      }
       case 'run':
       case 'trial':
         break;
@@ -148,9 +164,11 @@ export function createProcessor(deps: ProcessorDeps) {
         // A failed trial says the tool is still down, not that this call is bad: it waits out the
         // new open period like every other held call, without using up an attempt.
         log.info({ code }, 'half-open trial failed, breaker open again');
-        return putBack(job, token, tool.breaker.resetTimeoutMs);
+        return putBack(job, token, holdBack(tool.breaker.resetTimeoutMs, 'delay'));
       }
       const retrying = retryable && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+      // No retry for a late call; the attempt's own failure has been counted (and seen by the breaker).
+      if (retrying && isPastDeadline(data.deadlineAt, Date.now())) expire(deps, data, log, err);
       if (retrying) deps.metrics.retries.inc({ tool: tool.name });
       log.info({ code, retrying }, 'tool call failed');
       throw err;
@@ -158,6 +176,17 @@ export function createProcessor(deps: ProcessorDeps) {
       deps.metrics.active.dec({ tool: tool.name });
     }
   };
+}
+
+/** Ends a call that is still waiting (or would retry) past its deadline: `DEADLINE_EXCEEDED`, no further attempt. */
+function expire(deps: ProcessorDeps, data: CallJobData, log: Logger, cause?: unknown): never {
+  deps.metrics.calls.inc({ tool: data.tool, outcome: 'deadline_exceeded' });
+  log.info({ deadlineAt: data.deadlineAt }, 'call deadline exceeded');
+  const at = new Date(data.deadlineAt ?? Date.now()).toISOString();
+  const message = cause instanceof Error
+    ? `call reached its deadline (${at}) before another attempt; last attempt: ${cause.message}`
+    : `call could not start before its deadline (${at})`;
+  throw new ToolExecError('DEADLINE_EXCEEDED', message, { retryable: false, cause });
 }
 
 /** Puts the call back on its queue to run after `waitMs`, without using up an attempt. */
