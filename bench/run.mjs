@@ -3,13 +3,14 @@
 //   1. Redis ceiling     redis-benchmark against the same server, while it is idle
 //   2. Throughput        20,000 calls, Toolplane and raw BullMQ interleaved (tp, bullmq, tp, …)
 //   3. Latency           sequential calls: HTTP POST /v1/calls wait:true vs BullMQ add + waitUntilFinished
+//   3b. History          Redis bytes per hot call and archiver records/s into SQLite (bench/lib/history.mjs)
 //   4. Scaling           Toolplane with 1, 2 and 4 worker processes, on one Redis and on a local 3-master cluster
 //   5. Sandbox           packages/sandbox/bench/sandbox-bench.mjs, alone on the machine
 //   6. Planning          bench/planning.mjs: plan mode vs ReAct, wall time and model calls (BENCH_MODEL_LATENCY_MS)
 // Each figure is the median of BENCH_REPEATS (3) repeats, with min and max.
 //
 // Env: BENCH_SMOKE=1 (tiny run for the test suite), BENCH_REPEATS, BENCH_CALLS, BENCH_LATENCY_CALLS,
-// BENCH_SCALING_CALLS, BENCH_CONCURRENCY, BENCH_PROFILE=1 (CPU profile of the throughput worker),
+// BENCH_SCALING_CALLS, BENCH_HISTORY_CALLS, BENCH_CONCURRENCY, BENCH_PROFILE=1 (CPU profile of the throughput worker),
 // BENCH_AOF=1 (Redis with appendfsync everysec, as `make up` runs it), BENCH_OUT (result file),
 // BENCH_CLUSTER=0 skips the cluster curve; BENCH_CLUSTER_URL=redis-cluster://… uses a cluster of yours.
 import { spawn } from 'node:child_process';
@@ -21,6 +22,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import { ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
 import { startRedisServer } from '@toolplane/queue/testing';
 import { ROOT, sleep, spawnNode, startBullmqWorker, startPlanner, startToolplaneWorker, waitForConsumers } from './lib/processes.mjs';
+import { historyBench } from './lib/history.mjs';
 import { summarizeProfile } from './lib/profile.mjs';
 import { scalingCurve, startLocalCluster } from './lib/scaling.mjs';
 import { percentile, round, summarize, summarizeKeys } from './lib/stats.mjs';
@@ -36,6 +38,7 @@ const cfg = {
   warmup: SMOKE ? 100 : 2_000,
   latencyCalls: num('BENCH_LATENCY_CALLS', SMOKE ? 20 : 500),
   scalingCalls: num('BENCH_SCALING_CALLS', SMOKE ? 100 : 5_000),
+  historyCalls: num('BENCH_HISTORY_CALLS', SMOKE ? 200 : 10_000),
   scalingPoints: SMOKE ? [1, 2] : [1, 2, 4],
   redisBenchRequests: SMOKE ? 2_000 : 100_000,
   profile: process.env.BENCH_PROFILE === '1',
@@ -152,6 +155,10 @@ async function main() {
     const latencyDetail = Object.fromEntries(Object.entries(latency).map(([k, v]) => [k, summarizeKeys(v, ['p50', 'p95', 'p99'])]));
     for (const stop of stops.splice(0).reverse()) await stop();
 
+    // 3b. History: Redis bytes per hot call, archiver throughput.
+    log('\n[history] redis bytes per hot call, archiver');
+    const history = await historyBench({ redisUrl: server.url, redis, calls: cfg.historyCalls, repeats: cfg.repeats, concurrency: cfg.concurrency, log });
+
     // 4. Scaling curve on the single Redis (and, on request, on a cluster: issue 8's hook).
     log('\n[4/5] scaling');
     const scalingOpts = { points: cfg.scalingPoints, calls: cfg.scalingCalls, repeats: cfg.repeats, concurrency: cfg.concurrency, warmup: SMOKE ? 50 : 1_000, log };
@@ -193,10 +200,16 @@ async function main() {
       latency_ms: Object.fromEntries(Object.entries(latencyDetail).map(([k, v]) => [k, { p50: v.p50.median, p95: v.p95.median, p99: v.p99.median }])),
       sandbox: { warm_call_us: sandbox.warm_call_us, cold_start_ms: sandbox.cold_start_ms, node_vm_call_us: sandbox.node_vm_call_us, direct_call_us: sandbox.direct_call_us },
       redis_ops_per_s: redisDetail.mean.median,
+      history: {
+        redis_bytes_per_hot_call: history.redis_bytes_per_hot_call.median,
+        redis_bytes_per_call_after_archive: history.redis_bytes_per_call_after_archive.median,
+        archiver_records_per_s: history.archiver_records_per_s.median,
+        calls_per_s: history.calls_per_s.median,
+      },
       scaling: Object.fromEntries(Object.entries(scaling).map(([k, v]) => [k, Object.fromEntries(Object.entries(v.points).map(([w, s]) => [w, s.median]))])),
       planning,
       goals: { throughput_ratio: { goal: THROUGHPUT_GOAL, value: ratio, met: ratio >= THROUGHPUT_GOAL } },
-      detail: { throughput: throughputDetail, latency_ms: latencyDetail, redis_benchmark_ops_per_s: redisDetail, scaling, sandbox, ...(profile ? { profile } : {}) },
+      detail: { throughput: throughputDetail, history, latency_ms: latencyDetail, redis_benchmark_ops_per_s: redisDetail, scaling, sandbox, ...(profile ? { profile } : {}) },
     };
     mkdirSync(dirname(cfg.out), { recursive: true });
     writeFileSync(cfg.out, `${JSON.stringify(result, null, 2)}\n`);
@@ -286,6 +299,8 @@ function printTable(r) {
     ['  raw BullMQ, no-op', rng(d.throughput.bullmq.calls_per_s, ' jobs/s'), `worker ${d.throughput.bullmq.worker_cpu_us_per_call.median} µs CPU/job`],
     ['  ratio Toolplane / BullMQ', rng(d.throughput.ratio), `goal ≥ ${THROUGHPUT_GOAL}: ${r.goals.throughput_ratio.met ? 'MET' : 'MISSED'}`],
     ['  Redis CPU per call (Toolplane / BullMQ)', `${d.throughput.toolplane.redis_cpu_us_per_call.median} / ${d.throughput.bullmq.redis_cpu_us_per_call.median} µs`, `commands ${d.throughput.toolplane.redis_commands_per_call.median} / ${d.throughput.bullmq.redis_commands_per_call.median}`],
+    ['  Redis per hot call (history store configured)', rng(d.history.redis_bytes_per_hot_call, ' B'), `${d.history.redis_bytes_per_call_after_archive.median} B left per call once archived`],
+    [`  archiver → SQLite, batch ${d.history.batch_size}`, rng(d.history.archiver_records_per_s, ' records/s'), `calls meanwhile ${d.history.calls_per_s.median}/s`],
     ['Latency, sequential, enqueue → result', '', ''],
     ...['toolplane_http', 'bullmq'].map((k) => [
       `  ${k === 'bullmq' ? 'raw BullMQ add + waitUntilFinished' : 'Toolplane HTTP POST wait:true'}`,

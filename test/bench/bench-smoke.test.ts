@@ -34,6 +34,8 @@ test('make bench runs in smoke mode and writes its result file', async () => {
       result.sandbox.cold_start_ms,
       result.redis_ops_per_s,
       result.scaling.single_redis['2'],
+      result.history.redis_bytes_per_hot_call,
+      result.history.archiver_records_per_s,
     ]) {
       expect(v).toBeGreaterThan(0);
     }
