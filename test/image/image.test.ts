@@ -22,6 +22,7 @@ import { ADD_TOOL, api, eventually, ROOT, uniquePrefix } from '../support/servic
 
 const run = promisify(execFile);
 const DOCKERFILE = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+// `make bootstrap` installs buildah; without it this suite fails, it is never skipped.
 const HAS_BUILDAH = spawnSync('buildah', ['--version']).status === 0;
 const ADMIN_KEY = 'k'.repeat(32);
 
@@ -151,9 +152,13 @@ type Container = {
   exited: Promise<number | null>;
 };
 
-describe.skipIf(!HAS_BUILDAH)(
-  HAS_BUILDAH ? 'container image, built with buildah and run' : 'container image: SKIPPED, buildah is not installed (make bootstrap installs it)',
+describe(
+  'container image, built with buildah and run',
   () => {
+    test('buildah is installed (make bootstrap installs it)', () => {
+      expect(HAS_BUILDAH).toBe(true);
+    });
+
     const id = randomBytes(4).toString('hex');
     const tag = `localhost/toolplane:test-${id}`;
     const containers: string[] = [];

@@ -66,6 +66,11 @@ const REGISTRATION_BOMBS: Array<[string, string]> = [
   ['endless loop at top level', 'for (;;) {} export default () => 1'],
   ['huge allocation at top level', 'void new Array(2 ** 27).fill(0); export default () => 1'],
   ['rejected getter at top level', 'Promise.reject({ get message() { for (;;) {} } }); export default () => 1'],
+  ['rejected Proxy at top level', 'Promise.reject(new Proxy({}, { get() { for (;;) {} } })); export default () => 1'],
+  ['thrown getter at top level', 'throw { get message() { for (;;) {} } }; export default () => 1'],
+  ['awaited thenable that spins at top level', 'await { then() { for (;;) {} } }; export default () => 1'],
+  ['endless microtask chain at top level', 'const go = () => Promise.resolve().then(go); go(); export default () => 1'],
+  ['typed array bomb at top level', 'const big = new Float64Array(2 ** 28); export default () => big.length'],
   ['top-level await that never ends', 'await new Promise(() => {}); export default () => 1'],
 ];
 
