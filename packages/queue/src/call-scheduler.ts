@@ -13,6 +13,7 @@ import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
 import { LuaScript } from './lua-script.js';
 import type { TenantQuotas } from './tenant-quotas.js';
+import { ToolWakeups } from './tool-wakeups.js';
 import { toBullProcessor, type CallProcessor } from './tool-worker.js';
 
 export type CallSchedulerOptions = {
@@ -101,6 +102,7 @@ export class CallScheduler extends EventEmitter {
   private readonly backendFactory: BackendFactory<RedisQueueBackend>;
   private readonly processor: ReturnType<typeof toBullProcessor>;
   private readonly log: Logger;
+  private readonly wakeups: ToolWakeups;
   private readonly maxPerVisit: number;
   private readonly slotWaiters: Array<() => void> = [];
   private readonly timers: NodeJS.Timeout[] = [];
@@ -121,6 +123,7 @@ export class CallScheduler extends EventEmitter {
   ) {
     super();
     this.log = opts.logger ?? silentLogger();
+    this.wakeups = new ToolWakeups(redis, keys);
     this.maxPerVisit = Math.max(1, Math.ceil(opts.concurrency / 2));
     this.processor = toBullProcessor(processor, opts.quotas);
     this.bull = new BullConnection(redis, { shared: true, blocking: false });
@@ -368,7 +371,7 @@ export class CallScheduler extends EventEmitter {
   };
 
   private async wake(tool: string): Promise<void> {
-    await this.redis.zadd(this.keys.readyTools, 'LT', Date.now(), tool).catch(() => {});
+    await this.wakeups.wake(tool).catch(() => {});
   }
 
   private async promote(): Promise<void> {
