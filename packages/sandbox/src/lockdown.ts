@@ -54,6 +54,9 @@ function lockdown(): void {
   type WithHelpers = { map(fn: (value: unknown) => unknown): object };
   const { Iterator } = globalThis as unknown as { Iterator: { from(source: object): object } };
   const segments = new Intl.Segmenter().segment('');
+  // core-js's URLSearchParams iterator, when the web runtime is installed (the lockdown survey found it).
+  const { URLSearchParams: Params } = globalThis as unknown as { URLSearchParams?: new (init: string) => Record<'keys' | 'values' | 'entries', () => object> };
+  const params = Params ? new Params('a=1') : undefined;
   harden(
     globalThis,
     // Reached through syntax only, and through what operations return. Each root is a throwaway
@@ -66,6 +69,7 @@ function lockdown(): void {
     // Not an `Iterator` itself, so `from` wraps it in a %WrapForValidIteratorPrototype% object.
     Iterator.from({ next: () => ({ done: true, value: undefined }) }),
     segments, segments[Symbol.iterator](),
+    ...(params ? [params.keys(), params.values(), params.entries()] : []),
     // V8 gives every error an own `stack` accessor whose getter and setter are shared.
     new Error(),
   );

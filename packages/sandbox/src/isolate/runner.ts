@@ -115,29 +115,6 @@ function installGlobals(): void {
   };
   for (const name of WEB_GLOBALS) Object.defineProperty(globalThis, name, { value: globals[name], writable: true, configurable: true, enumerable: false });
   for (const name of CORE_JS_GLOBALS) Reflect.deleteProperty(globalThis, name);
-  // Prototypes only an operation's result leads to, which the lockdown's walk from globalThis
-  // cannot see: core-js's URLSearchParams iterator (found by the lockdown survey).
-  const params = new URLSearchParams('a=1');
-  freezeDeep(params.keys(), params.values(), params.entries(), params[Symbol.iterator]());
-}
-
-/** Freezes each root, its prototype chain and everything its properties lead to (as the lockdown does). */
-function freezeDeep(...roots: unknown[]): void {
-  const seen = new WeakSet<object>();
-  const stack = roots;
-  while (stack.length > 0) {
-    const o = stack.pop();
-    if ((typeof o !== 'object' && typeof o !== 'function') || o === null || seen.has(o)) continue;
-    seen.add(o);
-    Object.freeze(o);
-    stack.push(Object.getPrototypeOf(o));
-    for (const key of Reflect.ownKeys(o)) {
-      const d = Reflect.getOwnPropertyDescriptor(o, key);
-      if (d === undefined) continue;
-      if ('value' in d) stack.push(d.value);
-      else stack.push(d.get, d.set);
-    }
-  }
 }
 
 async function runCall(call: CallState, namespace: ToolModule, argsJson: string, maxResultBytes: number, maxLogLines: number, secretsJson: string, callJson: string, logs: string[], dropped: { n: number }): Promise<string> {
