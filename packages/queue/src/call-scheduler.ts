@@ -48,6 +48,7 @@ const ANNOUNCE_EVERY_MS = 200;
 const LANE_IDLE_MS = 60_000;
 
 const promoteTools = LuaScript.fromFile('promote-tools-3');
+const forgetBusy = LuaScript.fromFile('forget-busy-1');
 
 /**
  * One tool's queue as a lane of the scheduler: BullMQ's `Worker` in manual mode, on the process's
@@ -235,7 +236,9 @@ export class CallScheduler extends EventEmitter {
     let jobs: Array<Job<CallJobData, CallOutput> | undefined>;
     try {
       const [, ...taken] = await Promise.all([
-        this.redis.zadd(this.keys.claimedTools, now + CLAIM_MS, tool),
+        // Busy before anything is taken: a worker that dies holding a call must leave its tool in
+        // the set the stalled checks read, or the call stays active for good.
+        this.redis.multi().zadd(this.keys.claimedTools, now + CLAIM_MS, tool).zadd(this.keys.busyTools, now, tool).exec(),
         ...tokens.map((token) => lane.getNextJob(token, { block: false })),
       ]);
       jobs = taken as Array<Job<CallJobData, CallOutput> | undefined>;
@@ -405,9 +408,11 @@ export class CallScheduler extends EventEmitter {
       // A tool leaves the set only once nothing of it is active, and nobody has said otherwise
       // for a lock's duration (a worker that took a call since would have renewed its entry):
       // age alone must never drop it, or a dead worker's calls would stay active for good.
+      // Dropped only if its entry is still the one read: a take since (this worker's own included,
+      // racing this check) marks it again first.
       const quiet = Number(tools[i + 1]) < Date.now() - this.opts.lockDurationMs;
       if (quiet && (await this.redis.llen(queueKeys.getKeys(this.keys.queueName(tool)).active!)) === 0) {
-        await this.redis.zrem(this.keys.busyTools, tool);
+        await forgetBusy.run(this.redis, [this.keys.busyTools], [tool, tools[i + 1]!]);
       }
     }
   }
