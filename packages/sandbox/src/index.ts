@@ -14,7 +14,7 @@
 export { SandboxFleet } from './host/sandbox-fleet.js';
 export type { SandboxFleetOptions, HostFailure } from './host/sandbox-fleet.js';
 export { Sandbox } from './sandbox.js';
-export type { ToolSource, RunOptions, RunResult, DisposalReason, SandboxOptions, CallInfo } from './sandbox.js';
+export type { ToolSource, RunOptions, RunResult, DisposalReason, SandboxOptions, CallInfo, ProgressReport } from './sandbox.js';
 export { mapStack } from './source-map.js';
 export { checkToolCode } from './check-code.js';
 export { parseEgressRule, isPrivateAddress, parseNetworkList } from './bridges/egress.js';

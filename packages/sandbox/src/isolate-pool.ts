@@ -33,7 +33,12 @@ export type ActiveCall = {
   onFatal: ((message: string) => void) | undefined;
   /** The call's pending timer waits (`setTimeout` in the isolate); all released when the call ends. */
   timers: Set<TimerWait>;
+  /** `ctx.progress` reports of the call, already checked and redacted. */
+  onProgress: ((report: ProgressReport) => void) | undefined;
 };
+
+/** One `ctx.progress` report as the host passes it on, with the log lines written since the previous one. */
+export type ProgressReport = { fraction: number; message: string; logs: string[] };
 
 /** One pending wait of a call's `setTimeout`; `handle` is unset for a wait past the deadline. */
 export type TimerWait = { handle: NodeJS.Timeout | undefined; resolve: () => void };
@@ -60,6 +65,7 @@ export type HostBridges = (slot: Slot) => {
   timer: ivm.Reference;
   crypto: ivm.Reference;
   limits: Record<string, number>;
+  progress: ivm.Reference;
 };
 
 export type IsolatePoolsOptions = {
@@ -241,7 +247,7 @@ export class IsolatePools {
       // Host functions handed to the runtime; it keeps them in its closure, out of tool code's reach.
       const bridges = this.opts.bridges(slot);
       const limits = new ivm.ExternalCopy(bridges.limits).copyInto();
-      const runner = (await boot.apply(undefined, [bridges.fetch, bridges.report, bridges.timer, bridges.crypto, limits], {
+      const runner = (await boot.apply(undefined, [bridges.fetch, bridges.report, bridges.timer, bridges.crypto, limits, bridges.progress], {
         result: { reference: true },
       })) as ivm.Reference<Record<keyof Runner, unknown>>;
       boot.release();

@@ -64,7 +64,8 @@ const ESCAPES: Case[] = [
   { name: 'globals list holds only built-ins', code: 'export default () => Object.getOwnPropertyNames(globalThis)', expect: 'ok', check: (v) => {
     for (const name of ['process', 'require', 'ivm', '_ivm', 'WebAssembly', 'SharedArrayBuffer', 'FinalizationRegistry', 'WeakRef', '__core-js_shared__', 'setImmediate', 'Buffer']) expect(v).not.toContain(name);
   } },
-  { name: 'ctx offers only log, fetch, secrets, signal, callId and attempt', code: 'export default (a, ctx) => Reflect.ownKeys(ctx).map(String)', expect: 'ok', check: (v) => expect(v).toEqual(['log', 'fetch', 'secrets', 'signal', 'callId', 'attempt']) },
+  { name: 'ctx offers only log, progress, fetch, secrets, signal, callId and attempt', code: 'export default (a, ctx) => Reflect.ownKeys(ctx).map(String)', expect: 'ok', check: (v) => expect(v).toEqual(['log', 'progress', 'fetch', 'secrets', 'signal', 'callId', 'attempt']) },
+  { name: 'constructor chain from ctx.progress stays in the isolate', code: "export default (a, ctx) => ctx.progress.constructor('return typeof process + typeof require')()", expect: 'ok', check: (v) => expect(v).toBe('undefinedundefined') },
   { name: 'Error.prepareStackTrace cannot be set', code: 'export default () => { Error.prepareStackTrace = (e, s) => s[0].getThis(); return new Error().stack }', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/read only|not extensible/) },
   { name: 'Error.stackTraceLimit cannot be changed', code: 'export default () => { Error.stackTraceLimit = Infinity }', expect: 'TOOL_ERROR' },
   { name: 'stack traces name no host file', code: 'export default () => { function f() { return new Error("x").stack } return f() }', expect: 'ok', check: (v) => expect(String(v)).not.toMatch(/\/work\/|node:|file:\/\//) },

@@ -6,11 +6,11 @@ import { hostCrypto } from './bridges/crypto-bridge.js';
 import { defaultResolver, hostFetch, type FetchRequest, type HostResolver } from './bridges/fetch-bridge.js';
 import { armCallLimits } from './call-limits.js';
 import { classifyIsolateError, evaluating, evaluatingAsync, fail, failWithReportedCode, ignoreStrayRejection, isTimeout, rethrowLimits } from './errors.js';
-import { IsolatePools, type ActiveCall, type DisposalReason, type Pool, type Slot, type TimerWait } from './isolate-pool.js';
+import { IsolatePools, type ActiveCall, type DisposalReason, type Pool, type ProgressReport, type Slot, type TimerWait } from './isolate-pool.js';
 import { redactSecrets } from './redact.js';
 import { mapStack } from './source-map.js';
 
-export type { DisposalReason } from './isolate-pool.js';
+export type { DisposalReason, ProgressReport } from './isolate-pool.js';
 
 /** What the sandbox needs to know of a tool: its code and limits under a key that changes with the code. */
 export type ToolSource = {
@@ -63,6 +63,11 @@ export type RunOptions = {
    * ends right after. Called synchronously, so it can only write somewhere at once.
    */
   onFatal?: (message: string) => void;
+  /**
+   * `ctx.progress` reports, at most one per 100 ms (latest wins in between), each with the log lines
+   * written since the previous one; secrets redacted. Nothing is reported after the call ends.
+   */
+  onProgress?: (report: ProgressReport) => void;
 };
 
 export type RunResult = { value: unknown; logs: string[]; runMs: number };
@@ -177,6 +182,12 @@ export class Sandbox {
         timer: new ivm.Reference((token: number, ms: number) => this.bridgeTimer(slot, token, ms)),
         crypto: new ivm.Reference(hostCrypto),
         limits: REQUEST_LIMITS,
+        progress: new ivm.Reference((token: number, json: string) => {
+          const call = slot.call;
+          if (call?.token !== token || !call.onProgress) return;
+          const report = parseProgress(json);
+          if (report) call.onProgress(report);
+        }),
       }),
     });
   }
@@ -192,6 +203,9 @@ export class Sandbox {
       throw fail('REJECTED', 'arguments are not JSON', err);
     }
     const secretValues = Object.values(opts.secrets ?? {});
+    const onProgress = opts.onProgress;
+    // Progress leaves while the call runs, so it is redacted on its own, like the outcome.
+    if (onProgress && secretValues.length > 0) opts = { ...opts, onProgress: (r) => onProgress(redactSecrets(r, secretValues)) };
     const pool = this.pools.pool(tool);
     // No idle isolate: the call waits for one, or for a new one to start, before its time starts.
     const waits = !this.pools.hasIdle(pool);
@@ -335,6 +349,7 @@ export class Sandbox {
       trace: opts.trace ?? context.active(),
       onFatal: opts.onFatal,
       timers: new Set(),
+      onProgress: opts.onProgress,
     };
     return token;
   }
@@ -414,6 +429,19 @@ export class Sandbox {
       throw Object.assign(failWithReportedCode(parsed.code, message), { logs: parsed.logs, ...(parsed.stack ? { stack: parsed.stack } : {}) });
     }
     return { value: parsed.value, logs: parsed.logs, runMs: performance.now() - started };
+  }
+}
+
+/** A report as the runtime sends it (`isolate/progress.ts`), checked again: only data of the expected shape passes. */
+function parseProgress(json: unknown): ProgressReport | undefined {
+  if (typeof json !== 'string') return undefined;
+  try {
+    const r = JSON.parse(json) as Partial<ProgressReport>;
+    const { fraction, message, logs } = r;
+    if (typeof fraction !== 'number' || !(fraction >= 0 && fraction <= 1) || typeof message !== 'string' || !Array.isArray(logs)) return undefined;
+    return { fraction, message, logs: logs.filter((l): l is string => typeof l === 'string') };
+  } catch {
+    return undefined;
   }
 }
 

@@ -42,6 +42,12 @@ export type ToolContext = {
   readonly secrets: Readonly<Record<string, string>>;
   /** One line in the call's logs (`console.*` writes there too). */
   log(...parts: unknown[]): void;
+  /**
+   * Reports how far the call is, `fraction` from 0 to 1, with an optional short message (cut at 500
+   * characters): streamed to `GET /v1/calls/{id}/events` and MCP progress notifications. Sent at most
+   * 10 times a second (the latest report wins in between); throws a TypeError on a bad fraction.
+   */
+  progress(fraction: number, message?: string): void;
   /** Aborted when the call ends; pass it to `fetch` to stop waiting. */
   readonly signal: AbortSignal;
   /** The call's id (`GET /v1/calls/{id}`). */

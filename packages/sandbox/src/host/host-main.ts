@@ -75,6 +75,7 @@ function run(msg: Extract<HostRequest, { t: 'run' }>): void {
       ...(msg.secrets ? { secrets: msg.secrets } : {}),
       ...(msg.call ? { call: msg.call } : {}),
       onRetryAfter: (ms) => send({ t: 'retryAfter', id: msg.id, ms }),
+      onProgress: (r) => send({ t: 'progress', id: msg.id, fraction: r.fraction, message: r.message, logs: r.logs }),
       // Written at once on its own pipe: the process aborts right after, before any batch is flushed.
       onFatal: (message) => writeSync(4, `${JSON.stringify({ t: 'fatal', id: msg.id, message: message.slice(0, 500) })}\n`),
       // A call that waits for an isolate (under the memory budget, or for one to start) says so, and

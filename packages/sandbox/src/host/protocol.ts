@@ -42,6 +42,8 @@ export type HostReply =
   | { t: 'checked'; id: number; ok: true }
   | { t: 'checked'; id: number; ok: false; message: string }
   | { t: 'retryAfter'; id: number; ms: number }
+  /** A `ctx.progress` report of the call, with the log lines written since its previous one. */
+  | { t: 'progress'; id: number; fraction: number; message: string; logs: string[] }
   | { t: 'span'; id: number; span: WireSpan }
   | { t: 'disposed'; reason: DisposalReason };
 

@@ -473,6 +473,9 @@ export class SandboxFleet {
       case 'retryAfter':
         host.calls.get(msg.id)?.opts.onRetryAfter?.(msg.ms);
         return;
+      case 'progress':
+        host.calls.get(msg.id)?.opts.onProgress?.({ fraction: msg.fraction, message: msg.message, logs: msg.logs });
+        return;
       case 'span': {
         const p = host.calls.get(msg.id);
         if (!p) return;

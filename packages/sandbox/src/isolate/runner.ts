@@ -21,6 +21,7 @@
  */
 import { runtime, describe, type CallState, type HostBridges, type HostReference } from './web/call.js';
 import { makeConsole } from './web/console.js';
+import { makeProgress } from './progress.js';
 import { Crypto, CryptoKey, SubtleCrypto, createCrypto } from './web/crypto.js';
 import { TextDecoder, TextEncoder, atob, btoa } from './web/encoding.js';
 import { AbortController, AbortSignal, DOMException, Event, EventTarget } from './web/events.js';
@@ -128,6 +129,7 @@ async function runCall(call: CallState, namespace: ToolModule, argsJson: string,
   let signal: AbortSignal | undefined;
   const ctx = Object.freeze({
     log: call.log,
+    progress: makeProgress(call, logs),
     fetch: legacyFetch(call),
     secrets: Object.freeze(JSON.parse(secretsJson) as Record<string, string>),
     get signal(): AbortSignal {
@@ -173,8 +175,8 @@ async function runCall(call: CallState, namespace: ToolModule, argsJson: string,
  * Installs the web globals and returns the runner. Applied once per isolate by the host, before the
  * lockdown; the host functions are kept in this bundle's closure only.
  */
-export function boot(fetchRef: HostReference, report: HostReference, timer: HostReference, crypto: HostReference, limits: HostBridges['limits']): Runner {
-  runtime.host = { fetch: fetchRef, report, timer, crypto, limits: { maxUrlLength: limits.maxUrlLength, maxRequestBodyBytes: limits.maxRequestBodyBytes } };
+export function boot(fetchRef: HostReference, report: HostReference, timer: HostReference, crypto: HostReference, limits: HostBridges['limits'], progress?: HostReference): Runner {
+  runtime.host = { fetch: fetchRef, report, timer, crypto, limits: { maxUrlLength: limits.maxUrlLength, maxRequestBodyBytes: limits.maxRequestBodyBytes }, ...(progress ? { progress } : {}) };
   installGlobals();
   let current: { token: number; outcome: string | undefined; notify: boolean } | undefined;
   return Object.freeze({

@@ -23,6 +23,8 @@ export type HostBridges = {
   /** `(op, …) → ArrayBuffer`: `random`, `digest` and `hmac`, synchronous, bytes copied both ways. */
   crypto: HostReference;
   limits: { maxUrlLength: number; maxRequestBodyBytes: number };
+  /** `(token, progressJson)`: a `ctx.progress` report (`../progress.ts`); absent where no call runs. */
+  progress?: HostReference;
 };
 
 /** One call's state inside the isolate. */
