@@ -19,5 +19,6 @@ export { mapStack } from './source-map.js';
 export { checkToolCode } from './check-code.js';
 export { parseEgressRule, isPrivateAddress, parseNetworkList } from './bridges/egress.js';
 export type { EgressRule, NetworkList } from './bridges/egress.js';
-export type { HostResolver } from './bridges/fetch-bridge.js';
+export { hostFetch, defaultResolver } from './bridges/fetch-bridge.js';
+export type { HostResolver, FetchRequest, FetchReply, FetchLimits } from './bridges/fetch-bridge.js';
 export { redactSecrets, REDACTED } from './redact.js';

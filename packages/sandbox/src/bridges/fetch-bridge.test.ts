@@ -161,6 +161,13 @@ describe('DNS rebinding', () => {
     expect(resolve.calls).toEqual(['rebind.example.test']);
   });
 
+  test('with followRedirects off, a 3xx is the answer and its target is never asked', async () => {
+    const allowPrivate = LOOPBACK();
+    const reply = await get(`http://127.0.0.1:${port}/to-decimal`, { ...limits([`127.0.0.1:${port}`], { allowPrivate }), followRedirects: false });
+    expect(reply).toMatchObject({ status: 302, redirected: false });
+    expect(hits).toEqual(['/to-decimal']);
+  });
+
   test('each redirect hop resolves and is checked again', async () => {
     const resolve = sequence(['169.254.169.254']);
     const reply = await get(`http://127.0.0.1:${port}/to-rebind`, limits([`127.0.0.1:${port}`, `rebind.example.test:${port}`], { resolve, allowPrivate: LOOPBACK() }));

@@ -34,6 +34,12 @@ export type FetchLimits = {
   onRetryAfter?: (ms: number) => void;
   /** Trace context of the call (the `sandbox.run` span): the fetch's span becomes its child. */
   trace?: Context;
+  /**
+   * Follow redirects (each hop checked again). Off for webhook deliveries: a receiver answers where
+   * it was asked, and a 3xx is its answer.
+   * @default true
+   */
+  followRedirects?: boolean;
 };
 
 export const MAX_REDIRECTS = 5;
@@ -129,7 +135,7 @@ async function follow(first: FetchRequest, limits: FetchLimits): Promise<FetchRe
     const address = await allowedAddress(url, limits);
     const res = await send(url, address, req, limits);
     const location = res.headers.location;
-    if (res.statusCode && [301, 302, 303, 307, 308].includes(res.statusCode) && location) {
+    if (limits.followRedirects !== false && res.statusCode && [301, 302, 303, 307, 308].includes(res.statusCode) && location) {
       res.resume();
       if (hop >= MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
       const next = parseUrl(location, url);
