@@ -1,0 +1,122 @@
+/**
+ * The CLI's only door to the planner: JSON over HTTP with the key in `Authorization`. Every failure
+ * becomes an {@link ApiError} with the API's stable code (or `UNREACHABLE` when nothing answers).
+ */
+
+/** Where the planner is and who we are. */
+export type Connection = { url: string; key?: string };
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/** A call as `GET /v1/calls/{id}` shows it. */
+export type CallView = {
+  id: string;
+  tool: string;
+  version?: number;
+  status: string;
+  result?: unknown;
+  error?: { code: string; message: string };
+  logs?: string[];
+  attempts: number;
+  createdAt: string;
+  timings: { queuedMs: number | null; runMs: number | null };
+};
+
+/** A version as `GET /v1/tools/{name}/versions` lists it. */
+export type VersionView = { version: number; createdAt: string; codeHash: string; createdBy?: string; current?: boolean; rolledBackFrom?: number };
+
+/** The registered tool (the fields the CLI reads). */
+export type ToolView = { name: string; version: number; code: string; createdAt: string };
+
+export class PlannerApi {
+  readonly url: string;
+  constructor(private readonly conn: Connection) {
+    this.url = conn.url.replace(/\/+$/, '');
+  }
+
+  /** The tool, or undefined when there is none of that name. */
+  async getTool(name: string): Promise<ToolView | undefined> {
+    try {
+      return await this.request<ToolView>('GET', `/v1/tools/${enc(name)}`);
+    } catch (err: unknown) {
+      if (err instanceof ApiError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  putTool(name: string, spec: Record<string, unknown>): Promise<ToolView> {
+    return this.request('PUT', `/v1/tools/${enc(name)}`, spec);
+  }
+
+  deleteTool(name: string): Promise<void> {
+    return this.request('DELETE', `/v1/tools/${enc(name)}`);
+  }
+
+  async versions(name: string): Promise<VersionView[]> {
+    return (await this.request<{ versions: VersionView[] }>('GET', `/v1/tools/${enc(name)}/versions`)).versions;
+  }
+
+  rollback(name: string, version: number): Promise<ToolView & { rolledBackFrom?: number }> {
+    return this.request('POST', `/v1/tools/${enc(name)}/rollback`, { version });
+  }
+
+  /** Starts a call and waits up to `waitMs` for its end (the answer may still be unfinished). */
+  call(tool: string, args: unknown, waitMs: number): Promise<CallView> {
+    return this.request('POST', '/v1/calls', { tool, arguments: args, wait: waitMs });
+  }
+
+  getCall(id: string): Promise<CallView> {
+    return this.request('GET', `/v1/calls/${enc(id)}`);
+  }
+
+  /** The newest calls of a tool, newest first; `since` in ms since the epoch. */
+  async listCalls(tool: string, opts: { limit?: number; since?: number } = {}): Promise<CallView[]> {
+    const q = new URLSearchParams({ tool, limit: String(opts.limit ?? 20) });
+    if (opts.since !== undefined) q.set('since', String(opts.since));
+    return (await this.request<{ calls: CallView[] }>('GET', `/v1/calls?${q}`)).calls;
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(this.url + path, {
+        method,
+        headers: {
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(this.conn.key ? { authorization: `Bearer ${this.conn.key}` } : {}),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch (err: unknown) {
+      throw new ApiError(
+        'UNREACHABLE',
+        `no planner answers at ${this.url} (${(err as { cause?: { code?: string } }).cause?.code ?? String(err)}): start one with \`make up\`, or point TOOLPLANE_URL / --url at yours`,
+        0,
+      );
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (res.ok) return json as T;
+    const error = (json as { error?: { code?: string; message?: string; details?: unknown } } | undefined)?.error;
+    throw new ApiError(error?.code ?? `HTTP_${res.status}`, error?.message ?? (text.slice(0, 200) || res.statusText), res.status, error?.details);
+  }
+}
+
+function enc(s: string): string {
+  return encodeURIComponent(s);
+}
