@@ -10,6 +10,12 @@ export const Scope = z.enum([
   'runs:read',
   'runs:write',
   'secrets:write',
+  /** Read the tenant's schedules. */
+  'schedules:read',
+  /** Create, change and delete the tenant's schedules (each run is a call made by the schedule). */
+  'schedules:write',
+  /** Read and rotate the tenant's webhook signing secret. */
+  'webhooks:write',
   'admin',
 ]);
 export type Scope = z.infer<typeof Scope>;

@@ -16,6 +16,7 @@
  * ```
  */
 export { createWebhookKeys } from './keys.js';
+export { WebhookEnv } from './config.js';
 export type { WebhookKeys } from './keys.js';
 export { newWebhookSecret, signWebhook, verifyWebhook, webhookHeaders, SECRET_PREFIX, DEFAULT_TOLERANCE_S } from './signature.js';
 export type { WebhookHeaders } from './signature.js';
