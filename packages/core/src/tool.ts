@@ -126,6 +126,13 @@ export const ToolSpec = z
      * frames are mapped through it, so they name the tool's TypeScript lines.
      */
     sourceMap: z.string().max(MAX_SOURCE_MAP_BYTES).optional(),
+    /**
+     * `call` (the default when absent): each call runs a fresh instance of the module, so no state
+     * carries over between calls. `isolate`: an isolate keeps the module instance it made and its
+     * later calls reuse it (warm caches and clients; state carries over between calls of this tool
+     * version, never to another tool or tenant), as Cloudflare Workers do. An explicit opt-in.
+     */
+    isolation: z.enum(['call', 'isolate']).optional(),
   })
   .strict();
 export type ToolSpec = z.infer<typeof ToolSpec>;

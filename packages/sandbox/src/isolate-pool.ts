@@ -4,6 +4,7 @@ import { parseEgressRule, type EgressRule } from './bridges/egress.js';
 import { fail } from './errors.js';
 import { FastPath } from './fast-path.js';
 import { LOCKDOWN_SOURCE } from './lockdown.js';
+import type { ModuleFactory } from './module-factory.js';
 import { loadRuntime } from './runtime-source.js';
 
 /** Why an isolate was thrown away; bounded, so it can label a metric. */
@@ -44,7 +45,14 @@ export type ProgressReport = { fraction: number; message: string; logs: string[]
 export type TimerWait = { handle: NodeJS.Timeout | undefined; resolve: () => void };
 
 /** One isolate with its locked-down context and runner, leased to one call at a time. */
-export type Slot = Runner & { isolate: ivm.Isolate; context: ivm.Context; memoryMb: number; call: ActiveCall | undefined };
+export type Slot = Runner & {
+  isolate: ivm.Isolate;
+  context: ivm.Context;
+  memoryMb: number;
+  call: ActiveCall | undefined;
+  /** The tool's module factory, compiled in this isolate on its first call that can use it. */
+  factory?: ivm.Reference;
+};
 
 /** The isolates of one tool version. */
 export type Pool = {
@@ -56,6 +64,14 @@ export type Pool = {
   memoryMb: number;
   rules: EgressRule[];
   fastPath: FastPath;
+  /**
+   * The version's module as a factory (`module-factory.ts`); undefined for a module that cannot be
+   * converted, whose calls compile the module per call.
+   */
+  factory: ModuleFactory | undefined;
+  /** The conversion, once per tool version and process; set once started, undefined when done. */
+  converting: Promise<void> | undefined;
+  converted: boolean;
 };
 
 /** The host functions a runner gets, made per isolate by the sandbox. */
@@ -110,11 +126,19 @@ export class IsolatePools {
         memoryMb: tool.memoryMb,
         rules: (tool.egress ?? []).map(parseEgressRule).filter((r): r is EgressRule => r !== undefined),
         fastPath: new FastPath(this.opts.syncBudgetMs),
+        factory: undefined,
+        converting: undefined,
+        converted: false,
       };
       this.pools.set(tool.key, pool);
     }
     pool.lastUsed = Date.now();
     return pool;
+  }
+
+  /** The pool of a tool version if it exists; never makes one. */
+  find(key: string): Pool | undefined {
+    return this.pools.get(key);
   }
 
   /** Whether {@link acquire} would hand out an idle isolate at once. */

@@ -166,7 +166,10 @@ const WEB_ABUSE: Case[] = [
   { name: 'a timer callback that spins ends as TIMEOUT', code: 'export default () => new Promise(() => setTimeout(() => { for (;;) {} }, 1))', expect: 'TIMEOUT', limits: { timeoutMs: 200 } },
   { name: 'timer flood is refused', code: 'export default () => { for (let i = 0; i < 2000; i++) setTimeout(() => {}, 100000) }', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/timers pending/) },
   { name: 'a code string is not evaluated by setTimeout', code: 'export default () => setTimeout("globalThis.x = 1", 1)', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/must be a function/) },
-  { name: 'setTimeout at module load is refused', code: 'setTimeout(() => {}, 1)\nexport default () => 1', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/only be used while a call runs/) },
+  // A module with top-level await is evaluated before its call starts; any other module's top level
+  // runs inside its call (module factory), where a timer is the call's like any other.
+  { name: 'setTimeout while a module is evaluated outside a call is refused', code: 'await 0; setTimeout(() => {}, 1)\nexport default () => 1', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/only be used while a call runs/) },
+  { name: 'setTimeout at the top level of a factory belongs to the call', code: 'let fired = false; setTimeout(() => { fired = true }, 1)\nexport default () => new Promise((r) => setTimeout(() => r(fired), 20))', expect: 'ok', check: (v) => expect(v).toBe(true) },
   { name: 'global fetch to a host not listed', code: 'export default () => fetch("http://example.com/")', expect: 'EGRESS_DENIED' },
   { name: 'global fetch to cloud metadata', code: 'export default () => fetch(new Request("http://169.254.169.254/latest/meta-data/"))', expect: 'EGRESS_DENIED' },
   { name: 'global fetch with credentials in the URL', code: 'export default (a) => fetch(a.url.replace("http://", "http://u:p@"))', expect: 'EGRESS_DENIED' },

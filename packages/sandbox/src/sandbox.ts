@@ -6,9 +6,11 @@ import { hostCrypto } from './bridges/crypto-bridge.js';
 import { defaultResolver, hostFetch, type FetchRequest, type HostResolver } from './bridges/fetch-bridge.js';
 import { armCallLimits } from './call-limits.js';
 import { classifyIsolateError, evaluating, evaluatingAsync, fail, failWithReportedCode, ignoreStrayRejection, isTimeout, rethrowLimits } from './errors.js';
+import { EntryKind } from './isolate/entry-kind.js';
 import { IsolatePools, type ActiveCall, type DisposalReason, type Pool, type ProgressReport, type Slot, type TimerWait } from './isolate-pool.js';
 import { redactSecrets } from './redact.js';
-import { mapStack } from './source-map.js';
+import { toModuleFactory } from './module-factory.js';
+import { mapStack, mapStackToCode } from './source-map.js';
 
 export type { DisposalReason, ProgressReport } from './isolate-pool.js';
 
@@ -38,6 +40,14 @@ export type ToolSource = {
    * appended to the error message, so they point at the tool's own source lines. Never sent to a host.
    */
   sourceMap?: string;
+  /**
+   * `call` (default): every call gets a fresh instance of the module, so nothing of one call's module
+   * state reaches the next. `isolate`: an isolate keeps the instance it made for its first call and
+   * later calls on that isolate reuse it (caches, warm clients — state carries over between calls of
+   * this tool version, never to another tool), as Cloudflare Workers do. An explicit opt-in.
+   * @default 'call'
+   */
+  isolation?: 'call' | 'isolate';
 };
 
 /** The call as tool code sees it in `ctx.callId` and `ctx.attempt`. */
@@ -207,6 +217,9 @@ export class Sandbox {
     // Progress leaves while the call runs, so it is redacted on its own, like the outcome.
     if (onProgress && secretValues.length > 0) opts = { ...opts, onProgress: (r) => onProgress(redactSecrets(r, secretValues)) };
     const pool = this.pools.pool(tool);
+    // A new version's first call waits for its conversion (a few ms, alongside its isolate's start),
+    // so that every call of a version runs the same way.
+    if (!pool.converted) await this.convert(pool, tool.code);
     // No idle isolate: the call waits for one, or for a new one to start, before its time starts.
     const waits = !this.pools.hasIdle(pool);
     if (waits) opts.onWait?.();
@@ -219,7 +232,7 @@ export class Sandbox {
     let broken: DisposalReason | undefined;
     try {
       const out = await Promise.race([this.execute(slot, pool, tool, argsJson, opts, deadline), limits.limit]);
-      return this.decode(out, secretValues, started, tool.sourceMap);
+      return this.decode(out, secretValues, started, tool.sourceMap, slot.factory ? pool.factory?.map : undefined);
     } catch (err: unknown) {
       // Whatever failed after a limit or an abort disposed the isolate, the limit is the reason.
       if (limits.tripped) throw limits.tripped;
@@ -245,6 +258,11 @@ export class Sandbox {
     return Promise.resolve();
   }
 
+  /** Whether calls of a tool version now start from its module factory rather than a module compiled per call. */
+  runsFromFactory(key: string): boolean {
+    return this.pools.find(key)?.factory !== undefined;
+  }
+
   /** Isolates alive now, per tool version key. */
   stats(): Record<string, number> {
     return this.pools.stats();
@@ -267,13 +285,13 @@ export class Sandbox {
     // apart from time the process spent descheduled (the budget itself is wall time).
     const cpuBefore = process.threadCpuUsage();
     try {
-      const module = this.instantiate(slot, pool, tool);
+      const entry = this.entry(slot, pool, tool);
       try {
-        evaluating(() => module.evaluateSync({ timeout }));
-        const args = [module.namespace.derefInto(), argsJson, tool.maxResultBytes, this.maxLogLines, secretsJson, token, callJson];
+        if (entry.evaluate) evaluating(() => entry.evaluate!.evaluateSync({ timeout }));
+        const args = [entry.ref().derefInto(), entry.kind, argsJson, tool.maxResultBytes, this.maxLogLines, secretsJson, token, callJson];
         ignoreStrayRejection(() => slot.start.applySync(undefined, args, { timeout }));
       } finally {
-        module.release();
+        entry.release();
       }
     } catch (err: unknown) {
       if (!(budgetOnly && isTimeout(err))) throw err;
@@ -297,13 +315,13 @@ export class Sandbox {
     deadline: number,
   ): Promise<string> {
     const token = this.begin(slot, pool, opts, deadline);
-    const module = this.instantiate(slot, pool, tool);
+    const entry = this.entry(slot, pool, tool);
     try {
-      await evaluatingAsync(() => module.evaluate({ timeout: remaining(deadline) }));
-      const args = [module.namespace.derefInto(), argsJson, tool.maxResultBytes, this.maxLogLines, secretsJson, token, callJson];
+      if (entry.evaluate) await evaluatingAsync(() => entry.evaluate!.evaluate({ timeout: remaining(deadline) }));
+      const args = [entry.ref().derefInto(), entry.kind, argsJson, tool.maxResultBytes, this.maxLogLines, secretsJson, token, callJson];
       await slot.start.apply(undefined, args, { timeout: remaining(deadline) }).catch(rethrowLimits);
     } finally {
-      module.release();
+      entry.release();
     }
     return this.outcome(slot, token);
   }
@@ -352,6 +370,55 @@ export class Sandbox {
       onProgress: opts.onProgress,
     };
     return token;
+  }
+
+  /**
+   * What the runner starts the call from (see `isolate/entry-kind.ts`): the tool's module factory
+   * when it has one, else a module compiled and to be evaluated for this call. `isolation: "isolate"`
+   * reuses the factory's instance; a module without a factory (top-level `await`) always runs fresh.
+   * Runs no tool code.
+   */
+  private entry(slot: Slot, pool: Pool, tool: ToolSource): { kind: EntryKind; ref(): ivm.Reference; evaluate?: ivm.Module; release(): void } {
+    const factory = this.factoryIn(slot, pool, tool);
+    if (factory) return { kind: tool.isolation === 'isolate' ? EntryKind.Reuse : EntryKind.Fresh, ref: () => factory, release: () => {} };
+    const module = this.instantiate(slot, pool, tool);
+    return { kind: EntryKind.Module, ref: () => module.namespace, evaluate: module, release: () => module.release() };
+  }
+
+  private convert(pool: Pool, code: string): Promise<void> {
+    pool.converting ??= toModuleFactory(code).catch(() => undefined).then((factory) => {
+      pool.factory = factory;
+      pool.converted = true;
+      pool.converting = undefined;
+    });
+    return pool.converting;
+  }
+
+  /** The tool's module factory in the slot's isolate, compiled there on first use; undefined for a module without one. */
+  private factoryIn(slot: Slot, pool: Pool, tool: ToolSource): ivm.Reference | undefined {
+    if (slot.factory) return slot.factory;
+    const factory = pool.factory;
+    if (!factory) return undefined;
+    try {
+      const script = slot.isolate.compileScriptSync(factory.code, { filename: `tool:${tool.key}` });
+      try {
+        // Evaluates the function expression only: no tool code runs here.
+        const fn = script.runSync(slot.context, { reference: true, timeout: 1_000 }) as ivm.Reference;
+        if (fn.typeof !== 'function') {
+          fn.release();
+          throw new Error('module factory is not a function');
+        }
+        slot.factory = fn;
+        return fn;
+      } finally {
+        script.release();
+      }
+    } catch (err: unknown) {
+      // Never expected; the per-call module path still runs the tool as written.
+      this.log.warn({ tool: tool.key, err }, 'module factory did not compile, compiling the module per call');
+      pool.factory = undefined;
+      return undefined;
+    }
   }
 
   /** A fresh instance of the tool's module in the slot's context. Runs no tool code. */
@@ -421,10 +488,12 @@ export class Sandbox {
     });
   }
 
-  private decode(out: string, secrets: string[], started: number, sourceMap: string | undefined): RunResult {
+  /** `factoryMap`: the call ran from the module factory, whose stack positions go back to the tool's code first. */
+  private decode(out: string, secrets: string[], started: number, sourceMap: string | undefined, factoryMap: string | undefined): RunResult {
     let parsed = JSON.parse(out) as Outcome;
     if (secrets.length > 0) parsed = redactSecrets(parsed, secrets);
     if (!parsed.ok) {
+      if (parsed.stack && factoryMap) parsed.stack = mapStackToCode(parsed.stack, factoryMap);
       const message = parsed.stack && sourceMap ? `${parsed.message}\n${mapStack(parsed.stack, sourceMap)}` : parsed.message;
       throw Object.assign(failWithReportedCode(parsed.code, message), { logs: parsed.logs, ...(parsed.stack ? { stack: parsed.stack } : {}) });
     }

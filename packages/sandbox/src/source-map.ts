@@ -93,3 +93,15 @@ export function mapStack(stack: string, map: string): string {
     return pos ? `${pos.source}:${pos.line}:${pos.col}` : whole;
   });
 }
+
+/**
+ * Rewrites `tool:<key>:line:col` positions in `stack` through `map` but keeps the `tool:<key>` file:
+ * positions in a module factory (`module-factory.ts`) become positions in the tool's code, as if
+ * the module itself had run, ready for {@link mapStack} with the tool's own source map.
+ */
+export function mapStackToCode(stack: string, map: string): string {
+  return stack.replace(/(tool:[^\s():]+):(\d+):(\d+)/g, (whole, file: string, l: string, c: string) => {
+    const pos = originalPosition(map, Number(l), Number(c));
+    return pos ? `${file}:${pos.line}:${pos.col}` : whole;
+  });
+}

@@ -1,7 +1,7 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
 import { CallJobData, ToolExecError, hashArguments, type CallOutput, type Logger, type Tool } from '@toolplane/core';
 import type { ToolMetrics, CallOutcome } from '@toolplane/metrics';
-import { SecretUnreadableError, type CallGate, type Keys, type RedisConnection, type SecretStore, type ToolQueues, type ToolRegistry } from '@toolplane/queue';
+import { SecretUnreadableError, type CallEventLog, type CallGate, type Keys, type RedisConnection, type SecretStore, type ToolQueues, type ToolRegistry } from '@toolplane/queue';
 import type { UpstreamClients } from '@toolplane/mcp';
 import type { SandboxFleet } from '@toolplane/sandbox';
 import type { ToolBreakers } from './breakers.js';
@@ -18,6 +18,8 @@ export type ProcessorDeps = {
   /** Runs the tools of MCP upstreams (`tool.upstream`) instead of the sandbox. */
   upstreams: UpstreamClients;
   metrics: ToolMetrics;
+  /** Where `ctx.progress` reports go (`GET /v1/calls/{id}/events`); a call that reports none writes nothing there. */
+  callEvents: CallEventLog;
   redis: RedisConnection;
   keys: Keys;
   logger: Logger;
@@ -134,12 +136,14 @@ export function createProcessor(deps: ProcessorDeps) {
             maxResultBytes: tool.limits.maxResultBytes,
             egress: tool.egress,
             ...(tool.sourceMap ? { sourceMap: tool.sourceMap } : {}),
+            ...(tool.isolation ? { isolation: tool.isolation } : {}),
           },
           data.arguments,
           {
             signal,
             secrets,
             call: { id: String(job.id), attempt: job.attemptsMade + 1 },
+            onProgress: deps.callEvents.writer(tool.name, String(job.id), job.attemptsMade + 1, tool.limits.timeoutMs),
             // A downstream asked to slow down: hold the whole tool back, fleet-wide, for that long.
             onRetryAfter: (retryAfterMs) => {
               log.info({ retryAfterMs }, 'downstream asked to retry later');

@@ -50,7 +50,9 @@ describe('SandboxFleet', () => {
 
   /** Name, code, the codes that are right, and whether the host must be replaced (else the isolate's own limits end it). */
   const BLOCKERS: Array<[string, string, unknown[], boolean]> = [
-    ['microtask recursion with spins', 'export default () => { function bad() { Promise.resolve().then(function () { bad(); for (;;); }); } bad(); for (;;); }', ['TIMEOUT'], true],
+    // Started from a module factory, the call's first spin is inside the synchronous attempt, whose
+    // own limit may end it before the watchdog has to: either is contained.
+    ['microtask recursion with spins', 'export default () => { function bad() { Promise.resolve().then(function () { bad(); for (;;); }); } bad(); for (;;); }', ['TIMEOUT'], false],
     // V8 may end this one itself (heap limit) before the watchdog has to: either is contained.
     ['one huge native allocation', 'export default () => { void new Array(2 ** 27).fill(0); return 1 }', ['OUT_OF_MEMORY', 'TIMEOUT'], false],
     ['a getter on a rejected value', 'export default () => { Promise.reject({ get message() { for (;;) {} } }); return 1 }', ['TIMEOUT', 1], true],

@@ -12,13 +12,17 @@
  * the tool returns, throws or logs is turned into one JSON string here, inside the isolate and
  * under the call's deadline, so hostile getters, `toJSON`s and Proxies run in the isolate.
  *
- * - `start(namespace, argsJson, maxResultBytes, maxLogLines, secretsJson, token, callJson)` begins a call.
+ * - `start(entry, kind, argsJson, maxResultBytes, maxLogLines, secretsJson, token, callJson)` begins a
+ *   call. `entry` is the tool's evaluated module namespace (`kind` {@link EntryKind.Module}) or its
+ *   module factory (`module-factory.ts`), called per call for a fresh instance ({@link EntryKind.Fresh})
+ *   or once per isolate for a tool that opted into `isolation: "isolate"` ({@link EntryKind.Reuse}).
  * - `take(token)` returns the call's outcome if it has settled, or arms `report` and returns undefined.
  * - `ping()` does nothing: when the host's async call of it resolves, the isolate has finished all
  *   earlier work, so the host knows it is idle before it touches it synchronously again.
  *
  * Outcomes are `{"ok":true,"value":…,"logs":[…]}` or `{"ok":false,"code":…,"message":…,"stack"?:…,"logs":[…]}`.
  */
+import { EntryKind } from './entry-kind.js';
 import { runtime, describe, type CallState, type HostBridges, type HostReference } from './web/call.js';
 import { makeConsole } from './web/console.js';
 import { makeProgress } from './progress.js';
@@ -31,9 +35,10 @@ import { clearInterval, clearTimeout, queueMicrotask, setInterval, setTimeout } 
 import { CORE_JS_GLOBALS, URL, URLSearchParams } from './web/url.js';
 
 type ToolModule = { default?: unknown };
+type Factory = () => ToolModule;
 
 export type Runner = {
-  start(namespace: ToolModule, argsJson: string, maxResultBytes: number, maxLogLines: number, secretsJson: string, token: number, callJson: string): void;
+  start(entry: ToolModule | Factory, kind: EntryKind, argsJson: string, maxResultBytes: number, maxLogLines: number, secretsJson: string, token: number, callJson: string): void;
   take(token: number): string | undefined;
   ping(): void;
 };
@@ -118,7 +123,20 @@ function installGlobals(): void {
   for (const name of CORE_JS_GLOBALS) Reflect.deleteProperty(globalThis, name);
 }
 
-async function runCall(call: CallState, namespace: ToolModule, argsJson: string, maxResultBytes: number, maxLogLines: number, secretsJson: string, callJson: string, logs: string[], dropped: { n: number }): Promise<string> {
+/** The module instance a tool with `isolation: "isolate"` keeps in this isolate; an isolate serves one tool version. */
+let kept: { factory: Factory; namespace: ToolModule } | undefined;
+
+/** The tool's module namespace for this call: the evaluated module, or a factory's instance. Runs tool code for a factory. */
+function load(entry: ToolModule | Factory, kind: EntryKind): ToolModule {
+  if (kind === EntryKind.Module) return entry as ToolModule;
+  const factory = entry as Factory;
+  if (kind === EntryKind.Reuse && kept?.factory === factory) return kept.namespace;
+  const namespace = factory();
+  if (kind === EntryKind.Reuse) kept = { factory, namespace };
+  return namespace;
+}
+
+async function runCall(call: CallState, entry: ToolModule | Factory, kind: EntryKind, argsJson: string, maxResultBytes: number, maxLogLines: number, secretsJson: string, callJson: string, logs: string[], dropped: { n: number }): Promise<string> {
   const finish = (obj: { ok: false; code: string; message: string; stack?: string; logs?: string[] }): string => {
     if (dropped.n) logs.push('… ' + dropped.n + ' more log lines dropped');
     obj.logs = logs;
@@ -145,7 +163,7 @@ async function runCall(call: CallState, namespace: ToolModule, argsJson: string,
   });
   let value: unknown;
   try {
-    const fn = namespace.default;
+    const fn = load(entry, kind).default;
     if (typeof fn !== 'function') return finish({ ok: false, code: 'TOOL_ERROR', message: 'the default export is not a function' });
     value = await (fn as (args: unknown, context: unknown) => unknown)(JSON.parse(argsJson), ctx);
   } catch (e) {
@@ -180,7 +198,7 @@ export function boot(fetchRef: HostReference, report: HostReference, timer: Host
   installGlobals();
   let current: { token: number; outcome: string | undefined; notify: boolean } | undefined;
   return Object.freeze({
-    start(namespace: ToolModule, argsJson: string, maxResultBytes: number, maxLogLines: number, secretsJson: string, token: number, callJson: string): void {
+    start(entry: ToolModule | Factory, kind: EntryKind, argsJson: string, maxResultBytes: number, maxLogLines: number, secretsJson: string, token: number, callJson: string): void {
       const previous = runtime.current;
       if (previous !== undefined) previous.done = true;
       const logs: string[] = [];
@@ -214,7 +232,7 @@ export function boot(fetchRef: HostReference, report: HostReference, timer: Host
         if (runtime.current === state) runtime.current = undefined;
         if (call.notify) report.applyIgnored(undefined, [token, call.outcome]);
       };
-      runCall(state, namespace, argsJson, maxResultBytes, maxLogLines, secretsJson, callJson, logs, dropped).then(settle, () => settle(RUNNER_FAILED));
+      runCall(state, entry, kind, argsJson, maxResultBytes, maxLogLines, secretsJson, callJson, logs, dropped).then(settle, () => settle(RUNNER_FAILED));
     },
     take(token: number): string | undefined {
       const call = current;
