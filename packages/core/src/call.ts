@@ -16,6 +16,17 @@ export type CallStatus = (typeof CallStatus)[keyof typeof CallStatus];
 export const MAX_WAIT_MS = 300_000;
 export const DEFAULT_WAIT_MS = 30_000;
 
+/** Longest `callbackUrl` accepted. */
+export const MAX_CALLBACK_URL_LENGTH = 2048;
+
+/**
+ * Where the call's final record is POSTed when it finishes (a signed webhook): an absolute http(s)
+ * URL. Only its form is checked here; egress rules apply when it is delivered.
+ */
+export const CallbackUrl = z
+  .url({ protocol: /^https?$/, hostname: z.regexes.hostname, error: 'an absolute http(s) URL' })
+  .max(MAX_CALLBACK_URL_LENGTH);
+
 /** The body of `POST /v1/calls`. */
 export const CallRequest = z
   .object({
@@ -27,6 +38,10 @@ export const CallRequest = z
     wait: z.union([z.boolean(), z.number().int().min(0).max(MAX_WAIT_MS)]).optional(),
     /** Ends the call `DEADLINE_EXCEEDED` if it has not started this long after it is due; overrides the tool's. */
     deadlineMs: DeadlineMs.optional(),
+    /** Runs this version of the tool (its code and schema) instead of the current one. */
+    version: z.number().int().min(1).optional(),
+    /** Receives the call's final record when it finishes (see {@link CallbackUrl}). */
+    callbackUrl: CallbackUrl.optional(),
   })
   .strict();
 export type CallRequest = z.infer<typeof CallRequest>;
@@ -46,6 +61,8 @@ export const CallJobData = z.object({
    * (and on jobs enqueued before deadlines existed).
    */
   deadlineAt: z.number().int().optional(),
+  /** Where the final record is delivered (`callbackUrl` of the request); shown on the call record. */
+  callbackUrl: z.string().max(MAX_CALLBACK_URL_LENGTH).optional(),
   /**
    * W3C trace context of the request that enqueued the call (`traceparent`, `tracestate`), set when
    * tracing is on: the worker's span continues that trace. A malformed value is dropped, never
@@ -76,6 +93,8 @@ export type CallRecord = {
   attempts: number;
   /** Times a worker took the call up: more than `attempts` when a worker died mid-run or a limit put it back. */
   starts?: number;
+  /** The request's `callbackUrl`: the final record is POSTed there. */
+  callbackUrl?: string;
   createdAt: string;
   timings: { queuedMs: number | null; runMs: number | null; startedAt?: number };
 };

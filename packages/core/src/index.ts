@@ -41,6 +41,8 @@ export {
   CallStatus,
   CallRequest,
   CallJobData,
+  CallbackUrl,
+  MAX_CALLBACK_URL_LENGTH,
   MAX_WAIT_MS,
   DEFAULT_WAIT_MS,
   isFinished,

@@ -28,9 +28,16 @@ export type McpToolCatalog<P> = {
   /**
    * Runs a call to completion. Returns `undefined` when no tool has that name (a protocol error in
    * MCP); bad arguments or a failed call are an outcome with `ok: false` (an MCP tool error).
-   * `signal` aborts when the MCP client goes away or cancels the request.
+   * `signal` aborts when the MCP client goes away or cancels the request. `meta` is the request's
+   * `params._meta` (client-sent extras such as an idempotency key).
    */
-  call(principal: P, name: string, args: Record<string, unknown>, signal: AbortSignal): Promise<McpCallOutcome | undefined>;
+  call(
+    principal: P,
+    name: string,
+    args: Record<string, unknown>,
+    signal: AbortSignal,
+    meta?: Record<string, unknown>,
+  ): Promise<McpCallOutcome | undefined>;
 };
 
 export type McpServerAdapterOptions<P> = {
@@ -134,7 +141,7 @@ export class McpServerAdapter<P> {
       const { name, arguments: args = {} } = request.params;
       let outcome: McpCallOutcome | undefined;
       try {
-        outcome = await this.opts.catalog.call(principal, name, args, extra.signal);
+        outcome = await this.opts.catalog.call(principal, name, args, extra.signal, request.params._meta);
       } catch (err: unknown) {
         throw this.protocolError(err);
       }

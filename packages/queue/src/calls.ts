@@ -29,6 +29,8 @@ export type EnqueueOptions = {
   deadlineMs?: number;
   /** W3C trace context to continue in the worker (`injectTraceContext()` of `@toolplane/tracing`). */
   trace?: CallJobData['trace'];
+  /** Where the final record is delivered; kept in the job data and shown on the call record. */
+  callbackUrl?: string;
 };
 
 export type ToolQueuesOptions = {
@@ -177,10 +179,10 @@ export class ToolQueues {
     const call = this.prepare(tool, id, args, opts);
     // First, on the tenant's slot: the ceilings, the tenant's call index and the count in flight.
     const admitted = await this.quotas.admit(this.admission(tool, [id], call));
-    // A repeat of a call that has already been archived: its job left Redis, and adding it again
-    // would run it a second time. (A repeat racing the first request's add finds no job either,
-    // and the first request adds it.)
-    if (admitted === 'duplicate' && this.history && !(await this.redis.exists(`${this.keys.bullPrefix}:${this.keys.queueName(tool.name)}:${id}`))) {
+    // A repeat of a call whose job left Redis — archived, or cancelled before it ran — must not add
+    // it again: that would run it a second time. (A repeat racing the first request's add finds no
+    // job either, and the first request adds it.)
+    if (admitted === 'duplicate' && !(await this.redis.exists(`${this.keys.bullPrefix}:${this.keys.queueName(tool.name)}:${id}`))) {
       return { id, duplicate: true };
     }
     try {
@@ -269,6 +271,7 @@ export class ToolQueues {
       enqueuedAt: now,
       argsHash: hashArguments(args),
       ...(opts.trace ? { trace: opts.trace } : {}),
+      ...(opts.callbackUrl ? { callbackUrl: opts.callbackUrl } : {}),
     };
     const retentionS = Math.ceil(this.retentionMs / 1000);
     const delay = tool.requiresApproval ? APPROVAL_HOLD_MS : opts.delayMs;
@@ -693,6 +696,7 @@ function toCallRecord(job: Job<CallJobData, CallOutput>, state: string): CallRec
     argsHash: job.data.argsHash,
     attempts: job.attemptsMade,
     starts: job.attemptsStarted,
+    ...(job.data.callbackUrl ? { callbackUrl: job.data.callbackUrl } : {}),
     createdAt: new Date(job.timestamp).toISOString(),
     timings: { queuedMs, runMs },
   };

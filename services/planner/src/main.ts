@@ -155,7 +155,7 @@ async function main(): Promise<void> {
           queues,
           waiter,
           validator,
-          onEnqueued: (tool) => httpMetrics.enqueued.inc({ tool }),
+          httpMetrics,
           availability: new ToolAvailabilityReader({ gate, queues }),
         }),
         defaultModel: config.TOOLPLANE_MODEL,

@@ -13,11 +13,11 @@ import {
   type CallRecord,
   type Principal,
 } from '@toolplane/core';
-import { injectTraceContext } from '@toolplane/tracing';
 import { principalOf, requireScope } from './auth.js';
 import { waitForCallDone } from './call-wait.js';
 import type { PlannerDeps } from './deps.js';
-import { toolNotFound, zodIssues } from './http-util.js';
+import { zodIssues } from './http-util.js';
+import { submitCall, type SubmitOptions } from './submit-call.js';
 
 /** `/v1/calls`: accept, wait for and read calls. */
 export function callsRouter(deps: PlannerDeps): Router {
@@ -39,33 +39,12 @@ export function callsRouter(deps: PlannerDeps): Router {
       });
     }
     const body = parsed.data;
-    const tool = await deps.registry.get(body.tool);
-    if (!tool || !canSee(principal, tool.tenant)) throw toolNotFound(body.tool);
-    deps.validator.validate(tool, body.arguments);
-    const id = deps.queues.callId(tool.name, {
-      tenant: principal.tenant,
-      ...(body.idempotencyKey ? { idempotencyKey: body.idempotencyKey } : {}),
-    });
     const waitMs = body.wait === true ? DEFAULT_WAIT_MS : body.wait || 0;
     const gone = new AbortController();
-    // Listening before the call exists: its finish cannot be announced before we hear.
-    const early = waitMs > 0 ? deps.waiter.wait(id, waitMs, gone.signal) : undefined;
-    let duplicate: boolean;
-    try {
-      ({ duplicate } = await deps.queues.enqueue(tool, body.arguments, {
-        id,
-        tenant: principal.tenant,
-        trace: injectTraceContext(),
-        ...(body.idempotencyKey ? { idempotencyKey: body.idempotencyKey } : {}),
-        ...(body.priority ? { priority: body.priority } : {}),
-        ...(body.delayMs ? { delayMs: body.delayMs } : {}),
-        ...(body.deadlineMs ? { deadlineMs: body.deadlineMs } : {}),
-      }));
-    } catch (err: unknown) {
-      early?.cancel();
-      throw err;
-    }
-    deps.httpMetrics.enqueued.inc({ tool: tool.name });
+    const { id, duplicate, finished: early } = await submitCall(deps, principal, body.tool, body.arguments, {
+      ...callOptionsOf(body),
+      ...(waitMs > 0 ? { watch: { timeoutMs: waitMs, signal: gone.signal } } : {}),
+    });
     if (!early) return void res.status(202).json({ id, status: 'queued' });
     req.socket.once('close', () => gone.abort());
     // A duplicate may have finished long ago: nobody will announce it again, so read it first.
@@ -188,6 +167,18 @@ export function callsRouter(deps: PlannerDeps): Router {
   });
 
   return v1;
+}
+
+/** The per-call options of a request body, as {@link submitCall} takes them. */
+function callOptionsOf(body: CallRequest): SubmitOptions {
+  return {
+    ...(body.idempotencyKey ? { idempotencyKey: body.idempotencyKey } : {}),
+    ...(body.priority ? { priority: body.priority } : {}),
+    ...(body.delayMs ? { delayMs: body.delayMs } : {}),
+    ...(body.deadlineMs ? { deadlineMs: body.deadlineMs } : {}),
+    ...(body.version !== undefined ? { version: body.version } : {}),
+    ...(body.callbackUrl ? { callbackUrl: body.callbackUrl } : {}),
+  };
 }
 
 const CANCEL_SETTLE_MS = 2_000;

@@ -1,9 +1,10 @@
 import { Router } from 'express';
-import { MAX_WAIT_MS, canSee, isRequestError, type Principal } from '@toolplane/core';
+import { CallRequest, MAX_WAIT_MS, canSee, isRequestError, type Principal } from '@toolplane/core';
 import { McpServerAdapter, type McpCallOutcome, type McpTool, type McpToolCatalog } from '@toolplane/mcp';
 import { waitForCallDone } from './call-wait.js';
 import type { PlannerDeps } from './deps.js';
 import { assertScope, principalOf } from './auth.js';
+import { submitCall, type AcceptedCall } from './submit-call.js';
 import { mcpTool } from './tool-formats.js';
 
 /** Where the MCP endpoint is mounted. */
@@ -11,7 +12,7 @@ export const MCP_PATH = '/mcp';
 
 /**
  * `/mcp`: the registry's tools over MCP Streamable HTTP (stateless, see {@link McpServerAdapter}).
- * A `tools/call` is validated and enqueued like `POST /v1/calls` and answered when it finishes.
+ * A `tools/call` goes through {@link submitCall} like `POST /v1/calls` and is answered when it finishes.
  */
 export function mcpRouter(deps: PlannerDeps): Router {
   const adapter = new McpServerAdapter<Principal>({
@@ -39,6 +40,17 @@ export function mcpRouter(deps: PlannerDeps): Router {
   return router;
 }
 
+/**
+ * MCP has no field for an idempotency key: a client that retries a `tools/call` sends one in the
+ * request's `_meta` under this name, with the same meaning as `idempotencyKey` in `POST /v1/calls`.
+ */
+export const MCP_IDEMPOTENCY_META_KEY = 'io.toolplane/idempotencyKey';
+
+function idempotencyKeyOf(meta: Record<string, unknown> | undefined): string | undefined {
+  const key = CallRequest.shape.idempotencyKey.safeParse(meta?.[MCP_IDEMPOTENCY_META_KEY]);
+  return key.success ? key.data : undefined;
+}
+
 /** How long a `tools/call` is held open at most; MCP has no 202, so we wait as long as the API allows. */
 const MCP_CALL_WAIT_MS = MAX_WAIT_MS;
 
@@ -50,26 +62,26 @@ function plannerCatalog(deps: PlannerDeps): McpToolCatalog<Principal> {
       return (await deps.registry.list()).filter((t) => canSee(principal, t.tenant)).map((t) => mcpTool(t) as McpTool);
     },
 
-    async call(principal, name, args, signal): Promise<McpCallOutcome | undefined> {
+    async call(principal, name, args, signal, meta): Promise<McpCallOutcome | undefined> {
       assertScope(principal, 'calls:write');
-      const tool = await deps.registry.get(name);
-      if (!tool || !canSee(principal, tool.tenant)) return undefined;
+      const idempotencyKey = idempotencyKeyOf(meta);
+      let accepted: AcceptedCall;
       try {
-        deps.validator.validate(tool, args);
+        accepted = await submitCall(deps, principal, name, args, {
+          ...(idempotencyKey ? { idempotencyKey } : {}),
+          watch: { timeoutMs: MCP_CALL_WAIT_MS, signal },
+        });
       } catch (err: unknown) {
-        if (isRequestError(err)) return { ok: false, code: err.code, message: err.message, details: err.details };
-        throw err;
+        if (!isRequestError(err)) throw err;
+        // An unknown tool is a protocol error in MCP; every other refusal (bad arguments, a tenant
+        // ceiling, Redis down) is the call's outcome, as the model should read it.
+        if (err.code === 'TOOL_NOT_FOUND') return undefined;
+        return { ok: false, code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
       }
-      let id: string;
-      try {
-        ({ id } = await deps.queues.enqueue(tool, args, { tenant: principal.tenant }));
-      } catch (err: unknown) {
-        // A tenant ceiling (QUOTA_EXCEEDED) is the call's outcome, as the model should read it.
-        if (isRequestError(err) && err.code === 'QUOTA_EXCEEDED') return { ok: false, code: err.code, message: err.message, details: err.details };
-        throw err;
-      }
-      deps.httpMetrics.enqueued.inc({ tool: tool.name });
-      const record = await waitForCallDone(deps, id, MCP_CALL_WAIT_MS, signal);
+      const { id, duplicate, finished } = accepted;
+      // A duplicate may have finished long ago: nobody will announce it again, so read it first.
+      if (duplicate) finished?.cancel();
+      const record = await waitForCallDone(deps, id, MCP_CALL_WAIT_MS, signal, duplicate ? undefined : finished);
       switch (record?.status) {
         case 'succeeded':
           return { ok: true, result: record.result };

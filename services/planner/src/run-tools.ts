@@ -1,13 +1,22 @@
-import { isRequestError, type CallRecord, type SerializedError } from '@toolplane/core';
+import { isRequestError, type CallRecord, type Principal, type SerializedError } from '@toolplane/core';
 import type { ArgumentIssue, ToolDefinition, ToolGateway, UnavailableTool } from '@toolplane/agent';
 import type { CallWaiter, ToolQueues, ToolRegistry } from '@toolplane/queue';
-import { injectTraceContext } from '@toolplane/tracing';
+import type { HttpMetrics } from '@toolplane/metrics';
 import type { ToolAvailabilityReader } from './tool-availability.js';
+import { submitCall } from './submit-call.js';
 import type { ArgumentValidator } from './validation.js';
 
 /**
- * Agent runs' way to the tools: the same path as `POST /v1/calls` (registry, Ajv validation,
- * enqueue, reply channel), with refusals handed back as data for the model instead of HTTP errors.
+ * Who a run's calls act as: its own tenant, never an admin, so a run reaches only its tenant's tools
+ * whoever started it (the same wall {@link PlannerToolGateway.describe} draws).
+ */
+function runPrincipal(tenant: string): Principal {
+  return { keyId: `run:${tenant}`, tenant, scopes: ['calls:write'] };
+}
+
+/**
+ * Agent runs' way to the tools: {@link submitCall}, the path of `POST /v1/calls`, with refusals
+ * handed back as data for the model instead of HTTP errors.
  */
 export class PlannerToolGateway implements ToolGateway {
   constructor(
@@ -16,8 +25,7 @@ export class PlannerToolGateway implements ToolGateway {
       queues: ToolQueues;
       waiter: CallWaiter;
       validator: ArgumentValidator;
-      /** Counts the call like `POST /v1/calls` does (`toolplane_calls_enqueued_total`). */
-      onEnqueued?: (tool: string) => void;
+      httpMetrics: HttpMetrics;
       /** Without it every enabled tool counts as available. */
       availability?: ToolAvailabilityReader;
     },
@@ -64,32 +72,15 @@ export class PlannerToolGateway implements ToolGateway {
     idempotencyKey: string;
     tenant: string;
   }): Promise<{ callId: string } | { error: SerializedError }> {
-    const tool = await this.deps.registry.get(call.tool);
-    if (!tool || tool.tenant !== call.tenant) return { error: { code: 'TOOL_NOT_FOUND', message: `no tool named '${call.tool}'` } };
-    // The operator's switch holds for runs even when the model names a tool it was not offered.
-    if (tool.enabled === false) return { error: { code: 'UNAVAILABLE', message: `tool '${call.tool}' is disabled by an operator` } };
     try {
-      this.deps.validator.validate(tool, call.arguments);
+      // The run step's span is current here: the worker's `tool.call` joins the run's trace.
+      const { id } = await submitCall(this.deps, runPrincipal(call.tenant), call.tool, call.arguments, { idempotencyKey: call.idempotencyKey });
+      return { callId: id };
     } catch (err: unknown) {
+      // A refusal is the call's outcome, for the model to read; anything else fails the step.
       if (!isRequestError(err)) throw err;
       return { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
     }
-    let enqueued: { id: string; duplicate: boolean };
-    try {
-      enqueued = await this.deps.queues.enqueue(tool, call.arguments, {
-        tenant: call.tenant,
-        idempotencyKey: call.idempotencyKey,
-        // The run step's span: the worker's `tool.call` joins the run's trace.
-        trace: injectTraceContext(),
-      });
-    } catch (err: unknown) {
-      // A tenant ceiling is the call's outcome, for the model to read; anything else fails the step.
-      if (!isRequestError(err) || err.code !== 'QUOTA_EXCEEDED') throw err;
-      return { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
-    }
-    const { id, duplicate } = enqueued;
-    if (!duplicate) this.deps.onEnqueued?.(tool.name);
-    return { callId: id };
   }
 
   get(callId: string): Promise<CallRecord | undefined> {
