@@ -5,9 +5,9 @@ export type SseEvent = { id?: string; event: string; data: any };
  * Reads `url` as an SSE stream until an event named `until` arrives (included) or `timeoutMs`
  * passes, and returns the events in order.
  */
-export async function readSse(url: string, opts: { until?: string; timeoutMs?: number; lastEventId?: string; onEvent?: (e: SseEvent) => void } = {}): Promise<SseEvent[]> {
+export async function readSse(url: string, opts: { until?: string; timeoutMs?: number; lastEventId?: string; onEvent?: (e: SseEvent) => void; headers?: Record<string, string> } = {}): Promise<SseEvent[]> {
   const res = await fetch(url, {
-    headers: { accept: 'text/event-stream', ...(opts.lastEventId ? { 'last-event-id': opts.lastEventId } : {}) },
+    headers: { accept: 'text/event-stream', ...opts.headers, ...(opts.lastEventId ? { 'last-event-id': opts.lastEventId } : {}) },
     signal: AbortSignal.timeout(opts.timeoutMs ?? 20_000),
   });
   if (!res.ok || !res.body) throw new Error(`SSE request answered ${res.status}: ${await res.text()}`);

@@ -61,6 +61,8 @@ export function createKeys(prefix: string) {
     tombstones: (tool: string) => `${prefix}:{${tool}}:tombstones`,
     /** The archiver's lease: one archiver at a time moves finished calls to history. */
     archiverLease: `${reg}:history:lease`,
+    /** Stream of a call's `ctx.progress` reports (`call-events.ts`); expires after the call. */
+    callProgress: (tool: string, id: string) => `${prefix}:{${tool}}:progress:${id}`,
     approvalPending: (tool: string, id: string) => `${prefix}:{${tool}}:approval:${id}`,
     approvalGrant: (tool: string, id: string) => `${prefix}:{${tool}}:approved:${id}`,
     // Per-tenant keys below share the `{tenant:<name>}` tag (tool names have no `:`, so no tool's tag

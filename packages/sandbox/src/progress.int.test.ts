@@ -52,7 +52,7 @@ describe.each([
     expect(value).toBeGreaterThan(10_000);
     // 500 ms of calls: at most 6 crossings (one at once, then one per 100 ms), the last one the latest.
     expect(reports.length).toBeGreaterThanOrEqual(2);
-    expect(reports.length).toBeLessThanOrEqual(7);
+    expect(reports.length).toBeLessThanOrEqual(6);
     expect(reports.at(-1)).toMatchObject({ fraction: 1, message: 'last' });
   });
 

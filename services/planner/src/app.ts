@@ -7,6 +7,7 @@ import { JSON_TYPES, requireJsonBody } from './browser-guards.js';
 import type { PlannerDeps } from './deps.js';
 import { errorHandler } from './errors.js';
 import { callsRouter } from './routes-calls.js';
+import { callEventsRouter } from './routes-call-events.js';
 import { keysRouter } from './routes-keys.js';
 import { mcpRouter } from './routes-mcp.js';
 import { secretsRouter } from './routes-secrets.js';
@@ -76,6 +77,7 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   app.use('/v1', keysRouter(deps));
   app.use('/v1', toolsRouter(deps));
   app.use('/v1', callsRouter(deps));
+  app.use('/v1', callEventsRouter(deps));
   app.use('/v1', secretsRouter(deps));
   app.use('/v1', runsRouter(deps));
   app.use('/v1', upstreamsRouter(deps));

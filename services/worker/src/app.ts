@@ -13,6 +13,7 @@ import {
   UpstreamSecretError,
   UpstreamStore,
   announceCallDone,
+  CallEventLog,
   checkNoEviction,
   waitForRedis,
   closeRedis,
@@ -85,7 +86,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       }
     },
   });
-  const untraced = createProcessor({ registry, queues, gate, breakers, secrets, sandbox, upstreams, metrics, redis, keys, logger });
+  const callEvents = new CallEventLog(redis, keys);
+  const untraced = createProcessor({ registry, queues, gate, breakers, secrets, sandbox, upstreams, metrics, callEvents, redis, keys, logger });
   const processor = config.OTEL_EXPORTER_OTLP_ENDPOINT ? traceCalls(untraced) : untraced;
   // Three connections, whatever the number of tools: commands, the scheduler's blocking pop, pub/sub.
   // Named, so operators (and `make bench`) can count the scheduling workers of a deployment.

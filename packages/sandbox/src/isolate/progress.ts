@@ -38,6 +38,18 @@ export function makeProgress(call: CallState, logs: string[]): (fraction: unknow
     const wire: ProgressWire = { fraction: report.fraction, message: report.message, logs: lines };
     bridge.applyIgnored(undefined, [call.token, JSON.stringify(wire)]);
   };
+  /** The trailing send: a report sent directly since it was armed moved the interval on, so it may wait again. */
+  const arm = (ms: number): void => {
+    armed = true;
+    const fire = (): void => {
+      const wait = sentAt + PROGRESS_INTERVAL_MS - Date.now();
+      if (wait > 0 && pending !== undefined && !call.done) arm(wait);
+      else send();
+    };
+    hostBridges()
+      .timer.apply(undefined, [call.token, ms], { result: { promise: true, copy: true } })
+      .then(fire, () => {});
+  };
   return function progress(fraction: unknown, message?: unknown): void {
     if (call.done) throw new TypeError('ctx.progress can only be used while the call runs');
     // `!(x >= 0 && x <= 1)` also refuses NaN; no coercion, so no valueOf of tool code runs.
@@ -49,10 +61,6 @@ export function makeProgress(call: CallState, logs: string[]): (fraction: unknow
     pending = { fraction, message: text };
     const wait = sentAt + PROGRESS_INTERVAL_MS - Date.now();
     if (wait <= 0) return send();
-    if (armed) return;
-    armed = true;
-    hostBridges()
-      .timer.apply(undefined, [call.token, wait], { result: { promise: true, copy: true } })
-      .then(send, () => {});
+    if (!armed) arm(wait);
   };
 }
