@@ -75,6 +75,36 @@ export const CallJobData = z.object({
 });
 export type CallJobData = z.infer<typeof CallJobData>;
 
+/** The outcome of a finished call that failed: a stable code and a message. */
+const CallError = z.object({
+  code: z.string(),
+  message: z.string(),
+  retryable: z.boolean().optional(),
+  details: z.unknown().optional(),
+});
+
+/**
+ * A call as the API shows it (`GET /v1/calls/{id}`), as a schema for the API document and clients.
+ * Loose: fields may be added, never renamed. Checked against {@link CallRecord}'s type below.
+ */
+export const CallRecord = z.looseObject({
+  id: z.string(),
+  tool: z.string(),
+  version: z.number().int(),
+  status: z.enum(['queued', 'awaiting_approval', 'running', 'succeeded', 'failed', 'cancelled']),
+  tenant: z.string().optional(),
+  argsHash: z.string().optional(),
+  result: z.unknown().optional(),
+  cached: z.boolean().optional(),
+  error: CallError.optional(),
+  logs: z.array(z.string()).optional(),
+  attempts: z.number().int(),
+  starts: z.number().int().optional(),
+  callbackUrl: z.string().optional(),
+  createdAt: z.string(),
+  timings: z.object({ queuedMs: z.number().nullable(), runMs: z.number().nullable(), startedAt: z.number().optional() }),
+});
+
 /** What a worker stores as the job's return value. */
 export type CallOutput = { result: unknown; logs: string[]; cached?: boolean; startedAt?: number };
 
@@ -98,6 +128,10 @@ export type CallRecord = {
   createdAt: string;
   timings: { queuedMs: number | null; runMs: number | null; startedAt?: number };
 };
+
+// The schema and the type describe the same record: a field added to one and not the other fails the build.
+const _recordSchemaMatchesType: z.ZodType<CallRecord> = CallRecord;
+void _recordSchemaMatchesType;
 
 export function isFinished(status: CallStatus): boolean {
   return status === 'succeeded' || status === 'failed' || status === 'cancelled';

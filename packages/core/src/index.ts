@@ -41,13 +41,14 @@ export {
   CallStatus,
   CallRequest,
   CallJobData,
+  CallRecord,
   CallbackUrl,
   MAX_CALLBACK_URL_LENGTH,
   MAX_WAIT_MS,
   DEFAULT_WAIT_MS,
   isFinished,
 } from './call.js';
-export type { CallRecord, CallOutput } from './call.js';
+export type { CallOutput } from './call.js';
 export { Port, BoolEnv, LogLevel, RedisUrl, SecretsKey, TracingEnv, ConfigError, parseConfig } from './config.js';
 export { createLogger, silentLogger } from './logger.js';
 export { createLagMonitor, DEFAULT_MAX_LAG_MS, DEFAULT_LAG_WINDOW_MS } from './liveness.js';

@@ -2,6 +2,7 @@ import express, { type Request, type Response, type NextFunction } from 'express
 import helmet from 'helmet';
 import { RequestError } from '@toolplane/core';
 import { ADMIN_QUEUES_PATH, adminRouter } from './admin.js';
+import { serveOpenApi } from './api-routes.js';
 import { authenticate, bearerOf, limitJsonDepth, principalOf, rateLimitPerKey, sameSecret } from './auth.js';
 import { JSON_TYPES, requireJsonBody } from './browser-guards.js';
 import type { PlannerDeps } from './deps.js';
@@ -73,6 +74,8 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   });
 
   app.use(ADMIN_QUEUES_PATH, adminRouter(deps));
+  // Before authentication: the document describes the public contract, no tenant's data (see api-routes.ts).
+  app.get('/v1/openapi.json', serveOpenApi());
   app.use('/v1', authenticate(deps), rateLimitPerKey(deps, deps.apiRateLimitPerS));
   app.use('/v1', keysRouter(deps));
   app.use('/v1', toolsRouter(deps));

@@ -3,6 +3,7 @@ import { Router, type Request } from 'express';
 import { z } from 'zod';
 import {
   CALL_ID_PATTERN,
+  CallRecord,
   CallRequest,
   ToolName,
   DEFAULT_WAIT_MS,
@@ -10,9 +11,9 @@ import {
   TenantName,
   canSee,
   isFinished,
-  type CallRecord,
   type Principal,
 } from '@toolplane/core';
+import type { ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import { waitForCallDone } from './call-wait.js';
 import type { PlannerDeps } from './deps.js';
@@ -242,3 +243,152 @@ function waitForCall(
   req.socket.once('close', () => gone.abort());
   return waitForCallDone(deps, id, waitMs, gone.signal);
 }
+
+/** `{"id","status":"queued"}`: a call accepted and not finished yet. */
+const CallAccepted = z.object({ id: z.string(), status: z.enum(['queued', 'awaiting_approval', 'running']) });
+const CallPage = z.object({ calls: z.array(CallRecord), nextCursor: z.string().optional() });
+const CallIdParams = z.object({ id: z.string().regex(CALL_ID_PATTERN) });
+const TenantParams = z.object({ tenant: TenantName });
+const Retention = z.object({ tenant: z.string(), retentionDays: z.number().int() });
+
+const EXAMPLE_CALL = {
+  id: '01m8q2x7z3k4v5w6y7a8b9c0d1',
+  tool: 'add',
+  version: 1,
+  status: 'succeeded',
+  tenant: 'default',
+  argsHash: 'f'.repeat(64),
+  result: 5,
+  logs: [],
+  attempts: 1,
+  starts: 1,
+  createdAt: '2026-11-30T12:00:00.000Z',
+  timings: { queuedMs: 1, runMs: 2 },
+};
+
+/** The routes of {@link callsRouter}, for the API document. */
+export const callsApi: ApiRoute[] = [
+  {
+    method: 'post',
+    path: '/v1/calls',
+    tag: 'calls',
+    auth: 'calls:write',
+    summary: 'Submit a tool call',
+    description:
+      'Validates the arguments against the tool\'s schema (of the pinned `version`, or the current one) and queues the call. ' +
+      'With `wait` (true, or ms up to 300000) the request is held until the call finishes. The same `idempotencyKey` gives the same call.',
+    body: CallRequest,
+    responses: {
+      202: { description: 'queued (or still running when `wait` ran out)', schema: z.union([CallAccepted, CallRecord]) },
+      200: { description: 'finished within `wait`', schema: CallRecord },
+    },
+    errors: ['TOOL_NOT_FOUND', 'INVALID_ARGUMENTS', 'QUOTA_EXCEEDED'],
+    example: {
+      request: { tool: 'add', arguments: { a: 2, b: 3 }, idempotencyKey: 'order-42', callbackUrl: 'https://hooks.example.com/toolplane' },
+      response: { id: EXAMPLE_CALL.id, status: 'queued' },
+      status: 202,
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/calls',
+    tag: 'calls',
+    auth: 'calls:read',
+    summary: "List a tenant's calls, newest first",
+    description: 'Cursor paging: pass `nextCursor` back as `cursor`. An admin key may name another tenant.',
+    query: ListQuery,
+    responses: { 200: { description: 'one page', schema: CallPage } },
+    errors: ['FORBIDDEN'],
+    example: { response: { calls: [EXAMPLE_CALL], nextCursor: '1764504000000:01m8q2x7z3k4v5w6y7a8b9c0d1' } },
+  },
+  {
+    method: 'get',
+    path: '/v1/calls/export',
+    tag: 'calls',
+    auth: 'calls:read',
+    summary: "Export a tenant's calls as NDJSON",
+    query: ExportQuery,
+    responses: { 200: { description: 'one call record per line, newest first', contentType: 'application/x-ndjson' } },
+    errors: ['FORBIDDEN'],
+    example: { response: `${JSON.stringify(EXAMPLE_CALL)}\n` },
+  },
+  {
+    method: 'get',
+    path: '/v1/tenants/:tenant/retention',
+    tag: 'calls',
+    auth: 'admin',
+    summary: "Days a tenant's call history is kept",
+    params: TenantParams,
+    responses: { 200: { description: 'the retention', schema: Retention } },
+    errors: ['UNAVAILABLE'],
+    example: { response: { tenant: 'acme', retentionDays: 30 } },
+  },
+  {
+    method: 'put',
+    path: '/v1/tenants/:tenant/retention',
+    tag: 'calls',
+    auth: 'admin',
+    summary: "Set how many days a tenant's call history is kept",
+    params: TenantParams,
+    body: RetentionBody,
+    responses: { 200: { description: 'the new retention', schema: Retention } },
+    example: { request: { retentionDays: 30 }, response: { tenant: 'acme', retentionDays: 30 } },
+  },
+  {
+    method: 'get',
+    path: '/v1/calls/:id',
+    tag: 'calls',
+    auth: 'calls:read',
+    summary: 'Read a call',
+    params: CallIdParams,
+    responses: { 200: { description: 'the call', schema: CallRecord } },
+    errors: ['NOT_FOUND'],
+    example: { response: EXAMPLE_CALL },
+  },
+  {
+    method: 'post',
+    path: '/v1/calls/:id/cancel',
+    tag: 'calls',
+    auth: 'calls:write',
+    summary: 'Cancel a queued or running call',
+    params: CallIdParams,
+    responses: { 200: { description: 'the call as it stands after', schema: CallRecord } },
+    errors: ['NOT_FOUND'],
+    example: { response: { ...EXAMPLE_CALL, status: 'cancelled', result: undefined, error: { code: 'CANCELLED', message: 'call was cancelled' } } },
+  },
+  {
+    method: 'post',
+    path: '/v1/calls/:id/retry',
+    tag: 'calls',
+    auth: 'calls:write',
+    summary: 'Run a failed call again',
+    params: CallIdParams,
+    responses: { 202: { description: 'queued again', schema: CallRecord } },
+    errors: ['NOT_FOUND', 'CONFLICT', 'QUOTA_EXCEEDED'],
+    example: { response: { ...EXAMPLE_CALL, status: 'queued', result: undefined, attempts: 0 } },
+  },
+  {
+    method: 'post',
+    path: '/v1/calls/:id/approve',
+    tag: 'calls',
+    auth: 'calls:approve',
+    summary: 'Approve a call that waits for approval',
+    description: '`argsHash`, when given, binds the approval to the exact arguments.',
+    params: CallIdParams,
+    body: ApproveBody,
+    responses: { 200: { description: 'the call, queued to run', schema: CallRecord } },
+    errors: ['NOT_FOUND', 'CONFLICT'],
+    example: { request: { argsHash: EXAMPLE_CALL.argsHash }, response: { ...EXAMPLE_CALL, status: 'queued', result: undefined } },
+  },
+  {
+    method: 'post',
+    path: '/v1/calls/:id/reject',
+    tag: 'calls',
+    auth: 'calls:approve',
+    summary: 'Reject a call that waits for approval',
+    params: CallIdParams,
+    responses: { 200: { description: 'the call, failed with REJECTED', schema: CallRecord } },
+    errors: ['NOT_FOUND', 'CONFLICT'],
+    example: { response: { ...EXAMPLE_CALL, status: 'failed', result: undefined, error: { code: 'REJECTED', message: 'call was rejected' } } },
+  },
+];

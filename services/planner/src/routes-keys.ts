@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { RequestError, Scope, TenantName } from '@toolplane/core';
 import { z } from 'zod';
+import type { ApiRoute } from './api-spec.js';
 import { requireScope } from './auth.js';
 import type { PlannerDeps } from './deps.js';
 import { zodIssues } from './http-util.js';
@@ -35,3 +36,39 @@ export function keysRouter(deps: PlannerDeps): Router {
   });
   return v1;
 }
+
+const KeyRecord = z.looseObject({ id: z.string(), name: z.string(), tenant: z.string(), scopes: z.array(Scope), createdAt: z.string() });
+const EXAMPLE_KEY = { id: 'k1a2b3', name: 'ci', tenant: 'acme', scopes: ['tools:read', 'calls:write'], createdAt: '2026-11-30T12:00:00.000Z' };
+
+/** The routes of {@link keysRouter}, for the API document. */
+export const keysApi: ApiRoute[] = [
+  {
+    method: 'post',
+    path: '/v1/admin/keys',
+    tag: 'admin',
+    auth: 'admin',
+    summary: 'Create an API key (shown once)',
+    body: KeyRequest,
+    responses: { 201: { description: 'the key and its record', schema: KeyRecord.extend({ key: z.string() }) } },
+    example: { request: { name: 'ci', tenant: 'acme', scopes: ['tools:read', 'calls:write'] }, response: { ...EXAMPLE_KEY, key: 'tp_k1a2b3_…' } },
+  },
+  {
+    method: 'get',
+    path: '/v1/admin/keys',
+    tag: 'admin',
+    auth: 'admin',
+    summary: 'List API keys (never the keys themselves)',
+    responses: { 200: { description: 'the key records', schema: z.object({ keys: z.array(KeyRecord) }) } },
+    example: { response: { keys: [EXAMPLE_KEY] } },
+  },
+  {
+    method: 'delete',
+    path: '/v1/admin/keys/:id',
+    tag: 'admin',
+    auth: 'admin',
+    summary: 'Revoke an API key',
+    responses: { 204: { description: 'revoked' } },
+    errors: ['NOT_FOUND'],
+    example: {},
+  },
+];

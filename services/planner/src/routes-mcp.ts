@@ -1,7 +1,11 @@
 import { Router } from 'express';
+import { z } from 'zod';
 import { CallRequest, MAX_WAIT_MS, canSee, isRequestError, type Principal } from '@toolplane/core';
-import { McpServerAdapter, type McpCallOutcome, type McpTool, type McpToolCatalog } from '@toolplane/mcp';
+import { McpServerAdapter, type McpCallOutcome, type McpProgress, type McpTool, type McpToolCatalog } from '@toolplane/mcp';
+import { CallEventLog } from '@toolplane/queue';
+import type { ApiRoute } from './api-spec.js';
 import { waitForCallDone } from './call-wait.js';
+import { followCall } from './call-events.js';
 import type { PlannerDeps } from './deps.js';
 import { assertScope, principalOf } from './auth.js';
 import { submitCall, type AcceptedCall } from './submit-call.js';
@@ -55,6 +59,7 @@ function idempotencyKeyOf(meta: Record<string, unknown> | undefined): string | u
 const MCP_CALL_WAIT_MS = MAX_WAIT_MS;
 
 function plannerCatalog(deps: PlannerDeps): McpToolCatalog<Principal> {
+  const events = new CallEventLog(deps.redis, deps.keys);
   return {
     async list(principal) {
       assertScope(principal, 'tools:read');
@@ -62,7 +67,7 @@ function plannerCatalog(deps: PlannerDeps): McpToolCatalog<Principal> {
       return (await deps.registry.list()).filter((t) => canSee(principal, t.tenant)).map((t) => mcpTool(t) as McpTool);
     },
 
-    async call(principal, name, args, signal, meta): Promise<McpCallOutcome | undefined> {
+    async call(principal, name, args, signal, meta, onProgress): Promise<McpCallOutcome | undefined> {
       assertScope(principal, 'calls:write');
       const idempotencyKey = idempotencyKeyOf(meta);
       let accepted: AcceptedCall;
@@ -81,7 +86,9 @@ function plannerCatalog(deps: PlannerDeps): McpToolCatalog<Principal> {
       const { id, duplicate, finished } = accepted;
       // A duplicate may have finished long ago: nobody will announce it again, so read it first.
       if (duplicate) finished?.cancel();
-      const record = await waitForCallDone(deps, id, MCP_CALL_WAIT_MS, signal, duplicate ? undefined : finished);
+      const watching = new AbortController();
+      if (onProgress) void forwardProgress(deps, events, id, AbortSignal.any([signal, watching.signal]), onProgress);
+      const record = await waitForCallDone(deps, id, MCP_CALL_WAIT_MS, signal, duplicate ? undefined : finished).finally(() => watching.abort());
       switch (record?.status) {
         case 'succeeded':
           return { ok: true, result: record.result };
@@ -106,3 +113,56 @@ function plannerCatalog(deps: PlannerDeps): McpToolCatalog<Principal> {
     },
   };
 }
+
+/**
+ * The call's `ctx.progress` reports as MCP progress (of a total of 1) until `signal`. MCP wants each
+ * notification's progress above the last, so a retry's restart from 0 is not sent until it passes it.
+ */
+async function forwardProgress(deps: PlannerDeps, events: CallEventLog, id: string, signal: AbortSignal, onProgress: (p: McpProgress) => void): Promise<void> {
+  let last = -1;
+  try {
+    const record = await deps.queues.get(id);
+    if (!record) return;
+    for await (const e of followCall({ queues: deps.queues, waiter: deps.waiter, log: events }, record, undefined, signal)) {
+      if (e?.type !== 'progress' || e.data.fraction <= last) continue;
+      last = e.data.fraction;
+      onProgress({ progress: e.data.fraction, total: 1, ...(e.data.message ? { message: e.data.message } : {}) });
+    }
+  } catch (err: unknown) {
+    // Progress is a courtesy: the call's answer comes whatever happens here.
+    deps.logger.debug({ err, callId: id }, 'mcp progress forwarding stopped');
+  }
+}
+
+/** The MCP endpoint, for the API document: JSON-RPC 2.0 over Streamable HTTP (stateless). */
+export const mcpApi: ApiRoute[] = [
+  {
+    method: 'post',
+    path: MCP_PATH,
+    tag: 'mcp',
+    auth: 'authenticated',
+    summary: 'MCP JSON-RPC request (initialize, tools/list, tools/call, …)',
+    description:
+      '`tools/list` needs the `tools:read` scope and `tools/call` the `calls:write` scope; a call is held until it finishes ' +
+      `(up to ${MAX_WAIT_MS} ms). \`params._meta["${MCP_IDEMPOTENCY_META_KEY}"]\` is the call's idempotency key. ` +
+      'Refusals and failed calls are tool results with `isError` and the stable code first in the text.',
+    body: z.looseObject({ jsonrpc: z.literal('2.0'), method: z.string(), id: z.union([z.string(), z.number()]).optional(), params: z.unknown().optional() }),
+    responses: {
+      200: { description: 'the JSON-RPC response', schema: z.looseObject({ jsonrpc: z.literal('2.0') }) },
+      202: { description: 'a notification was accepted' },
+    },
+    example: {
+      request: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'add', arguments: { a: 2, b: 3 } } },
+      response: { jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: '5' }], structuredContent: { result: 5 } } },
+    },
+  },
+  {
+    method: 'get',
+    path: MCP_PATH,
+    tag: 'mcp',
+    auth: 'authenticated',
+    summary: 'MCP notification stream (server-sent events: notifications/tools/list_changed)',
+    responses: { 200: { description: 'an event stream', contentType: 'text/event-stream' } },
+    example: { response: 'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n\n' },
+  },
+];

@@ -1,6 +1,8 @@
 import { Router } from 'express';
+import { z } from 'zod';
 import { CALL_ID_PATTERN, RequestError, canSee, type Principal } from '@toolplane/core';
 import { EVENT_ID_PATTERN, RunRequest, toRunView, type RunView, type StoredRunEvent } from '@toolplane/agent';
+import type { ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps, RunsDeps } from './deps.js';
 import { zodIssues } from './http-util.js';
@@ -101,3 +103,65 @@ export function runsRouter(deps: PlannerDeps): Router {
 
   return v1;
 }
+
+const RunParams = z.object({ id: z.string().regex(CALL_ID_PATTERN) });
+/** A run as the API shows it ({@link RunView}); loose, as fields are added over time. */
+const RunViewSchema = z.looseObject({
+  id: z.string(),
+  status: z.enum(['running', 'waiting_approval', 'succeeded', 'budget_exceeded', 'failed']),
+  input: z.string(),
+  model: z.string(),
+  steps: z.array(z.unknown()),
+  finalAnswer: z.string().optional(),
+  usage: z.looseObject({ promptTokens: z.number(), completionTokens: z.number(), totalTokens: z.number() }),
+  createdAt: z.string(),
+});
+const EXAMPLE_RUN = {
+  id: '01m8q2x7z3k4v5w6y7a8b9c0d2',
+  status: 'succeeded',
+  input: 'What is 2 + 3?',
+  model: 'gpt-4o-mini',
+  steps: [{ toolCalls: [{ id: 'call_1', tool: 'add', arguments: { a: 2, b: 3 }, status: 'succeeded', result: 5 }] }],
+  finalAnswer: '5',
+  usage: { promptTokens: 120, completionTokens: 12, totalTokens: 132, costUsd: 0, modelCalls: 2 },
+  createdAt: '2026-11-30T12:00:00.000Z',
+};
+
+/** The routes of {@link runsRouter}, for the API document. */
+export const runsApi: ApiRoute[] = [
+  {
+    method: 'post',
+    path: '/v1/runs',
+    tag: 'runs',
+    auth: 'runs:write',
+    summary: 'Start an agent run',
+    description: 'The model calls your tenant\'s tools through the same path as `POST /v1/calls`. `mode: "plan"` submits whole plans.',
+    body: RunRequest,
+    responses: { 201: { description: 'started', schema: z.object({ id: z.string(), status: z.string() }) } },
+    errors: ['UNAVAILABLE'],
+    example: { request: { input: 'What is 2 + 3?', tools: ['add'] }, response: { id: EXAMPLE_RUN.id, status: 'running' } },
+  },
+  {
+    method: 'get',
+    path: '/v1/runs/:id',
+    tag: 'runs',
+    auth: 'runs:read',
+    summary: 'Read a run: status, steps with tool calls, final answer, usage',
+    params: RunParams,
+    responses: { 200: { description: 'the run', schema: RunViewSchema } },
+    errors: ['NOT_FOUND'],
+    example: { response: EXAMPLE_RUN },
+  },
+  {
+    method: 'get',
+    path: '/v1/runs/:id/events',
+    tag: 'runs',
+    auth: 'runs:read',
+    summary: "A run's steps as server-sent events, past then live",
+    description: 'Events: `status`, `step`, `plan`, `plan_step`, `finished` (with the run). Send `Last-Event-ID` to resume.',
+    params: RunParams,
+    responses: { 200: { description: 'an event stream', contentType: 'text/event-stream' } },
+    errors: ['NOT_FOUND'],
+    example: { response: `id: 1764504000000-0\nevent: finished\ndata: ${JSON.stringify({ type: 'finished', run: EXAMPLE_RUN })}\n\n` },
+  },
+];

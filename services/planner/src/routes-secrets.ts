@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { RequestError, SecretName } from '@toolplane/core';
 import { z } from 'zod';
+import type { ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps } from './deps.js';
 
@@ -43,3 +44,41 @@ export function secretsRouter(deps: PlannerDeps): Router {
   });
   return v1;
 }
+
+const SecretParams = z.object({ name: SecretName });
+
+/** The routes of {@link secretsRouter}, for the API document. */
+export const secretsApi: ApiRoute[] = [
+  {
+    method: 'put',
+    path: '/v1/secrets/:name',
+    tag: 'secrets',
+    auth: 'secrets:write',
+    summary: 'Set a secret of your tenant',
+    description: 'Tools that list the name in `secrets` get it as `ctx.secrets`. No route ever returns a value.',
+    params: SecretParams,
+    body: SecretBody,
+    responses: { 201: { description: 'created', schema: z.object({ name: z.string() }) }, 200: { description: 'replaced', schema: z.object({ name: z.string() }) } },
+    example: { request: { value: 'sk-live-…' }, response: { name: 'STRIPE_KEY' } },
+  },
+  {
+    method: 'get',
+    path: '/v1/secrets',
+    tag: 'secrets',
+    auth: 'secrets:write',
+    summary: "List your tenant's secret names",
+    responses: { 200: { description: 'names only', schema: z.object({ secrets: z.array(z.object({ name: z.string() })) }) } },
+    example: { response: { secrets: [{ name: 'STRIPE_KEY' }] } },
+  },
+  {
+    method: 'delete',
+    path: '/v1/secrets/:name',
+    tag: 'secrets',
+    auth: 'secrets:write',
+    summary: 'Delete a secret',
+    params: SecretParams,
+    responses: { 204: { description: 'deleted' } },
+    errors: ['NOT_FOUND'],
+    example: {},
+  },
+];

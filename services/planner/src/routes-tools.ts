@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { MAX_TOOL_CODE_BYTES, RequestError, ToolSpec, canSee } from '@toolplane/core';
+import { MAX_TOOL_CODE_BYTES, RequestError, ToolName, ToolSpec, canSee } from '@toolplane/core';
+import type { ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps } from './deps.js';
 import { parseToolName, toolNotFound, zodIssues } from './http-util.js';
@@ -139,3 +140,108 @@ function percentile(sorted: number[], q: number): number | null {
   if (sorted.length === 0) return null;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
+
+const ToolParams = z.object({ name: ToolName });
+/** A tool as the API shows it ({@link toolView}); loose, as fields are added over time. */
+const ToolView = z.looseObject({
+  name: z.string(),
+  version: z.number().int(),
+  description: z.string(),
+  parameters: z.record(z.string(), z.unknown()),
+  code: z.string(),
+  enabled: z.boolean(),
+  createdAt: z.string(),
+});
+const ToolsQuery = z.object({
+  format: z.enum(['openai', 'mcp']).optional().describe('`openai`: function-calling tools; `mcp`: MCP tool objects'),
+  available: z.enum(['true', 'false']).optional().describe('only tools a model can call now'),
+});
+const ToolVersions = z.object({
+  name: z.string(),
+  versions: z.array(z.looseObject({ version: z.number().int(), createdAt: z.string(), current: z.boolean() })),
+});
+
+const EXAMPLE_TOOL_BODY = {
+  description: 'Adds two numbers',
+  parameters: { type: 'object', properties: { a: { type: 'number' }, b: { type: 'number' } }, required: ['a', 'b'] },
+  code: 'export default async function (args, ctx) { return args.a + args.b }',
+  limits: { timeoutMs: 1000, memoryMb: 32 },
+};
+const EXAMPLE_TOOL = { name: 'add', version: 1, ...EXAMPLE_TOOL_BODY, enabled: true, createdAt: '2026-11-30T12:00:00.000Z' };
+
+/** The routes of {@link toolsRouter}, for the API document. */
+export const toolsApi: ApiRoute[] = [
+  {
+    method: 'put',
+    path: '/v1/tools/:name',
+    tag: 'tools',
+    auth: 'tools:write',
+    summary: 'Register or replace a tool',
+    description: 'The code is checked in a throwaway isolate. Every replace makes a new version.',
+    params: ToolParams,
+    body: ToolSpec,
+    responses: { 201: { description: 'registered', schema: ToolView }, 200: { description: 'replaced: a new version', schema: ToolView } },
+    errors: ['INVALID_TOOL', 'FORBIDDEN'],
+    example: { request: EXAMPLE_TOOL_BODY, response: EXAMPLE_TOOL, status: 201 },
+  },
+  {
+    method: 'get',
+    path: '/v1/tools',
+    tag: 'tools',
+    auth: 'tools:read',
+    summary: 'List your tools',
+    query: ToolsQuery,
+    responses: {
+      200: {
+        description: '`{"tools":[…]}`; with `format=openai` an array of `{"type":"function","function":{…}}`',
+        schema: z.union([z.object({ tools: z.array(z.looseObject({ name: z.string() })) }), z.array(z.looseObject({ type: z.literal('function') }))]),
+      },
+    },
+    example: { response: { tools: [EXAMPLE_TOOL] } },
+  },
+  {
+    method: 'get',
+    path: '/v1/tools/:name',
+    tag: 'tools',
+    auth: 'tools:read',
+    summary: 'Read a tool with its live stats',
+    params: ToolParams,
+    responses: { 200: { description: 'the tool and its stats (calls, errors, latency, breaker, queue)', schema: ToolView } },
+    errors: ['TOOL_NOT_FOUND'],
+    example: { response: { ...EXAMPLE_TOOL, stats: { calls: 10, errors: 1, latencyMs: { p50: 2, p95: 5, sample: 10 }, breaker: 'closed' } } },
+  },
+  {
+    method: 'delete',
+    path: '/v1/tools/:name',
+    tag: 'tools',
+    auth: 'tools:write',
+    summary: 'Remove a tool',
+    params: ToolParams,
+    responses: { 204: { description: 'removed' } },
+    errors: ['TOOL_NOT_FOUND'],
+    example: {},
+  },
+  {
+    method: 'get',
+    path: '/v1/tools/:name/versions',
+    tag: 'tools',
+    auth: 'tools:read',
+    summary: "A tool's kept versions, newest first",
+    params: ToolParams,
+    responses: { 200: { description: 'the versions', schema: ToolVersions } },
+    errors: ['TOOL_NOT_FOUND'],
+    example: { response: { name: 'add', versions: [{ version: 2, createdAt: '2026-11-30T12:00:00.000Z', codeHash: 'ab12', current: true }] } },
+  },
+  {
+    method: 'post',
+    path: '/v1/tools/:name/rollback',
+    tag: 'tools',
+    auth: 'tools:write',
+    summary: 'Make an older version current again (as a new version)',
+    params: ToolParams,
+    body: RollbackBody,
+    responses: { 200: { description: 'the new current version', schema: ToolView } },
+    errors: ['TOOL_NOT_FOUND', 'NOT_FOUND', 'INVALID_TOOL'],
+    example: { request: { version: 1 }, response: { ...EXAMPLE_TOOL, version: 3, rolledBackFrom: 1 } },
+  },
+];

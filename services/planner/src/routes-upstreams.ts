@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { z } from 'zod';
 import {
   RequestError,
   ToolName,
@@ -13,6 +14,7 @@ import {
 } from '@toolplane/core';
 import { UpstreamConnectError, listUpstreamTools, type McpTool } from '@toolplane/mcp';
 import { UpstreamSecretError, resolveUpstreamHeaders } from '@toolplane/queue';
+import type { ApiRoute } from './api-spec.js';
 import type { PlannerDeps } from './deps.js';
 import { zodIssues } from './http-util.js';
 import { principalOf, requireScope } from './auth.js';
@@ -202,3 +204,66 @@ function upstreamView(upstream: Upstream, tools: string[], skipped?: Skipped[]) 
     updatedAt: upstream.updatedAt,
   };
 }
+
+const UpstreamParams = z.object({ name: UpstreamName });
+/** An upstream as the API shows it: header names and their sources, never their values. */
+const UpstreamView = z.looseObject({ name: z.string(), url: z.string(), tools: z.array(z.string()) });
+const EXAMPLE_UPSTREAM = { name: 'github', url: 'https://mcp.example.com/mcp', headers: { authorization: { kind: 'secret', secret: 'GITHUB_TOKEN' } }, tools: ['github.search'] };
+
+/** The routes of {@link upstreamsRouter}, for the API document. */
+export const upstreamsApi: ApiRoute[] = [
+  {
+    method: 'put',
+    path: '/v1/upstreams/:name',
+    tag: 'upstreams',
+    auth: 'admin',
+    summary: 'Register an MCP server whose tools become `name.tool`',
+    params: UpstreamParams,
+    body: UpstreamSpec,
+    responses: { 201: { description: 'registered, with its tools', schema: UpstreamView }, 200: { description: 'replaced', schema: UpstreamView } },
+    errors: ['UPSTREAM_ERROR'],
+    example: { request: { url: 'https://mcp.example.com/mcp', headers: { authorization: 'secret:GITHUB_TOKEN' } }, response: EXAMPLE_UPSTREAM, status: 201 },
+  },
+  {
+    method: 'get',
+    path: '/v1/upstreams',
+    tag: 'upstreams',
+    auth: 'admin',
+    summary: 'List MCP upstreams',
+    responses: { 200: { description: 'the upstreams', schema: z.object({ upstreams: z.array(UpstreamView) }) } },
+    example: { response: { upstreams: [EXAMPLE_UPSTREAM] } },
+  },
+  {
+    method: 'get',
+    path: '/v1/upstreams/:name',
+    tag: 'upstreams',
+    auth: 'admin',
+    summary: 'Read an MCP upstream',
+    params: UpstreamParams,
+    responses: { 200: { description: 'the upstream', schema: UpstreamView } },
+    errors: ['NOT_FOUND'],
+    example: { response: EXAMPLE_UPSTREAM },
+  },
+  {
+    method: 'post',
+    path: '/v1/upstreams/:name/refresh',
+    tag: 'upstreams',
+    auth: 'admin',
+    summary: "Read the upstream's tools again",
+    params: UpstreamParams,
+    responses: { 200: { description: 'the upstream with its tools now', schema: UpstreamView } },
+    errors: ['NOT_FOUND', 'UPSTREAM_ERROR'],
+    example: { response: EXAMPLE_UPSTREAM },
+  },
+  {
+    method: 'delete',
+    path: '/v1/upstreams/:name',
+    tag: 'upstreams',
+    auth: 'admin',
+    summary: 'Remove an upstream and its tools',
+    params: UpstreamParams,
+    responses: { 204: { description: 'removed' } },
+    errors: ['NOT_FOUND'],
+    example: {},
+  },
+];
