@@ -57,6 +57,19 @@ export class ApiKeyStore {
     return principal;
   }
 
+  /**
+   * The principal of key `id` and a secret only the server holds for it (the stored hash of the
+   * key's secret part), to sign that key's browser sessions (the console's cookie) without keeping
+   * the key: a session signed with it dies when the key is revoked. Undefined for unknown ids.
+   */
+  async sessionSecret(id: string): Promise<{ principal: Principal; secret: string } | undefined> {
+    if (!/^[0-9a-z]{16}$/.test(id)) return undefined;
+    const raw = await this.redis.hget(this.keys.apiKeys, id);
+    if (!raw) return undefined;
+    const stored = JSON.parse(raw) as Stored;
+    return { principal: { keyId: stored.id, tenant: stored.tenant, scopes: stored.scopes }, secret: stored.hash };
+  }
+
   async list(): Promise<ApiKeyRecord[]> {
     const all = await this.redis.hvals(this.keys.apiKeys);
     return all

@@ -10,6 +10,7 @@ import {
   type CallOutput,
   type CallRecord,
   type CallStatus,
+  type SerializedError,
   type Tool,
 } from '@toolplane/core';
 import type { RedisConnection } from './connection.js';
@@ -84,6 +85,21 @@ export type CallHistory = {
   getCall(id: string): Promise<CallRecord | undefined>;
   /** Newest first by (createdAt, id); `more` when calls past the page exist. */
   listCalls(q: HistoryCallQuery): Promise<{ calls: CallRecord[]; more: boolean }>;
+};
+
+/** One run of a call that failed and was retried: its attempts and when the last of them ran. */
+export type EarlierRun = {
+  /** Attempts BullMQ made in that run (its own retries included). */
+  attempts: number;
+  starts?: number;
+  error?: SerializedError;
+  /** Epoch ms the run's last attempt started and ended. */
+  startedAt?: number;
+  finishedAt?: number;
+  /** Run time of that last attempt. */
+  runMs: number | null;
+  /** Epoch ms of the retry that ended this run. */
+  retriedAt: number;
 };
 
 /** A finished call read from Redis for the archiver, with where it was found. */
@@ -384,6 +400,8 @@ export class ToolQueues {
     // Running again, it is in flight again: past the tenant's ceilings it is refused like a new call.
     const tenant = (job.data as CallJobData).tenant;
     await this.quotas.admit({ tenant, tool, ids: [id], createdAt: job.timestamp, inFlightMs: this.retentionMs, retentionMs: this.retentionMs, record: false });
+    // Read before the retry: BullMQ clears the job's times on it.
+    const { processedOn, finishedOn } = job;
     try {
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
       await this.wakeups.wake(tool);
@@ -391,7 +409,25 @@ export class ToolQueues {
       await this.quotas.release(tenant, [id]).catch(() => {});
       throw err;
     }
+    // BullMQ resets the job's attempts and times on retry: what the failed run was is kept beside it.
+    const earlier: EarlierRun = {
+      attempts: record.attempts,
+      ...(record.starts !== undefined ? { starts: record.starts } : {}),
+      ...(record.error ? { error: record.error } : {}),
+      ...(processedOn ? { startedAt: processedOn } : {}),
+      ...(finishedOn ? { finishedAt: finishedOn } : {}),
+      runMs: record.timings.runMs,
+      retriedAt: Date.now(),
+    };
+    const runsKey = this.keys.callEarlierRuns(tool, id);
+    await this.redis.multi().rpush(runsKey, JSON.stringify(earlier)).pexpire(runsKey, this.retentionMs).exec();
     return this.get(id);
+  }
+
+  /** The runs of a call before its retries, oldest first (empty when never retried, or past the retention). */
+  async earlierRuns(tool: string, id: string): Promise<EarlierRun[]> {
+    const raws = await this.redis.lrange(this.keys.callEarlierRuns(tool, id), 0, -1);
+    return raws.map((raw) => JSON.parse(raw) as EarlierRun);
   }
 
   /**

@@ -17,7 +17,7 @@ export { createKeys } from './keys.js';
 export type { Keys } from './keys.js';
 export { ToolRegistry, watchToolChanges } from './registry.js';
 export { ToolQueues, idempotentCallId, isIdempotentCallId } from './calls.js';
-export type { EnqueueOptions, ToolQueuesOptions, CallHistory, HistoryCallQuery, FinishedCall } from './calls.js';
+export type { EnqueueOptions, ToolQueuesOptions, CallHistory, HistoryCallQuery, FinishedCall, EarlierRun } from './calls.js';
 export { CallWaiter, announceCallDone } from './call-waiter.js';
 export { CallEventLog, STREAM_ID_PATTERN } from './call-events.js';
 export type { CallEventLogOptions, ProgressEvent, JobEvent } from './call-events.js';

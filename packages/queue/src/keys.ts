@@ -65,6 +65,8 @@ export function createKeys(prefix: string) {
     callProgress: (tool: string, id: string) => `${prefix}:{${tool}}:progress:${id}`,
     approvalPending: (tool: string, id: string) => `${prefix}:{${tool}}:approval:${id}`,
     approvalGrant: (tool: string, id: string) => `${prefix}:{${tool}}:approved:${id}`,
+    /** List of a call's earlier runs (JSON, oldest first), pushed each time a failed call is retried: the console's attempts. */
+    callEarlierRuns: (tool: string, id: string) => `${prefix}:{${tool}}:earlier-runs:${id}`,
     // Per-tenant keys below share the `{tenant:<name>}` tag (tool names have no `:`, so no tool's tag
     // can be a tenant's), so one script may use them together; a tenant's listing reads only these.
     /** Zset of the tenant's calls by creation time (ms): the audit trail `GET /v1/calls` pages through. */

@@ -1,10 +1,11 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { createBullBoard } from '@bull-board/api';
 import { ExpressAdapter } from '@bull-board/express';
 import { Router, type Request, type Response, type NextFunction } from 'express';
 import { RequestError } from '@toolplane/core';
+import { sameSecret } from './auth.js';
 import { isStateChanging, refuseCrossOrigin } from './browser-guards.js';
+import { readCookie, sessionFields, signSession, startSession, verifySession, type SessionCookie } from './browser-session.js';
 import type { PlannerDeps } from './deps.js';
 
 /** Where the queue dashboard is mounted. */
@@ -20,9 +21,7 @@ const SESSION_MS = 12 * 3_600_000;
  * - `Authorization: Bearer <key>` (scripts, curl).
  * - Browsers, which cannot send that header from the address bar: open `/admin/queues?key=<key>`
  *   once; the answer sets an HttpOnly, SameSite=Strict cookie and redirects to the same page without
- *   the key, so it does not stay in the address bar or history. The cookie holds an expiry and an
- *   HMAC of it under the key, not the key: no server state, valid on every planner replica, and
- *   void as soon as the key changes.
+ *   the key ({@link startSession}). The cookie holds an expiry and an HMAC of it under the key.
  * - Cross-origin requests that sign in (`?key=`) or change state are refused with 403 `FORBIDDEN`
  *   ({@link refuseCrossOrigin}): another site can neither log a browser in nor act with its cookie.
  *
@@ -55,6 +54,9 @@ export function adminRouter(deps: Pick<PlannerDeps, 'adminKey' | 'registry' | 'q
   return router;
 }
 
+/** The dashboard's session: signed with the admin key, sent to its own path only. */
+const SESSION: SessionCookie = { name: COOKIE, purpose: 'toolplane-admin-session', path: ADMIN_QUEUES_PATH, ttlMs: SESSION_MS };
+
 function requireAdminKey(adminKey: string | undefined) {
   return (req: Request, res: Response, next: NextFunction) => {
     if (!adminKey) {
@@ -62,47 +64,13 @@ function requireAdminKey(adminKey: string | undefined) {
     }
     const bearer = /^Bearer (.+)$/i.exec(req.get('authorization') ?? '')?.[1];
     if (bearer !== undefined && sameSecret(bearer, adminKey)) return next();
-    if (validSession(readCookie(req, COOKIE), adminKey)) return next();
+    const session = sessionFields(readCookie(req, COOKIE), 0);
+    if (session && verifySession(SESSION, adminKey, session)) return next();
     const key = req.query.key;
     if (typeof key === 'string' && sameSecret(key, adminKey)) {
-      const expires = Date.now() + SESSION_MS;
-      res.cookie(COOKIE, `${expires}.${sign(adminKey, expires)}`, {
-        httpOnly: true,
-        sameSite: 'strict',
-        secure: req.secure,
-        path: ADMIN_QUEUES_PATH,
-        maxAge: SESSION_MS,
-      });
-      const url = new URL(req.originalUrl, 'http://placeholder');
-      url.searchParams.delete('key');
-      return void res.redirect(303, url.pathname + url.search);
+      return startSession(req, res, SESSION, signSession(SESSION, adminKey, []));
     }
     res.set('WWW-Authenticate', 'Bearer realm="toolplane-admin"');
     throw new RequestError('UNAUTHORIZED', 'the queue dashboard needs the admin key: Authorization: Bearer <key>, or ?key=<key> once in a browser');
   };
-}
-
-function sign(adminKey: string, expires: number): string {
-  return createHmac('sha256', adminKey).update(`toolplane-admin-session:${expires}`).digest('base64url');
-}
-
-function validSession(value: string | undefined, adminKey: string): boolean {
-  const [expires, mac] = (value ?? '').split('.');
-  const at = Number(expires);
-  return Boolean(mac) && Number.isSafeInteger(at) && at > Date.now() && sameSecret(mac!, sign(adminKey, at));
-}
-
-/** Constant-time comparison, so response timing does not leak how much of a guess was right. */
-function sameSecret(given: string, expected: string): boolean {
-  const a = createHmac('sha256', 'compare').update(given).digest();
-  const b = createHmac('sha256', 'compare').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
-
-function readCookie(req: Request, name: string): string | undefined {
-  for (const part of (req.get('cookie') ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
-  }
-  return undefined;
 }

@@ -16,6 +16,8 @@ import { runsRouter } from './routes-runs.js';
 import { toolsRouter } from './routes-tools.js';
 import { upstreamsRouter } from './routes-upstreams.js';
 import { captureRouteTemplate, routeTemplateOf } from './route-template.js';
+import { CONSOLE_PATH, consoleRouter } from './console.js';
+import { consoleDataRouter } from './routes-console.js';
 import { traceRequests } from './tracing.js';
 
 export type { PlannerDeps, PlannerEvents } from './deps.js';
@@ -28,9 +30,9 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   app.set('query parser', 'simple');
   app.use(captureRouteTemplate());
   if (deps.tracing) app.use(traceRequests());
-  // The API serves JSON only (Bull Board sets its own policy below its path).
+  // The API serves JSON only (Bull Board and the console set their own policies below their paths).
   const headers = helmet();
-  app.use((req, res, next) => (req.path.startsWith(ADMIN_QUEUES_PATH) ? next() : headers(req, res, next)));
+  app.use((req, res, next) => (req.path.startsWith(ADMIN_QUEUES_PATH) || req.path.startsWith(CONSOLE_PATH) ? next() : headers(req, res, next)));
 
   app.use((req, res, next) => {
     const start = performance.now();
@@ -84,6 +86,9 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   app.use('/v1', secretsRouter(deps));
   app.use('/v1', runsRouter(deps));
   app.use('/v1', upstreamsRouter(deps));
+  app.use('/v1', consoleDataRouter(deps));
+  // The console reads the same routers with its session cookie (console.ts).
+  app.use(CONSOLE_PATH, consoleRouter(deps, [toolsRouter(deps), callsRouter(deps), runsRouter(deps), consoleDataRouter(deps)]));
   app.use('/mcp', authenticate(deps), rateLimitPerKey(deps, deps.apiRateLimitPerS));
   app.use(mcpRouter(deps));
   app.use((req: Request, _res: Response, next: NextFunction) => {

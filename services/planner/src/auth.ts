@@ -5,7 +5,7 @@ import type { PlannerDeps } from './deps.js';
 
 /** Who every request acts as while auth is off (`TOOLPLANE_AUTH=off`): a local, single-tenant setup. */
 const ANONYMOUS: Principal = { keyId: 'anonymous', tenant: DEFAULT_TENANT, scopes: ['admin'] };
-const ADMIN: Principal = { keyId: 'admin', tenant: DEFAULT_TENANT, scopes: ['admin'] };
+export const ADMIN: Principal = { keyId: 'admin', tenant: DEFAULT_TENANT, scopes: ['admin'] };
 
 export function bearerOf(req: Request): string | undefined {
   const header = req.get('authorization');

@@ -46,6 +46,15 @@ export const PlannerConfig = z.object({
    * setup). Only this explicit value does; a forgotten admin key stops the start instead.
    */
   TOOLPLANE_AUTH: z.enum(['on', 'off']).default('on'),
+  /**
+   * The trace UI the console links a call's trace id to: an http(s) address with `{traceId}` in it,
+   * e.g. `http://localhost:16686/trace/{traceId}` (Jaeger) or Grafana Tempo's explore address.
+   */
+  CONSOLE_TRACE_URL: z
+    .string()
+    .url()
+    .refine((u) => /^https?:\/\//.test(u) && u.includes('{traceId}'), 'must be an http(s) URL containing {traceId}')
+    .optional(),
   /** Lets Prometheus read `/metrics` without an admin key (when auth is on). */
   TOOLPLANE_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Requests per second per API key, across planner replicas; 0 turns the limit off. */

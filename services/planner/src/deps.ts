@@ -57,6 +57,8 @@ export type PlannerDeps = {
   upstreams: UpstreamStore;
   /** Registry changes on any replica, and this process's shutdown: for long-lived MCP streams. */
   events?: EventEmitter<PlannerEvents>;
+  /** `CONSOLE_TRACE_URL`: the trace UI address the console links a call's trace id to (`{traceId}` in it). */
+  consoleTraceUrl?: string;
 };
 
 /** What `/v1/runs` needs. */

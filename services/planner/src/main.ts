@@ -195,6 +195,7 @@ async function main(): Promise<void> {
     authOff: config.TOOLPLANE_AUTH === 'off',
     liveness,
     ...(config.TOOLPLANE_METRICS_TOKEN ? { metricsToken: config.TOOLPLANE_METRICS_TOKEN } : {}),
+    ...(config.CONSOLE_TRACE_URL ? { consoleTraceUrl: config.CONSOLE_TRACE_URL } : {}),
     apiKeys: new ApiKeyStore(redis, keys),
     keys,
     apiRateLimitPerS: config.API_RATE_LIMIT_PER_S,
