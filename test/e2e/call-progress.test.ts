@@ -1,3 +1,5 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, test } from 'vitest';
 import { ADD_TOOL, api, startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
@@ -118,6 +120,22 @@ describe('call progress as server-sent events', () => {
     // A garbage Last-Event-ID starts the stream over instead of failing.
     const seen = await events('a', id, { lastEventId: 'x_y_zzz' });
     expect(seen.at(-1)).toMatchObject({ event: 'status', data: { status: 'succeeded' } });
+  });
+
+  test('an MCP client that sends a progress token gets notifications/progress for the same tool, then the result', async () => {
+    const client = new Client({ name: 'toolplane-progress-test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${planner.url}/mcp`), { requestInit: { headers: as('a') } }));
+    try {
+      const got: Array<{ progress: number; total?: number; message?: string }> = [];
+      const result = await client.callTool({ name: 'steps', arguments: { pauseMs: 150 } }, undefined, { onprogress: (p) => got.push(p) });
+      expect(result).toMatchObject({ content: [{ type: 'text', text: 'ok' }] });
+      expect(got).toEqual([1, 2, 3, 4].map((i) => ({ progress: i / 4, total: 1, message: `step ${i} of 4` })));
+      // Without a token the answer stays plain JSON, with no notifications.
+      const plain = await client.callTool({ name: 'add', arguments: { a: 2, b: 2 } });
+      expect(plain).toMatchObject({ content: [{ type: 'text', text: '4' }] });
+    } finally {
+      await client.close();
+    }
   });
 
   test('a tool reporting in a tight loop is bounded: at most ~10 reports a second reach Redis', async () => {

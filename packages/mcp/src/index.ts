@@ -12,6 +12,6 @@
  * ```
  */
 export { McpServerAdapter, toCallToolResult } from './server-adapter.js';
-export type { McpCallOutcome, McpToolCatalog, McpServerAdapterOptions, McpTool } from './server-adapter.js';
+export type { McpCallOutcome, McpToolCatalog, McpServerAdapterOptions, McpTool, McpProgress } from './server-adapter.js';
 export { UpstreamClients, UpstreamConnectError, listUpstreamTools, MAX_UPSTREAM_TOOLS } from './upstream-client.js';
 export type { UpstreamCallOptions, UpstreamCallResult, UpstreamClientsOptions, UpstreamConnection } from './upstream-client.js';

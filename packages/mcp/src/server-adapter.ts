@@ -29,7 +29,8 @@ export type McpToolCatalog<P> = {
    * Runs a call to completion. Returns `undefined` when no tool has that name (a protocol error in
    * MCP); bad arguments or a failed call are an outcome with `ok: false` (an MCP tool error).
    * `signal` aborts when the MCP client goes away or cancels the request. `meta` is the request's
-   * `params._meta` (client-sent extras such as an idempotency key).
+   * `params._meta` (client-sent extras such as an idempotency key). `onProgress` is there when the
+   * client sent a progress token: each call sends it a `notifications/progress` (fraction of 1).
    */
   call(
     principal: P,
@@ -37,8 +38,12 @@ export type McpToolCatalog<P> = {
     args: Record<string, unknown>,
     signal: AbortSignal,
     meta?: Record<string, unknown>,
+    onProgress?: (progress: McpProgress) => void,
   ): Promise<McpCallOutcome | undefined>;
 };
+
+/** One `notifications/progress` of a `tools/call`: `progress` of `total`, increasing. */
+export type McpProgress = { progress: number; total: number; message?: string };
 
 export type McpServerAdapterOptions<P> = {
   catalog: McpToolCatalog<P>;
@@ -52,8 +57,9 @@ export type McpServerAdapterOptions<P> = {
  *
  * The transport is stateless: every POST gets a fresh SDK server and transport and is answered
  * with plain JSON, so any planner replica behind a load balancer can answer any request, without
- * sticky sessions or session state in Redis. The price is that a server cannot stream progress
- * within a call; our calls answer once, so nothing is lost.
+ * sticky sessions or session state in Redis. A `tools/call` whose client sent a progress token is
+ * answered as a short SSE stream instead (still on the same request, so still stateless), which
+ * carries its `notifications/progress` before the result.
  *
  * A GET opens the optional standalone SSE stream, which is held by the replica that got it; each
  * replica hears registry changes on Redis, so whichever holds a client's stream can send it
@@ -81,7 +87,7 @@ export class McpServerAdapter<P> {
       return;
     }
     const server = this.createServer(principal);
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !wantsProgress(body) });
     res.on('close', () => {
       this.listeners.delete(server);
       // Closing aborts the signal of any handler still running, so an abandoned call stops waiting.
@@ -141,7 +147,14 @@ export class McpServerAdapter<P> {
       const { name, arguments: args = {} } = request.params;
       let outcome: McpCallOutcome | undefined;
       try {
-        outcome = await this.opts.catalog.call(principal, name, args, extra.signal, request.params._meta);
+        const token = request.params._meta?.progressToken;
+        // Notifications related to this request travel on its own response stream.
+        const onProgress =
+          token === undefined
+            ? undefined
+            : (p: McpProgress) =>
+                void extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, ...p } }).catch(() => {});
+        outcome = await this.opts.catalog.call(principal, name, args, extra.signal, request.params._meta, onProgress);
       } catch (err: unknown) {
         throw this.protocolError(err);
       }
@@ -160,6 +173,14 @@ export class McpServerAdapter<P> {
     const rpcCode = code === 'UNAUTHORIZED' || code === 'FORBIDDEN' ? ErrorCode.InvalidRequest : ErrorCode.InternalError;
     return new McpError(rpcCode, `${code}: ${message}`, { code });
   }
+}
+
+/** A `tools/call` (alone, not in a batch) with a progress token: its answer must be a stream. */
+function wantsProgress(body: unknown): boolean {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  const { method, params } = body as { method?: unknown; params?: { _meta?: { progressToken?: unknown } } };
+  const token = params?._meta?.progressToken;
+  return method === 'tools/call' && (typeof token === 'string' || typeof token === 'number');
 }
 
 /** Notifications are sent at most this often per replica. */
