@@ -22,6 +22,14 @@ export const ADD_TOOL = {
   code: 'export default async function (args) { return args.a + args.b }',
 };
 
+/** A tool whose call fails (`TOOL_ERROR`) when `b` is 0, at once: one attempt, no backoff. */
+export const DIVIDE_TOOL = {
+  ...ADD_TOOL,
+  description: 'Divides a by b',
+  code: "export default async function (args) { if (args.b === 0) throw new Error('division by zero'); return args.a / args.b }",
+  retries: { attempts: 1, backoffMs: 0 },
+};
+
 /** What a framework test runs against: Toolplane (auth on) and a scripted model server. */
 export type FrameworkStack = {
   /** The planner's base URL; its MCP endpoint is `${url}/mcp`. */
@@ -44,7 +52,7 @@ export type FrameworkStack = {
  * Starts a scripted OpenAI-compatible model server and Toolplane: a planner with API keys on and a
  * worker of the suite's own, or, with `TOOLPLANE_URL` and `TOOLPLANE_ADMIN_KEY` set, the stack
  * already running there (`make up` prints both). Then makes a key of a fresh tenant (read tools,
- * make and read calls) and registers the tool as that tenant; on a running stack, `close` removes both.
+ * make and read calls) and registers the tool as that tenant; on a running stack, `close` removes the key and the suite's tools.
  */
 export async function startFrameworkStack(toolPrefix: string): Promise<FrameworkStack> {
   const suffix = randomBytes(4).toString('hex');
@@ -93,7 +101,9 @@ export async function startFrameworkStack(toolPrefix: string): Promise<Framework
     },
     close: async () => {
       if (external) {
-        await call('DELETE', `/v1/tools/${tool}`);
+        // The suite's tools: its add tool and those its tests registered under names that start alike.
+        const listed = (await call('GET', '/v1/tools')).body.tools as Array<{ name: string }>;
+        for (const t of listed.filter((t) => t.name.startsWith(tool))) await call('DELETE', `/v1/tools/${t.name}`);
         await api(url, 'DELETE', `/v1/admin/keys/${created.body.id}`, undefined, asAdmin);
       }
       await Promise.all(services.map((s) => s.kill()));
@@ -109,7 +119,7 @@ export async function startFrameworkStack(toolPrefix: string): Promise<Framework
  */
 export function callToolThenAnswer(tool: string, args: Record<string, unknown>) {
   return [
-    { toolCalls: [{ id: 'call_add_1', name: tool, arguments: args }] },
+    { toolCalls: [{ id: 'call_1', name: tool, arguments: args }] },
     (request: ReceivedRequest) => ({ content: `The tool said: ${toolResultText(request)}` }),
   ];
 }
@@ -125,18 +135,24 @@ export function toolResultText(request: ReceivedRequest): string {
 }
 
 /**
- * Asserts that the tenant's audit trail holds exactly one call of `tool`, succeeded, with these
- * arguments (by their hash, as the audit trail keeps them) and this result.
+ * Asserts that the tenant's audit trail holds exactly one call of `tool` (the suite's add tool by
+ * default), with these arguments (by their hash, as the audit trail keeps them) and these fields
+ * (by default: succeeded with `result`).
  */
-export async function expectOneCall(stack: FrameworkStack, args: Record<string, unknown>, result: unknown) {
-  const audit = await stack.call('GET', `/v1/calls?tool=${stack.tool}`);
+export async function expectOneCall(
+  stack: FrameworkStack,
+  args: Record<string, unknown>,
+  outcome: { result: unknown } | { status: 'failed'; error: { code: string } },
+  tool = stack.tool,
+) {
+  const audit = await stack.call('GET', `/v1/calls?tool=${tool}`);
   expect(audit.status).toBe(200);
   expect(audit.body.calls).toHaveLength(1);
   expect(audit.body.calls[0]).toMatchObject({
-    tool: stack.tool,
+    tool,
     status: 'succeeded',
     tenant: stack.tenant,
     argsHash: hashArguments(args),
-    result,
+    ...outcome,
   });
 }
