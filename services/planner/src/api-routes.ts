@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import { z } from 'zod';
 import { openApiDocument, type ApiRoute } from './api-spec.js';
 import { callsApi } from './routes-calls.js';
+import { callEventsApi } from './routes-call-events.js';
 import { keysApi } from './routes-keys.js';
 import { mcpApi } from './routes-mcp.js';
 import { runsApi } from './routes-runs.js';
@@ -68,6 +69,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   ...keysApi,
   ...upstreamsApi,
   ...mcpApi,
+  ...callEventsApi,
 ];
 
 /** `GET /v1/openapi.json`: the document, built once. */

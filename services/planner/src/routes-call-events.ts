@@ -1,6 +1,8 @@
 import { Router } from 'express';
+import { z } from 'zod';
 import { CALL_ID_PATTERN, RequestError, canSee } from '@toolplane/core';
 import { CallEventLog } from '@toolplane/queue';
+import type { ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import { followCall, parseCursor } from './call-events.js';
 import type { PlannerDeps } from './deps.js';
@@ -52,3 +54,27 @@ export function callEventsRouter(deps: PlannerDeps): Router {
 
   return v1;
 }
+
+/** The route, for the API document. */
+export const callEventsApi: ApiRoute[] = [
+  {
+    method: 'get',
+    path: '/v1/calls/:id/events',
+    tag: 'calls',
+    auth: 'calls:read',
+    summary: "A call's status changes, progress and log lines as server-sent events",
+    description:
+      'Events: `status` (`{status, attempts}`; the last one carries the whole call and ends the stream), `progress` ' +
+      '(`{fraction, message, attempt}` from `ctx.progress`, at most 10 a second) and `log` (`{line, attempt}`: lines come with ' +
+      'the next progress report, the rest before the final status). Send `Last-Event-ID` to resume after an event.',
+    params: z.object({ id: z.string().regex(CALL_ID_PATTERN) }),
+    responses: { 200: { description: 'an event stream', contentType: 'text/event-stream' } },
+    errors: ['NOT_FOUND'],
+    example: {
+      response:
+        'id: 0_1764504000000-0\nevent: status\ndata: {"status":"running","attempts":0}\n\n' +
+        'event: log\ndata: {"line":"step 1","attempt":1}\n\n' +
+        'id: 1764504000100-0_1764504000000-0\nevent: progress\ndata: {"fraction":0.25,"message":"step 1 of 4","attempt":1}\n\n',
+    },
+  },
+];
