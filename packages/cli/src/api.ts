@@ -100,7 +100,7 @@ export class PlannerApi {
     } catch (err: unknown) {
       throw new ApiError(
         'UNREACHABLE',
-        `no planner answers at ${this.url} (${(err as { cause?: { code?: string } }).cause?.code ?? String(err)}): start one with \`make up\`, or point TOOLPLANE_URL / --url at yours`,
+        `no planner answers at ${this.url} (${networkReason(err)}): start one with \`make up\`, or point TOOLPLANE_URL / --url at yours`,
         0,
       );
     }
@@ -115,6 +115,19 @@ export class PlannerApi {
     const error = (json as { error?: { code?: string; message?: string; details?: unknown } } | undefined)?.error;
     throw new ApiError(error?.code ?? `HTTP_${res.status}`, error?.message ?? (text.slice(0, 200) || res.statusText), res.status, error?.details);
   }
+}
+
+/** `ECONNREFUSED` and the like, from undici's `fetch failed` and its causes. */
+function networkReason(err: unknown): string {
+  let reason = err instanceof Error ? err.message : String(err);
+  for (let e = err as { code?: unknown; cause?: unknown; errors?: unknown[]; message?: unknown } | undefined, depth = 0; e && depth < 5; depth++) {
+    if (typeof e.code === 'string') return e.code;
+    const inner = Array.isArray(e.errors) ? e.errors[0] : undefined;
+    if (inner && typeof (inner as { code?: unknown }).code === 'string') return (inner as { code: string }).code;
+    if (typeof e.message === 'string') reason = e.message;
+    e = e.cause as typeof e;
+  }
+  return reason;
 }
 
 function enc(s: string): string {

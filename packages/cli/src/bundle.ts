@@ -82,7 +82,8 @@ async function bundleEntry(root: string, file: string, contents: string, withMap
     platform: 'browser',
     conditions: ['worker', 'browser'],
     target: 'es2023',
-    outfile: `${root}/.toolplane/${file}.js`,
+    // Source paths in the map are relative to this (never written) file: `tools/hello.ts`.
+    outfile: `${root}/bundle.js`,
     sourcemap: withMap ? 'external' : false,
     sourcesContent: false,
     // Whitespace and syntax only: identifiers stay, so stack frames keep the functions' names.

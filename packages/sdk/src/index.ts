@@ -5,7 +5,8 @@
  * @example
  * ```ts
  * import { defineTool } from '@toolplane/sdk';
- * import { z } from 'zod';
+ * // The namespace import lets the bundler drop what the tool does not use (`{ z }` keeps all of zod).
+ * import * as z from 'zod';
  *
  * export default defineTool({
  *   name: 'hello',
@@ -97,8 +98,16 @@ function isZod(p: unknown): p is z.ZodType {
 
 /** Defines a tool; export it as the module's default. */
 export function defineTool<P extends z.ZodType | JsonSchema>(def: ToolDefinition<P>): DefinedTool {
-  const parameters = isZod(def.parameters) ? (toJSONSchema(def.parameters) as JsonSchema) : (def.parameters as JsonSchema);
-  const { $schema: _schema, ...schema } = parameters;
   const run = def.run as (args: unknown, ctx: ToolContext) => unknown;
-  return Object.freeze({ ...def, parameters: schema, run, toolplane: 1 as const });
+  let schema: JsonSchema | undefined;
+  // Read once, at build time (`toolplane deploy`): a call evaluates the module afresh but only runs
+  // `run`, so it never pays for the JSON Schema conversion.
+  const parameters = (): JsonSchema => {
+    if (schema) return schema;
+    const converted = isZod(def.parameters) ? (toJSONSchema(def.parameters) as JsonSchema) : (def.parameters as JsonSchema);
+    const { $schema: _schema, ...rest } = converted;
+    return (schema = rest);
+  };
+  const tool = { ...def, run, toolplane: 1 as const } as Omit<DefinedTool, 'parameters'>;
+  return Object.freeze(Object.defineProperty(tool, 'parameters', { get: parameters, enumerable: true })) as DefinedTool;
 }

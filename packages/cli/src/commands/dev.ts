@@ -53,13 +53,14 @@ export async function dev(root: string, api: PlannerApi, out: Output, signal: Ab
     });
   };
 
-  out.progress(`watching ${join(root, TOOLS_DIR)} → ${api.url} (Ctrl-C stops)`);
-  await sync('start');
+  // Watching starts before the first build, so a save made while it runs is not missed.
   let timer: NodeJS.Timeout | undefined;
   const watcher = watch(join(root, TOOLS_DIR), { recursive: true }, () => {
     clearTimeout(timer);
     timer = setTimeout(() => schedule('change'), DEBOUNCE_MS);
   });
+  out.progress(`watching ${join(root, TOOLS_DIR)} → ${api.url} (Ctrl-C stops)`);
+  schedule('start');
 
   const seen = new Set<string>();
   const poll = setInterval(() => {
