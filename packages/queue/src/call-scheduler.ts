@@ -226,35 +226,43 @@ export class CallScheduler extends EventEmitter {
     }
   }
 
-  /** Starts what it can of one tool's calls, then puts the tool where it belongs. */
+  /**
+   * Starts what it can of one tool's calls, then puts the tool where it belongs. Calls are asked for
+   * in rounds of 1, 2, 4… up to the visit's share, stopping at the first round BullMQ cannot fill:
+   * asking for the whole share at once cost an empty BullMQ script run (8 commands) for every slot
+   * a short queue could not fill, i.e. most of them when calls arrive one at a time.
+   */
   private async visit(tool: string): Promise<void> {
     const want = Math.max(1, Math.min(this.opts.concurrency - this.running, this.maxPerVisit));
     this.running += want;
     const lane = this.lane(tool);
-    const tokens = Array.from({ length: want }, () => randomUUID());
     const now = Date.now();
-    let jobs: Array<Job<CallJobData, CallOutput> | undefined>;
+    let asked = 0;
+    let started = 0;
     try {
-      const [, ...taken] = await Promise.all([
-        // Busy before anything is taken: a worker that dies holding a call must leave its tool in
-        // the set the stalled checks read, or the call stays active for good.
-        this.redis.multi().zadd(this.keys.claimedTools, now + CLAIM_MS, tool).zadd(this.keys.busyTools, now, tool).exec(),
-        ...tokens.map((token) => lane.getNextJob(token, { block: false })),
-      ]);
-      jobs = taken as Array<Job<CallJobData, CallOutput> | undefined>;
+      for (let round = 1; asked < want; round *= 2) {
+        const tokens = Array.from({ length: Math.min(round, want - asked) }, () => randomUUID());
+        // Busy before anything is taken (sent first): a worker that dies holding a call must leave
+        // its tool in the set the stalled checks read, or the call stays active for good.
+        const claim = asked === 0 ? this.redis.multi().zadd(this.keys.claimedTools, now + CLAIM_MS, tool).zadd(this.keys.busyTools, now, tool).exec() : undefined;
+        const [jobs] = await Promise.all([Promise.all(tokens.map((token) => lane.getNextJob(token, { block: false }))), claim]);
+        asked += tokens.length;
+        let got = 0;
+        jobs.forEach((job, i) => {
+          if (!job) return;
+          got++;
+          void this.runChain(tool, lane, job, tokens[i]!);
+        });
+        started += got;
+        if (got < tokens.length) break;
+      }
     } catch (err: unknown) {
-      this.freeSlots(want);
+      this.freeSlots(want - started);
       // The claim lapses and the tool comes back by itself if this fails too (or the repair sweep
       // after a reconnect finds it).
       await this.putBack(tool, lane, true).catch(() => {});
       throw err;
     }
-    let started = 0;
-    jobs.forEach((job, i) => {
-      if (!job) return;
-      started++;
-      void this.runChain(tool, lane, job, tokens[i]!);
-    });
     this.freeSlots(want - started);
     await this.putBack(tool, lane, started === want);
   }

@@ -1,5 +1,6 @@
 import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
+import { TickBatcher } from './tick-batcher.js';
 
 /**
  * The reply path for `wait`: workers publish a finished call's id on one channel and each planner
@@ -14,12 +15,15 @@ export class CallWaiter {
     private readonly subscriber: RedisConnection,
     private readonly keys: Keys,
   ) {
-    subscriber.on('message', (channel: string, id: string) => {
+    subscriber.on('message', (channel: string, message: string) => {
       if (channel !== keys.callDone) return;
-      const set = this.waiters.get(id);
-      if (!set) return;
-      this.waiters.delete(id);
-      for (const wake of set) wake();
+      // One message names every call a worker finished in one event-loop turn, a line each.
+      for (const id of message.split('\n')) {
+        const set = this.waiters.get(id);
+        if (!set) continue;
+        this.waiters.delete(id);
+        for (const wake of set) wake();
+      }
     });
   }
 
@@ -70,7 +74,20 @@ export class CallWaiter {
   }
 }
 
-/** Worker side of {@link CallWaiter}. */
-export async function announceCallDone(redis: RedisConnection, keys: Keys, id: string): Promise<void> {
-  await redis.publish(keys.callDone, id);
+const announcers = new WeakMap<RedisConnection, TickBatcher<string, void>>();
+
+/**
+ * Worker side of {@link CallWaiter}: the calls finished in one event-loop turn go out in one
+ * message (ids never hold a newline: `CALL_ID_PATTERN`).
+ */
+export function announceCallDone(redis: RedisConnection, keys: Keys, id: string): Promise<void> {
+  let announcer = announcers.get(redis);
+  if (!announcer) {
+    announcer = new TickBatcher<string, void>(async (channel, ids) => {
+      await redis.publish(channel, ids.join('\n'));
+      return ids.map(() => undefined);
+    });
+    announcers.set(redis, announcer);
+  }
+  return announcer.add(keys.callDone, id);
 }

@@ -31,6 +31,27 @@ describe('CallGate on a real Redis', () => {
     expect(last.waitMs).toBeLessThanOrEqual(1_000);
   });
 
+  test('calls asking in the same turn share one script run and get the verdicts they would get alone, in order', async () => {
+    const t = tool('same-turn', { rateLimit: { max: 3, perMs: 10_000 }, tenantRateLimit: { max: 1, perMs: 10_000 } });
+    await redis.set(keys.cancelMarker('same-turn', 'c2'), '1');
+    const scripts = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+    const before = await scripts();
+    const asks = ['c0', 'c1', 'c2', 'c3', 'c4', 'c5'].map((id, i) => gate.admit(t, id, i < 4 ? `t${i}` : 'same', t.tenantRateLimit));
+    const verdicts = (await Promise.all(asks)).map((a) => a.verdict);
+    const after = await scripts();
+    // c2 was cancelled (no slot); c0, c1, c3 take the tool's 3 slots; c4 and c5 find the tool's window full.
+    expect(verdicts).toEqual(['run', 'run', 'cancelled', 'run', 'tool_limit', 'tool_limit']);
+    expect(await redis.zcard(keys.rateWindow('same-turn'))).toBe(3);
+    // One script run for six calls, not six.
+    expect(after - before).toBe(1);
+  });
+
+  test('a tenant past its own window in a shared run leaves the others their slots', async () => {
+    const t = tool('same-turn-tenants', { tenantRateLimit: { max: 1, perMs: 10_000 } });
+    const verdicts = (await Promise.all(['a', 'a', 'b', 'a', 'b'].map((tenant, i) => gate.admit(t, `x${i}`, tenant, t.tenantRateLimit)))).map((a) => a.verdict);
+    expect(verdicts).toEqual(['run', 'tenant_limit', 'run', 'tenant_limit', 'tenant_limit']);
+  });
+
   test('tenant windows are separate, and a refused call uses no slot', async () => {
     const t = tool('tenants', { tenantRateLimit: { max: 1, perMs: 10_000 } });
     expect((await gate.admit(t, 'a1', 'a', t.tenantRateLimit)).verdict).toBe('run');

@@ -2,57 +2,107 @@ import type { Tool } from '@toolplane/core';
 import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
 import { LuaScript } from './lua-script.js';
+import { TickBatcher } from './tick-batcher.js';
 
 /*
- * admit-7
- * KEYS[1] cancel marker of the call     KEYS[2] breaker open (PX = reset time)
- * KEYS[3] breaker tripped (half-open    KEYS[4] breaker trial token (one trial fleet-wide)
- *         once KEYS[2] expired)         KEYS[5] rate hold (Retry-After from downstream)
- * KEYS[6] tool sliding window (zset)    KEYS[7] tenant sliding window (zset)
- * ARGV[1] member (call id + nonce)      ARGV[2] tool max (0 = no limit)   ARGV[3] tool window ms
- * ARGV[4] tenant max (0 = no limit)     ARGV[5] tenant window ms          ARGV[6] trial token ttl ms
- * Returns {verdict, waitMs, nowMs}. Nothing is recorded unless the verdict is run or trial, so a
- * refused call costs no slot in any window.
+ * admit-batch: the gate for several calls of one tool version at once, in arrival order, as if each
+ * ran alone: what several calls read alike (time, breaker, hold, window sizes) is read once, what
+ * they add to a window goes in one ZADD, and cancel markers are looked up together.
+ * KEYS[1] breaker open (PX = reset time)  KEYS[2] breaker tripped (half-open once KEYS[1] expired)
+ * KEYS[3] breaker trial token (one trial fleet-wide)     KEYS[4] rate hold (Retry-After from downstream)
+ * KEYS[5] tool sliding window (zset)
+ * then per call i (1-based): KEYS[4 + 2i] its cancel marker, KEYS[5 + 2i] its tenant's sliding window
+ * ARGV[1] tool max (0 = no limit)  ARGV[2] tool window ms  ARGV[3] trial token ttl ms
+ * then per call i: ARGV[1 + 3i] member (call id + nonce), ARGV[2 + 3i] tenant max, ARGV[3 + 3i] tenant window ms
+ * Returns {verdict1, waitMs1, verdict2, waitMs2, …, nowMs}. Nothing is recorded for a call unless its
+ * verdict is run or trial, so a refused call costs no slot in any window.
  */
 const ADMIT = new LuaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'cancelled', 0, now} end
-local open = redis.call('PTTL', KEYS[2])
-if open > 0 then return {'open', open, now} end
-local hold = redis.call('PTTL', KEYS[5])
-if hold > 0 then return {'hold', hold, now} end
-local function full(key, max, window)
-  if max <= 0 then return 0 end
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  if redis.call('ZCARD', key) < max then return 0 end
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  return math.max(1, tonumber(oldest[2]) + window - now)
+local n = (#KEYS - 5) / 2
+local out = {}
+local cancelKeys = {}
+for i = 1, n do cancelKeys[i] = KEYS[4 + 2 * i] end
+local someCancelled = redis.call('EXISTS', unpack(cancelKeys)) > 0
+-- One read for the three states; their times only for the ones present (rare).
+local states = redis.call('MGET', KEYS[1], KEYS[2], KEYS[4])
+local open, hold = 0, 0
+if states[1] then open = redis.call('PTTL', KEYS[1]) end
+if open <= 0 and states[3] then hold = redis.call('PTTL', KEYS[4]) end
+local tripped = states[2] ~= false
+local windows = {}
+local function window(key, length)
+  local w = windows[key]
+  if not w then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - length)
+    w = { count = redis.call('ZCARD', key), adds = {}, length = length }
+    windows[key] = w
+  end
+  return w
 end
-local toolMax, toolWindow = tonumber(ARGV[2]), tonumber(ARGV[3])
-local tenantMax, tenantWindow = tonumber(ARGV[4]), tonumber(ARGV[5])
-local wait = full(KEYS[6], toolMax, toolWindow)
-if wait > 0 then return {'tool_limit', wait, now} end
-wait = full(KEYS[7], tenantMax, tenantWindow)
-if wait > 0 then return {'tenant_limit', wait, now} end
-local verdict = 'run'
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  if redis.call('SET', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[6]) then
-    verdict = 'trial'
+local function full(key, max, length)
+  if max <= 0 then return 0 end
+  local w = window(key, length)
+  if w.count < max then return 0 end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local since = now
+  if oldest[2] then since = tonumber(oldest[2]) end
+  return math.max(1, since + length - now)
+end
+local function take(key, max, length, member)
+  if max <= 0 then return end
+  local w = window(key, length)
+  w.count = w.count + 1
+  w.adds[#w.adds + 1] = now
+  w.adds[#w.adds + 1] = member
+end
+local toolMax, toolWindow = tonumber(ARGV[1]), tonumber(ARGV[2])
+local trialTaken = false
+for i = 1, n do
+  local member, tenantMax, tenantWindow = ARGV[1 + 3 * i], tonumber(ARGV[2 + 3 * i]), tonumber(ARGV[3 + 3 * i])
+  local verdict, wait = 'run', 0
+  if someCancelled and redis.call('EXISTS', KEYS[4 + 2 * i]) == 1 then
+    verdict = 'cancelled'
+  elseif open > 0 then
+    verdict, wait = 'open', open
+  elseif hold > 0 then
+    verdict, wait = 'hold', hold
   else
-    -- The trial usually ends long before its token expires: look again soon.
-    return {'busy_trial', math.min(math.max(redis.call('PTTL', KEYS[4]), 50), 250), now}
+    wait = full(KEYS[5], toolMax, toolWindow)
+    if wait > 0 then
+      verdict = 'tool_limit'
+    else
+      wait = full(KEYS[5 + 2 * i], tenantMax, tenantWindow)
+      if wait > 0 then verdict = 'tenant_limit' end
+    end
+  end
+  if verdict == 'run' then
+    if tripped then
+      if not trialTaken and redis.call('SET', KEYS[3], member, 'NX', 'PX', ARGV[3]) then
+        verdict = 'trial'
+      else
+        -- The trial usually ends long before its token expires: look again soon.
+        verdict, wait = 'busy_trial', math.min(math.max(redis.call('PTTL', KEYS[3]), 50), 250)
+      end
+      trialTaken = true
+    end
+  end
+  if verdict == 'run' or verdict == 'trial' then
+    take(KEYS[5], toolMax, toolWindow, member)
+    take(KEYS[5 + 2 * i], tenantMax, tenantWindow, member)
+  end
+  out[#out + 1] = verdict
+  out[#out + 1] = wait
+end
+for key, w in pairs(windows) do
+  if #w.adds > 0 then
+    redis.call('ZADD', key, unpack(w.adds))
+    redis.call('PEXPIRE', key, w.length)
   end
 end
-if toolMax > 0 then
-  redis.call('ZADD', KEYS[6], now, ARGV[1])
-  redis.call('PEXPIRE', KEYS[6], toolWindow)
-end
-if tenantMax > 0 then
-  redis.call('ZADD', KEYS[7], now, ARGV[1])
-  redis.call('PEXPIRE', KEYS[7], tenantWindow)
-end
-return {verdict, 0, now}
+out[#out + 1] = now
+return out
 `);
 
 /*
@@ -77,6 +127,8 @@ export type TenantRateLimit = { max: number; perMs: number };
 
 const TRIPPED_TTL_MS = 86_400_000;
 
+type AdmitRequest = { tool: Tool; callId: string; tenant: string; tenantLimit: TenantRateLimit | undefined };
+
 /**
  * The fleet-wide gate every call passes before it runs, one Redis script round trip: cancellation,
  * the tool's shared breaker state (one trial call fleet-wide while half-open), downstream holds
@@ -84,35 +136,34 @@ const TRIPPED_TTL_MS = 86_400_000;
  * tool's hash tag, so it works unchanged on Redis Cluster.
  */
 export class CallGate {
+  private readonly admissions = new TickBatcher<AdmitRequest, Admission>((_key, requests) => this.admitBatch(requests));
+
   constructor(
     private readonly redis: RedisConnection,
     private readonly keys: Keys,
   ) {}
 
-  async admit(tool: Tool, callId: string, tenant: string, tenantLimit?: TenantRateLimit): Promise<Admission> {
+  /**
+   * The gate's verdict for one call. Calls of the same tool version that ask in the same event-loop
+   * turn share one script run ({@link TickBatcher}); each still gets the verdict it would get alone,
+   * in the order they asked.
+   */
+  admit(tool: Tool, callId: string, tenant: string, tenantLimit?: TenantRateLimit): Promise<Admission> {
+    return this.admissions.add(`${tool.name}@${tool.version}`, { tool, callId, tenant, tenantLimit });
+  }
+
+  private async admitBatch(requests: AdmitRequest[]): Promise<Admission[]> {
     const k = this.keys;
-    const member = `${callId}:${Math.random().toString(36).slice(2, 8)}`;
-    const [verdict, waitMs, nowMs] = (await ADMIT.run(
-      this.redis,
-      [
-        k.cancelMarker(tool.name, callId),
-        k.breakerOpen(tool.name),
-        k.breakerTripped(tool.name),
-        k.breakerTrial(tool.name),
-        k.rateHold(tool.name),
-        k.rateWindow(tool.name),
-        k.tenantWindow(tool.name, tenant),
-      ],
-      [
-        member,
-        tool.rateLimit?.max ?? 0,
-        tool.rateLimit?.perMs ?? 1,
-        tenantLimit?.max ?? 0,
-        tenantLimit?.perMs ?? 1,
-        tool.limits.timeoutMs + 5_000,
-      ],
-    )) as [Admission['verdict'], number, number];
-    return { verdict, waitMs, nowMs } as Admission;
+    const { tool } = requests[0]!;
+    const keys = [k.breakerOpen(tool.name), k.breakerTripped(tool.name), k.breakerTrial(tool.name), k.rateHold(tool.name), k.rateWindow(tool.name)];
+    const args: Array<string | number> = [tool.rateLimit?.max ?? 0, tool.rateLimit?.perMs ?? 1, tool.limits.timeoutMs + 5_000];
+    for (const r of requests) {
+      keys.push(k.cancelMarker(tool.name, r.callId), k.tenantWindow(tool.name, r.tenant));
+      args.push(`${r.callId}:${Math.random().toString(36).slice(2, 8)}`, r.tenantLimit?.max ?? 0, r.tenantLimit?.perMs ?? 1);
+    }
+    const out = (await ADMIT.run(this.redis, keys, args)) as Array<string | number>;
+    const nowMs = out[out.length - 1] as number;
+    return requests.map((_, i) => ({ verdict: out[2 * i], waitMs: out[2 * i + 1], nowMs }) as Admission);
   }
 
   /** Opens the tool's breaker for every replica until `resetTimeoutMs` from now. */

@@ -105,6 +105,18 @@ describe('stored result bytes per tenant', () => {
     await quotas.storeResult('tenant-a', 'r3', output(400), 60_000);
   });
 
+  test('results finished in the same turn are charged in one script run, in order: the one that does not fit is refused, the rest kept', async () => {
+    const quotas = new TenantQuotas(redis, freshKeys(), { maxResultBytes: 1_000 });
+    await quotas.admit(call('t', ['r1', 'r2', 'r3', 'r4']));
+    const outcomes = await Promise.all(
+      [['r1', 400], ['r2', 400], ['r3', 400], ['r4', 150]].map(([id, bytes]) =>
+        quotas.storeResult('t', id as string, output(bytes as number), 60_000).then(() => 'kept', (e: unknown) => (e as ToolExecError).code),
+      ),
+    );
+    expect(outcomes).toEqual(['kept', 'kept', 'QUOTA_EXCEEDED', 'kept']);
+    expect(await quotas.usage('t')).toEqual({ callsInFlight: 0, resultBytes: 950, resultsFull: true });
+  });
+
   test('bytes come back when results expire, and the full mark lasts until the oldest one does', async () => {
     const quotas = new TenantQuotas(redis, freshKeys(), { maxResultBytes: 500 });
     await quotas.storeResult('t', 'old', output(300), 150);

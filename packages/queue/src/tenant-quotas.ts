@@ -2,9 +2,10 @@ import { RequestError, TenantName, ToolExecError } from '@toolplane/core';
 import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
 import { LuaScript } from './lua-script.js';
+import { TickBatcher } from './tick-batcher.js';
 
 const ADMIT = LuaScript.fromFile('admit-calls-4');
-const STORE = LuaScript.fromFile('store-result-5');
+const STORE = LuaScript.fromFile('store-results-5');
 const RELEASE = LuaScript.fromFile('release-calls-5');
 
 /** 10,000 calls in flight per tenant. */
@@ -46,6 +47,8 @@ export type CallAdmission = {
   record?: boolean;
 };
 
+type StoredResult = { id: string; bytes: number; keepMs: number };
+
 /** A tenant's use of its quotas. */
 export type TenantUsage = { callsInFlight: number; resultBytes: number; resultsFull: boolean };
 
@@ -67,6 +70,7 @@ export type TenantUsage = { callsInFlight: number; resultBytes: number; resultsF
 export class TenantQuotas {
   readonly maxCallsInFlight: number;
   readonly maxResultBytes: number;
+  private readonly stores = new TickBatcher<StoredResult, [number, number]>((tenant, results) => this.storeBatch(tenant, results));
 
   constructor(
     private readonly redis: RedisConnection,
@@ -119,18 +123,21 @@ export class TenantQuotas {
    */
   async storeResult(tenant: string, id: string, output: unknown, keepMs: number): Promise<void> {
     const bytes = Buffer.byteLength(JSON.stringify(output) ?? 'null');
-    const [stored, used] = (await STORE.run(this.redis, this.resultKeys(tenant), [
-      id,
-      bytes,
-      Math.max(1, Math.ceil(keepMs)),
-      this.maxResultBytes,
-    ])) as [number, number, number];
+    const [stored, used] = await this.stores.add(checkTenant(tenant), { id, bytes, keepMs: Math.max(1, Math.ceil(keepMs)) });
     if (stored === 1) return;
     throw new ToolExecError(
       'QUOTA_EXCEEDED',
       `the result is ${bytes} bytes and the stored results of tenant '${tenant}' take ${used} of its ${this.maxResultBytes} bytes; it was not kept`,
       { retryable: false },
     );
+  }
+
+  /** Results of one tenant finished in the same event-loop turn, charged in one script run, in order. */
+  private async storeBatch(tenant: string, results: StoredResult[]): Promise<Array<[number, number]>> {
+    const args: Array<string | number> = [this.maxResultBytes];
+    for (const r of results) args.push(r.id, r.bytes, r.keepMs);
+    const out = (await STORE.run(this.redis, this.resultKeys(tenant), args)) as number[];
+    return results.map((_, i) => [out[3 * i]!, out[3 * i + 1]!]);
   }
 
   /**

@@ -42,26 +42,39 @@ end
 local full = redis.call('PTTL', KEYS[4])
 if full > 0 then return {'result_bytes', full} end
 
+local ids = {}
+for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
+
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if max > 0 then
   -- An id already in flight (a retry racing its own report) takes no second slot.
   local new = 0
-  for i = 6, #ARGV do
-    if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then new = new + 1 end
+  for from = 1, #ids, 1000 do
+    for _, score in ipairs(redis.call('ZMSCORE', KEYS[1], unpack(ids, from, math.min(from + 999, #ids)))) do
+      if not score then new = new + 1 end
+    end
   end
   local count = redis.call('ZCARD', KEYS[1])
   if count + new > max then return {'calls_in_flight', count} end
 end
-for i = 6, #ARGV do
-  redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
+-- One command per key for each thousand ids (Lua's unpack takes a few thousand values at most).
+local function zaddAll(key, score, nx)
+  for from = 1, #ids, 1000 do
+    local args = {}
+    if nx then args[1] = 'NX' end
+    for i = from, math.min(from + 999, #ids) do
+      args[#args + 1] = score
+      args[#args + 1] = ids[i]
+    end
+    redis.call('ZADD', key, unpack(args))
+  end
 end
+zaddAll(KEYS[1], now + ttl, false)
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 
 if record then
   for i = 2, 3 do
-    for j = 6, #ARGV do
-      redis.call('ZADD', KEYS[i], 'NX', created, ARGV[j])
-    end
+    zaddAll(KEYS[i], created, true)
     -- Trimmed here, so the index stays bounded by the retention without a sweeper; an index nobody
     -- adds to any more expires whole.
     redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', created - retention)
