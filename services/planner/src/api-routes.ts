@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { openApiDocument, type ApiRoute } from './api-spec.js';
 import { callsApi } from './routes-calls.js';
 import { callEventsApi } from './routes-call-events.js';
+import { consoleApi } from './routes-console.js';
 import { keysApi } from './routes-keys.js';
 import { mcpApi } from './routes-mcp.js';
 import { runsApi } from './routes-runs.js';
@@ -70,6 +71,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   ...upstreamsApi,
   ...mcpApi,
   ...callEventsApi,
+  ...consoleApi,
 ];
 
 /** `GET /v1/openapi.json`: the document, built once. */

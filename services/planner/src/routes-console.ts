@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { CALL_ID_PATTERN, RequestError, Scope, TenantName, canSee, type CallJobData, type Principal, type Tool } from '@toolplane/core';
 import { isRunFinished } from '@toolplane/agent';
 import { principalOf, requireScope } from './auth.js';
+import type { ApiRoute } from './api-spec.js';
 import type { PlannerDeps } from './deps.js';
 import { parseToolName, toolNotFound, zodIssues } from './http-util.js';
 import { toolView } from './tool-formats.js';
@@ -258,3 +259,101 @@ export function consoleDataRouter(deps: PlannerDeps): Router {
 
   return v1;
 }
+
+const ToolNameParams = z.object({ name: z.string().describe('the tool name') });
+const CallIdParams = z.object({ id: z.string().describe('the call id') });
+const EXAMPLE_TOOL: ConsoleTool = {
+  name: 'add',
+  tenant: 'acme',
+  version: 3,
+  description: 'Adds two numbers',
+  enabled: true,
+  requiresApproval: false,
+  availability: 'AVAILABLE',
+  breaker: 'closed',
+  holdMs: 0,
+  rateLimitMs: 0,
+  queue: { waiting: 2, active: 1, delayed: 0, prioritized: 0, completed: 120, failed: 3 },
+  stats: { calls: 123, errors: 3, callsPerMin: 24.6, errorRate: 0.024, p50Ms: 4, p95Ms: 18, sample: 123 },
+};
+
+/** The console's routes for the API document (api-routes.ts). */
+export const consoleApi: ApiRoute[] = [
+  {
+    method: 'get',
+    path: '/v1/console/session',
+    tag: 'console',
+    auth: 'authenticated',
+    summary: 'Who the key acts as, for the web console',
+    responses: { 200: { description: 'the key', schema: ConsoleSession } },
+    example: { response: { tenant: 'acme', keyId: '82f1b0ccff806059', scopes: ['tools:read', 'calls:read'], admin: false, traceUrl: null } },
+  },
+  {
+    method: 'get',
+    path: '/v1/console/tools',
+    tag: 'console',
+    auth: 'tools:read',
+    summary: 'Tools with their live health: availability, breaker, holds, queue counts and the last 5 minutes of traffic',
+    description: "An admin key sees every tenant's tools, or one tenant's with `tenant`.",
+    query: ConsoleTenantQuery,
+    responses: { 200: { description: 'the tools', schema: ConsoleToolList } },
+    errors: ['FORBIDDEN'],
+    example: { response: { windowMs: STATS_WINDOW_MS, tools: [EXAMPLE_TOOL] } },
+  },
+  {
+    method: 'get',
+    path: '/v1/console/tools/:name',
+    tag: 'console',
+    auth: 'tools:read',
+    summary: "One tool's health and its whole spec",
+    params: ToolNameParams,
+    responses: { 200: { description: 'the tool', schema: ConsoleToolDetail } },
+    errors: ['TOOL_NOT_FOUND'],
+    example: { response: { windowMs: STATS_WINDOW_MS, tool: EXAMPLE_TOOL, spec: { name: 'add', version: 3, requiresApproval: false } } },
+  },
+  {
+    method: 'get',
+    path: '/v1/console/calls/:id',
+    tag: 'console',
+    auth: 'calls:read',
+    summary: 'A call with its arguments, trace id, approval hashes and attempts across retries',
+    params: CallIdParams,
+    responses: { 200: { description: 'the call', schema: ConsoleCall } },
+    errors: ['NOT_FOUND'],
+    example: {
+      response: {
+        call: { id: '01m8q2x7z3k4v5w6y7a8b9c0d1', tool: 'add', status: 'succeeded', result: 5 },
+        arguments: { a: 2, b: 3 },
+        attempts: [{ number: 1, outcome: 'succeeded', startedAt: 1764504000010, finishedAt: 1764504000014, runMs: 4 }],
+      },
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/console/approvals',
+    tag: 'console',
+    auth: 'calls:read',
+    summary: 'Calls awaiting approval, newest first',
+    query: ConsoleTenantQuery,
+    responses: { 200: { description: 'the inbox', schema: ConsoleApprovalList } },
+    errors: ['FORBIDDEN'],
+    example: {
+      response: {
+        approvals: [{ id: '01m8q2x7z3k4v5w6y7a8b9c0d1', tool: 'refund', tenant: 'acme', argsHash: 'a'.repeat(64), arguments: { order: 42 }, createdAt: '2026-11-30T12:00:00.000Z' }],
+      },
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/console/runs',
+    tag: 'console',
+    auth: 'runs:read',
+    summary: 'Agent runs in progress, newest first',
+    query: ConsoleTenantQuery,
+    responses: { 200: { description: 'the runs', schema: ConsoleRunList } },
+    errors: ['FORBIDDEN'],
+    example: {
+      response: { runs: [{ id: '01m8q2x7z3k4v5w6y7a8b9c0d2', tenant: 'acme', status: 'running', input: 'What is 2+3?', model: 'gpt-4o-mini', createdAt: '2026-11-30T12:00:00.000Z', steps: 1 }] },
+    },
+  },
+];
