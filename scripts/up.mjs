@@ -188,7 +188,10 @@ try {
   say(`metrics    http://127.0.0.1:${PORT}/metrics (admin key)  ${workerPorts.map((p) => `http://127.0.0.1:${p}/metrics`).join('  ')}`);
   if (AUTH_OFF) {
     say('auth       off (TOOLPLANE_AUTH=off): every request acts as an admin; the queue dashboard is closed');
+    say(`console    http://127.0.0.1:${PORT}/console`);
   } else {
+    // Opened once, the link signs the browser in and the key leaves the address bar.
+    say(`console    http://127.0.0.1:${PORT}/console?key=${process.env.TOOLPLANE_ADMIN_KEY}`);
     say(`queues     http://127.0.0.1:${PORT}/admin/queues?key=${process.env.TOOLPLANE_ADMIN_KEY}`);
     say(`admin key  ${process.env.TOOLPLANE_ADMIN_KEY}  (create tenant keys with POST /v1/admin/keys)`);
   }
