@@ -115,6 +115,7 @@ export class RunManager {
       maxIterations: request.maxIterations,
       budget: request.budget,
       ...(request.sessionId ? { sessionId: request.sessionId } : {}),
+      ...(request.callbackUrl ? { callbackUrl: request.callbackUrl } : {}),
       createdAt: new Date(now).toISOString(),
       updatedAt: new Date(now).toISOString(),
       ...(request.budget.deadlineMs ? { deadlineAt: now + request.budget.deadlineMs } : {}),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ToolName, type CallStatus, type SerializedError } from '@toolplane/core';
+import { CallbackUrl, ToolName, type CallStatus, type SerializedError } from '@toolplane/core';
 
 /** Limits a run must stay within; the first one hit ends it with status `budget_exceeded`. */
 export const RunBudget = z
@@ -51,6 +51,8 @@ export const RunRequest = z
     budget: RunBudget.default({}),
     /** Runs with the same session share {@link AgentMemory}. */
     sessionId: z.string().regex(/^[a-zA-Z0-9_.:-]{1,128}$/).optional(),
+    /** Receives the run's final record when it finishes, as a signed webhook (as a call's `callbackUrl`). */
+    callbackUrl: CallbackUrl.optional(),
   })
   .strict();
 export type RunRequest = z.infer<typeof RunRequest>;
@@ -185,6 +187,8 @@ export type RunRecord = {
   maxIterations: number;
   budget: RunBudget;
   sessionId?: string;
+  /** Where the final record is POSTed when the run finishes. */
+  callbackUrl?: string;
   createdAt: string;
   updatedAt: string;
   finishedAt?: string;

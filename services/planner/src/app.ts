@@ -13,6 +13,8 @@ import { keysRouter } from './routes-keys.js';
 import { mcpRouter } from './routes-mcp.js';
 import { secretsRouter } from './routes-secrets.js';
 import { runsRouter } from './routes-runs.js';
+import { schedulesRouter } from './routes-schedules.js';
+import { webhooksRouter } from './routes-webhooks.js';
 import { toolsRouter } from './routes-tools.js';
 import { upstreamsRouter } from './routes-upstreams.js';
 import { captureRouteTemplate, routeTemplateOf } from './route-template.js';
@@ -86,6 +88,8 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   app.use('/v1', secretsRouter(deps));
   app.use('/v1', runsRouter(deps));
   app.use('/v1', upstreamsRouter(deps));
+  app.use('/v1', webhooksRouter(deps));
+  app.use('/v1', schedulesRouter(deps));
   app.use('/v1', consoleDataRouter(deps));
   // The console reads the same routers with its session cookie (console.ts).
   app.use(CONSOLE_PATH, consoleRouter(deps, [toolsRouter(deps), callsRouter(deps), runsRouter(deps), consoleDataRouter(deps)]));

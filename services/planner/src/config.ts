@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PriceTable } from '@toolplane/agent';
+import { WebhookEnv } from '@toolplane/webhooks';
 import { BoolEnv, LogLevel, MAX_DEADLINE_MS, Port, RedisUrl, SecretsKey, TracingEnv, parseConfig } from '@toolplane/core';
 
 export const PlannerConfig = z.object({
@@ -92,6 +93,11 @@ export const PlannerConfig = z.object({
   /** Tokens of session memory given to a run. */
   MEMORY_CONTEXT_TOKENS: z.coerce.number().int().min(0).max(100_000).default(1_000),
   ...TracingEnv,
+  ...WebhookEnv,
+  /** How long a rotated-out webhook secret still signs deliveries next to the new one; 0 ends it at once. */
+  WEBHOOK_ROTATION_GRACE_MS: z.coerce.number().int().min(0).max(30 * 86_400_000).default(86_400_000),
+  /** Schedules one tenant may have (`PUT /v1/schedules/{name}` past it: 429 `QUOTA_EXCEEDED`). */
+  SCHEDULES_MAX_PER_TENANT: z.coerce.number().int().min(1).max(100_000).default(100),
 }).superRefine((config, ctx) => {
   // Fail closed: without an admin key auth would be off, so that must be asked for by name.
   if (config.TOOLPLANE_AUTH === 'on' && !config.TOOLPLANE_ADMIN_KEY) {

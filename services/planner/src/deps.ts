@@ -15,6 +15,8 @@ import type {
   UpstreamStore,
 } from '@toolplane/queue';
 import type { SandboxFleet } from '@toolplane/sandbox';
+import type { ScheduleStore } from '@toolplane/schedules';
+import type { WebhookDeliveries, WebhookSecrets } from '@toolplane/webhooks';
 import type { ArgumentValidator } from './validation.js';
 
 /** Everything the HTTP API needs; built in main.ts, replaced piecewise in tests. */
@@ -57,8 +59,20 @@ export type PlannerDeps = {
   upstreams: UpstreamStore;
   /** Registry changes on any replica, and this process's shutdown: for long-lived MCP streams. */
   events?: EventEmitter<PlannerEvents>;
+  /** Completion webhooks (`/v1/webhooks`, `webhook` on calls and runs); without them those answer 503. */
+  webhooks?: WebhooksDeps;
+  /** Calls on a schedule (`/v1/schedules`); without it those answer 503. */
+  schedules?: ScheduleStore;
   /** `CONSOLE_TRACE_URL`: the trace UI address the console links a call's trace id to (`{traceId}` in it). */
   consoleTraceUrl?: string;
+};
+
+/** What completion webhooks need on the planner: the tenants' secrets and the attempt log (deliveries run on workers). */
+export type WebhooksDeps = {
+  secrets: WebhookSecrets;
+  deliveries: WebhookDeliveries;
+  /** How long a rotated-out secret keeps signing (`WEBHOOK_ROTATION_GRACE_MS`). */
+  rotationGraceMs: number;
 };
 
 /** What `/v1/runs` needs. */
@@ -78,4 +92,3 @@ export type PlannerEvents = {
   /** SIGTERM: long-lived responses should end now. */
   shutdown: [];
 };
-

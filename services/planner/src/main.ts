@@ -1,6 +1,6 @@
 import { EventEmitter, once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, createLagMonitor, createLogger } from '@toolplane/core';
+import { ConfigError, DEFAULT_TENANT, createLagMonitor, createLogger } from '@toolplane/core';
 import { createAgentMetrics, createHistoryMetrics, createHttpMetrics, createQueueGauges, createRegistry } from '@toolplane/metrics';
 import {
   ApiKeyStore,
@@ -26,6 +26,7 @@ import {
   RunManager,
   RunStore,
   createAgentKeys,
+  toRunView,
 } from '@toolplane/agent';
 import { startServiceTracing, traceLogFields } from '@toolplane/tracing';
 import { Archiver, describeHistory, openHistory, type HistoryStore } from '@toolplane/history';
@@ -35,6 +36,9 @@ import { PlannerToolGateway } from './run-tools.js';
 import { ToolAvailabilityReader } from './tool-availability.js';
 import { ArgumentValidator } from './validation.js';
 import { SandboxFleet } from '@toolplane/sandbox';
+import { ScheduleStore, createScheduleKeys } from '@toolplane/schedules';
+import { WebhookDeliveries, WebhookSecrets, createWebhookKeys } from '@toolplane/webhooks';
+import { submitCall } from './submit-call.js';
 
 async function main(): Promise<void> {
   let config;
@@ -145,6 +149,14 @@ async function main(): Promise<void> {
   const prices = { ...DEFAULT_PRICES, ...config.TOOLPLANE_MODEL_PRICES };
   // Model names come from requests: only known ones become label values, so the series stay bounded.
   const modelLabel = (model: string) => (model in prices || model === config.TOOLPLANE_MODEL ? model : 'other');
+  // Deliveries run on the workers (they see calls finish); the planner queues those of runs and
+  // serves the secret and each delivery's attempts.
+  const webhookKeys = createWebhookKeys(config.TOOLPLANE_PREFIX);
+  const webhooks = {
+    secrets: new WebhookSecrets(redis, webhookKeys, { rotationGraceMs: config.WEBHOOK_ROTATION_GRACE_MS }),
+    deliveries: new WebhookDeliveries(redis, webhookKeys, { maxAttempts: config.WEBHOOK_MAX_ATTEMPTS, backoffMs: config.WEBHOOK_BACKOFF_MS }),
+    rotationGraceMs: config.WEBHOOK_ROTATION_GRACE_MS,
+  };
   const runManager = endpoint
     ? new RunManager({
         redis,
@@ -161,7 +173,20 @@ async function main(): Promise<void> {
         defaultModel: config.TOOLPLANE_MODEL,
         prices,
         hooks: {
-          onRunFinished: (status) => agentMetrics.runs.inc({ status }),
+          onRunFinished: (status, run) => {
+            agentMetrics.runs.inc({ status });
+            if (!run.callbackUrl) return;
+            webhooks.deliveries
+              .enqueue({
+                kind: 'run',
+                id: run.id,
+                tenant: run.tenant ?? DEFAULT_TENANT,
+                url: run.callbackUrl,
+                data: toRunView(run) as unknown as Record<string, unknown>,
+                finishedAt: run.finishedAt ? Date.parse(run.finishedAt) : Date.now(),
+              })
+              .catch((err: unknown) => logger.warn({ err, runId: run.id }, 'could not queue the webhook'));
+          },
           onUsage: (model, promptTokens, completionTokens) => {
             agentMetrics.llmTokens.inc({ model: modelLabel(model), kind: 'prompt' }, promptTokens);
             agentMetrics.llmTokens.inc({ model: modelLabel(model), kind: 'completion' }, completionTokens);
@@ -178,6 +203,23 @@ async function main(): Promise<void> {
   if (!endpoint) logger.warn('no OPENAI_BASE_URL or OPENAI_API_KEY: agent runs are disabled');
   const closing = new AbortController();
   const liveness = createLagMonitor();
+  // Schedules fire on any planner (BullMQ hands each firing to one), as an ordinary call of the
+  // schedule's tenant through the one submission path; the firing's id is the idempotency key, so a
+  // firing retried after a crash makes no second call.
+  const schedules = new ScheduleStore(redis, createScheduleKeys(config.TOOLPLANE_PREFIX), { maxPerTenant: config.SCHEDULES_MAX_PER_TENANT });
+  const scheduleConnection = createRedisConnection(config.REDIS_URL, 'worker');
+  scheduleConnection.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
+  const scheduleRunner = schedules.startRunner({
+    connection: scheduleConnection,
+    logger: logger.child({ component: 'schedules' }),
+    fire: async (schedule, firing) => {
+      const principal = { keyId: `schedule:${schedule.name}`, tenant: schedule.tenant, scopes: ['calls:write' as const] };
+      const accepted = await submitCall({ registry, queues, validator, waiter, httpMetrics }, principal, schedule.tool, schedule.arguments, {
+        idempotencyKey: `schedule:${schedule.name}:${firing.at}`,
+      });
+      return accepted.id;
+    },
+  });
   const app = createPlannerApp({
     redis,
     registry,
@@ -205,6 +247,8 @@ async function main(): Promise<void> {
     history,
     events,
     tracing: tracing !== undefined,
+    webhooks,
+    schedules,
   });
   const server = app.listen(config.PORT, config.HOST);
   await once(server, 'listening');
@@ -230,6 +274,8 @@ async function main(): Promise<void> {
     server.closeAllConnections();
     // Runs stop where they are and give up their leases, so the next planner continues them at once.
     await runManager?.stop();
+    await scheduleRunner.close().catch(() => {});
+    await Promise.all([schedules.close(), webhooks.deliveries.close(), closeRedis(scheduleConnection)]).catch(() => {});
     await archiver?.stop();
     await history.close().catch(() => {});
     await Promise.all([closeRedis(redis), closeRedis(subscriber), codeChecker.close()]);

@@ -19,6 +19,7 @@ import { waitForCallDone } from './call-wait.js';
 import type { PlannerDeps } from './deps.js';
 import { zodIssues } from './http-util.js';
 import { submitCall, type SubmitOptions } from './submit-call.js';
+import { withWebhookStatus } from './routes-webhooks.js';
 
 /** `/v1/calls`: accept, wait for and read calls. */
 export function callsRouter(deps: PlannerDeps): Router {
@@ -134,7 +135,7 @@ export function callsRouter(deps: PlannerDeps): Router {
   });
 
   v1.get('/calls/:id', requireScope('calls:read'), async (req, res) => {
-    res.json(await visible(req.params.id, principalOf(res)));
+    res.json(await withWebhookStatus(deps, 'call', await visible(req.params.id, principalOf(res))));
   });
 
   v1.post('/calls/:id/cancel', requireScope('calls:write'), async (req, res) => {

@@ -6,6 +6,7 @@ import type { ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps, RunsDeps } from './deps.js';
 import { zodIssues } from './http-util.js';
+import { withWebhookStatus } from './routes-webhooks.js';
 
 /** An idle SSE stream gets a comment this often, so proxies and clients don't time it out. */
 const KEEP_ALIVE_MS = 15_000;
@@ -65,7 +66,7 @@ export function runsRouter(deps: PlannerDeps): Router {
   });
 
   v1.get('/runs/:id', requireScope('runs:read'), async (req, res) => {
-    res.json((await visibleRun(req.params.id, principalOf(res))).view);
+    res.json(await withWebhookStatus(deps, 'run', (await visibleRun(req.params.id, principalOf(res))).view));
   });
 
   v1.get('/runs/:id/events', requireScope('runs:read'), async (req, res) => {

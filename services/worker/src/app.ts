@@ -23,12 +23,14 @@ import {
   isStalledTooOften,
   resolveUpstreamHeaders,
 } from '@toolplane/queue';
-import { SandboxFleet } from '@toolplane/sandbox';
+import { SandboxFleet, parseNetworkList } from '@toolplane/sandbox';
+import { WebhookDeliveries, WebhookSecrets, createWebhookKeys } from '@toolplane/webhooks';
 import type { WorkerConfig } from './config.js';
 import { ToolBreakers } from './breakers.js';
 import { createOpsServer } from './http.js';
 import { createProcessor } from './processor.js';
 import { traceCalls } from './tracing.js';
+import { deliverCallFinish, egressSender } from './webhooks.js';
 
 /**
  * - `INITIALIZED`: built, not consuming yet.
@@ -100,6 +102,11 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     quotas,
     logger: logger.child({ component: 'scheduler' }),
   });
+  // Completion webhooks are sent from the workers: they see calls finish, already apply the egress
+  // rules to tool code, and scale with the fleet; a slow receiver holds up no API request.
+  const webhookKeys = createWebhookKeys(config.TOOLPLANE_PREFIX);
+  const webhooks = new WebhookDeliveries(redis, webhookKeys, { maxAttempts: config.WEBHOOK_MAX_ATTEMPTS, backoffMs: config.WEBHOOK_BACKOFF_MS });
+  let webhookWorker: ReturnType<WebhookDeliveries['startWorker']> | undefined;
   const ops = createOpsServer(promRegistry, () => state === 'RUNNING' && redis.status === 'ready', config.TOOLPLANE_METRICS_TOKEN);
   let state: WorkerState = 'INITIALIZED';
   let discovery: NodeJS.Timeout | undefined;
@@ -115,6 +122,9 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
   };
   scheduler.on('completed', announce);
   scheduler.on('failed', announce);
+  const deliverFinish = (job: Job<CallJobData, CallOutput> | undefined) => void deliverCallFinish(job, queues, webhooks, logger);
+  scheduler.on('completed', deliverFinish);
+  scheduler.on('failed', deliverFinish);
   scheduler.on('failed', (job: Job<CallJobData, CallOutput> | undefined, err: Error) => {
     // Failed by BullMQ's stalled-job check, not by a run: it counts against the tool like a crash.
     if (job && isStalledTooOften(err.message)) void countPoisoned(job.data);
@@ -175,6 +185,14 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       await discover();
       discovery = setInterval(() => void discover(), config.TOOL_DISCOVERY_INTERVAL_MS);
       scheduler.start();
+      webhookWorker = webhooks.startWorker({
+        connection: redis,
+        secrets: new WebhookSecrets(redis, webhookKeys),
+        send: egressSender(parseNetworkList(config.TOOLPLANE_ALLOW_PRIVATE_NETWORKS)),
+        concurrency: config.WEBHOOK_CONCURRENCY,
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        logger: logger.child({ component: 'webhooks' }),
+      });
       logger.info({ metricsPort, tools: known.size, concurrency: config.WORKER_CONCURRENCY }, 'worker started');
     },
     async stop() {
@@ -185,6 +203,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       // Calls still running after the timeout go back to the queue through stalled-job recovery on another worker.
       await scheduler.drain(config.SHUTDOWN_TIMEOUT_MS);
       await scheduler.close();
+      await webhookWorker?.close();
+      await webhooks.close();
       await sandbox.close();
       await upstreams.close();
       breakers.shutdown();

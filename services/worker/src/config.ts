@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseNetworkList } from '@toolplane/sandbox';
 import { LogLevel, Port, RedisUrl, SecretsKey, TracingEnv, parseConfig } from '@toolplane/core';
+import { WebhookEnv } from '@toolplane/webhooks';
 
 export const WorkerConfig = z.object({
   REDIS_URL: RedisUrl.default('redis://127.0.0.1:6379'),
@@ -51,6 +52,11 @@ export const WorkerConfig = z.object({
   TENANT_MAX_RESULT_BYTES: z.coerce.number().int().min(0).default(256 * 1024 * 1024),
   /** Ceiling on every tool's `limits.maxResultBytes` (a larger result fails with `RESULT_TOO_LARGE`). */
   MAX_RESULT_BYTES: z.coerce.number().int().min(16).max(16 * 1024 * 1024).default(4 * 1024 * 1024),
+  ...WebhookEnv,
+  /** Deliveries of completion webhooks this process sends at once. */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16),
+  /** How long a webhook receiver may take to answer one attempt. */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   LOG_LEVEL: LogLevel.default('info'),
   /** Opens secrets sealed at rest; the same key as the planner's. */
   TOOLPLANE_SECRETS_KEY: SecretsKey.optional(),
