@@ -7,9 +7,11 @@ import { consoleApi } from './routes-console.js';
 import { keysApi } from './routes-keys.js';
 import { mcpApi } from './routes-mcp.js';
 import { runsApi } from './routes-runs.js';
+import { schedulesApi } from './routes-schedules.js';
 import { secretsApi } from './routes-secrets.js';
 import { toolsApi } from './routes-tools.js';
 import { upstreamsApi } from './routes-upstreams.js';
+import { webhooksApi } from './routes-webhooks.js';
 
 /** The version the API document states; bumped with the external contract (DESIGN.md), not each release. */
 export const API_VERSION = '1.0.0';
@@ -72,6 +74,8 @@ export const API_ROUTES: readonly ApiRoute[] = [
   ...mcpApi,
   ...callEventsApi,
   ...consoleApi,
+  ...webhooksApi,
+  ...schedulesApi,
 ];
 
 /** `GET /v1/openapi.json`: the document, built once. */

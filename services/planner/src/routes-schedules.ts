@@ -1,6 +1,8 @@
 import { Router } from 'express';
+import { z } from 'zod';
 import { DEFAULT_TENANT, RequestError, type Principal } from '@toolplane/core';
 import { ScheduleName, ScheduleRequest, type ScheduleStore } from '@toolplane/schedules';
+import type { ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps } from './deps.js';
 import { toolNotFound, zodIssues } from './http-util.js';
@@ -63,3 +65,80 @@ async function checkCall(deps: PlannerDeps, principal: Principal, req: ScheduleR
   if (!tool || (tool.tenant ?? DEFAULT_TENANT) !== principal.tenant) throw toolNotFound(req.tool);
   deps.validator.validate(tool, req.arguments);
 }
+
+const ScheduleParams = z.object({ name: ScheduleName });
+/** A schedule as the API shows it; loose, as fields are added over time. */
+const ScheduleView = z.looseObject({
+  name: z.string(),
+  tool: z.string(),
+  arguments: z.unknown(),
+  cron: z.string().optional(),
+  everyMs: z.number().int().optional(),
+  timezone: z.string().optional(),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+  nextRunAt: z.iso.datetime().optional(),
+  lastRun: z
+    .object({ at: z.iso.datetime(), callId: z.string().optional(), error: z.object({ code: z.string(), message: z.string() }).optional() })
+    .optional(),
+});
+const EXAMPLE_SCHEDULE = {
+  name: 'nightly-report',
+  tool: 'report',
+  arguments: { day: 'yesterday' },
+  cron: '0 2 * * *',
+  timezone: 'Europe/Paris',
+  createdAt: '2026-11-30T12:00:00.000Z',
+  updatedAt: '2026-11-30T12:00:00.000Z',
+  nextRunAt: '2026-12-01T01:00:00.000Z',
+};
+
+/** The routes of {@link schedulesRouter}, for the API document. */
+export const schedulesApi: ApiRoute[] = [
+  {
+    method: 'put',
+    path: '/v1/schedules/:name',
+    tag: 'schedules',
+    auth: 'schedules:write',
+    summary: 'Create or replace a schedule of calls',
+    description:
+      'Calls `tool` with `arguments` on a cron pattern read in `timezone` (UTC by default), or every `everyMs` (at least 1000); exactly one of the two. ' +
+      'Tool and arguments are checked as a call\'s would be. Each run is an ordinary call of your tenant.',
+    params: ScheduleParams,
+    body: ScheduleRequest,
+    responses: { 201: { description: 'created', schema: ScheduleView }, 200: { description: 'replaced', schema: ScheduleView } },
+    errors: ['TOOL_NOT_FOUND', 'INVALID_ARGUMENTS', 'QUOTA_EXCEEDED'],
+    example: { request: { tool: 'report', arguments: { day: 'yesterday' }, cron: '0 2 * * *', timezone: 'Europe/Paris' }, response: EXAMPLE_SCHEDULE, status: 201 },
+  },
+  {
+    method: 'get',
+    path: '/v1/schedules',
+    tag: 'schedules',
+    auth: 'schedules:read',
+    summary: "Your tenant's schedules",
+    responses: { 200: { description: 'by name', schema: z.object({ schedules: z.array(ScheduleView) }) } },
+    example: { response: { schedules: [EXAMPLE_SCHEDULE] } },
+  },
+  {
+    method: 'get',
+    path: '/v1/schedules/:name',
+    tag: 'schedules',
+    auth: 'schedules:read',
+    summary: 'One schedule, with its next due time and last run',
+    params: ScheduleParams,
+    responses: { 200: { description: 'the schedule', schema: ScheduleView } },
+    errors: ['NOT_FOUND'],
+    example: { response: { ...EXAMPLE_SCHEDULE, lastRun: { at: '2026-11-30T01:00:00.000Z', callId: '01m8q2x7z3k4v5w6y7a8b9c0d1' } } },
+  },
+  {
+    method: 'delete',
+    path: '/v1/schedules/:name',
+    tag: 'schedules',
+    auth: 'schedules:write',
+    summary: 'Stop and delete a schedule',
+    params: ScheduleParams,
+    responses: { 204: { description: 'deleted' } },
+    errors: ['NOT_FOUND'],
+    example: {},
+  },
+];

@@ -1,6 +1,8 @@
 import { Router } from 'express';
+import { z } from 'zod';
 import { RequestError } from '@toolplane/core';
 import type { WebhookKind, WebhookStatus } from '@toolplane/webhooks';
+import type { ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps, WebhooksDeps } from './deps.js';
 
@@ -41,3 +43,32 @@ export async function withWebhookStatus<T extends { id: string; callbackUrl?: st
   if (!record.callbackUrl || !deps.webhooks) return record;
   return { ...record, webhook: await deps.webhooks.deliveries.status(kind, record.id) };
 }
+
+const SecretView = z.object({ secret: z.string().describe('whsec_ and the base64 of the key') });
+const EXAMPLE_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+
+/** The routes of {@link webhooksRouter}, for the API document. */
+export const webhooksApi: ApiRoute[] = [
+  {
+    method: 'get',
+    path: '/v1/webhooks/secret',
+    tag: 'webhooks',
+    auth: 'webhooks:write',
+    summary: "Your tenant's webhook signing secret",
+    description:
+      'Deliveries to a call\'s or run\'s `callbackUrl` are signed the Standard Webhooks way with it: `webhook-signature: v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>">`. Made on first read.',
+    responses: { 200: { description: 'the secret', schema: SecretView } },
+    example: { response: { secret: EXAMPLE_SECRET } },
+  },
+  {
+    method: 'post',
+    path: '/v1/webhooks/secret/rotate',
+    tag: 'webhooks',
+    auth: 'webhooks:write',
+    summary: 'Replace the webhook signing secret',
+    description:
+      'Until `previousValidUntil` deliveries carry a second signature made with the old secret, so receivers switch over without refusing one.',
+    responses: { 200: { description: 'the new secret', schema: SecretView.extend({ previousValidUntil: z.iso.datetime().optional() }) } },
+    example: { response: { secret: EXAMPLE_SECRET, previousValidUntil: '2026-12-01T12:00:00.000Z' } },
+  },
+];
