@@ -1,6 +1,6 @@
 import { realpathSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
-import { relative, resolve, sep } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Message, type Plugin } from 'esbuild';
 import { MAX_SOURCE_MAP_BYTES, MAX_TOOL_CODE_BYTES } from '@toolplane/core';
@@ -118,7 +118,8 @@ function refuseHostModules(): Plugin {
           // A package may map a built-in away for browsers (`"browser": {"fs": false}`): that is fine.
           if (!args.path.startsWith('node:')) {
             const mapped = await b.resolve(args.path, { resolveDir: args.resolveDir, importer: args.importer, kind: args.kind, pluginData: CHECKED });
-            if (mapped.errors.length === 0) return mapped;
+            // Mapped to `false`: esbuild answers the bare name; the module is empty, as in a browser build.
+            if (mapped.errors.length === 0) return isAbsolute(mapped.path) ? { path: mapped.path } : { path: args.path, namespace: DISABLED };
           }
           return {
             errors: [
@@ -133,9 +134,11 @@ function refuseHostModules(): Plugin {
         }
         return undefined;
       });
+      b.onLoad({ filter: /.*/, namespace: DISABLED }, () => ({ contents: '', loader: 'js' }));
     },
   };
 }
+const DISABLED = 'toolplane-disabled';
 
 /**
  * A package linked from outside the project (`file:` dependencies such as `@toolplane/sdk`) would

@@ -64,7 +64,7 @@ export async function describeTool(bundle: ToolBundle): Promise<BuiltTool> {
 }
 
 /** Fields of a definition that go into the registration as they are. */
-const SPEC_KEYS = ['limits', 'egress', 'secrets', 'cacheTtlMs', 'requiresApproval', 'rateLimit', 'concurrency', 'retries', 'deadlineMs'] as const;
+const SPEC_KEYS = ['limits', 'egress', 'secrets', 'cacheTtlMs', 'requiresApproval', 'rateLimit', 'concurrency', 'retries', 'deadlineMs', 'isolation'] as const;
 
 /**
  * The registry shows a tool's code but not every field (`requiresApproval`, the source map), so the

@@ -81,6 +81,20 @@ export type ToolDefinition<P extends z.ZodType | JsonSchema> = {
   cacheTtlMs?: number;
   /** Calls wait for a person's approval (`POST /v1/calls/{id}/approve`). */
   requiresApproval?: boolean;
+  /** Retries of failed runs (retryable errors only). @default `{ attempts: 3, backoffMs: 200 }` */
+  retries?: { attempts?: number; backoffMs?: number };
+  /** At most `max` calls per `perMs`, across all workers. */
+  rateLimit?: { max: number; perMs: number };
+  /** Calls running at once, across all workers. @default 50 */
+  concurrency?: number;
+  /** How long a call may wait to start, in ms (see the README's Deadlines). */
+  deadlineMs?: number;
+  /**
+   * `call` (default): every call evaluates the module afresh. `isolate`: an isolate keeps the module
+   * instance across calls of this version (state carries over), which saves loading big dependencies
+   * (zod's classic API costs ~1.5 ms a call to load) on every call.
+   */
+  isolation?: 'call' | 'isolate';
   run(args: Args<P>, ctx: ToolContext): Json | void | Promise<Json | void>;
 };
 
