@@ -54,8 +54,11 @@ describe('@toolplane/client', () => {
     const waited = (await tp.calls.create({ tool: 'add', arguments: { a: 4, b: 4 }, wait: true })) as CallRecord;
     expect(waited).toMatchObject({ status: 'succeeded', result: 8 });
     expect((await tp.calls.get(waited.id)).result).toBe(8);
-    const pinned = await tp.calls.run({ tool: 'add', arguments: { a: 1, b: 2 }, version: 1 });
-    expect(pinned).toMatchObject({ status: 'succeeded', result: 3, version: 1 });
+    // A pinned version runs that version's code: v1 adds, v2 multiplies.
+    await tp.tools.put('pin', ADD_TOOL);
+    await tp.tools.put('pin', { ...ADD_TOOL, code: 'export default async function (args) { return args.a * args.b }' });
+    expect(await tp.calls.run({ tool: 'pin', arguments: { a: 4, b: 5 }, version: 1 })).toMatchObject({ status: 'succeeded', result: 9, version: 1 });
+    expect(await tp.calls.run({ tool: 'pin', arguments: { a: 4, b: 5 } })).toMatchObject({ status: 'succeeded', result: 20, version: 2 });
   });
 
   test('refusals are ToolplaneErrors with the stable code and status, and are not retried', async () => {
