@@ -157,6 +157,14 @@ test('init, npm install, deploy, call, dev (edit and a refused build), versions,
   expect(gone.code).toBe(1);
   expect(gone.stderr).toContain('error TOOL_NOT_FOUND');
 
+  // 7. An example from examples/ deploys as it is; a tool that needs approval says how to give it.
+  const refundDir = join(ROOT, 'examples', 'refund-payment');
+  const refundDeploy = await run(process.execPath, [...NODE_FLAGS, BIN, 'deploy'], refundDir);
+  expect(refundDeploy.stdout, refundDeploy.stderr).toMatch(/^refund_payment@1 +deployed/m);
+  const waiting = await run(process.execPath, [...NODE_FLAGS, BIN, 'call', 'refund_payment', 'paymentIntent=pi_1', 'reason=duplicate'], refundDir);
+  expect(waiting.code).toBe(3);
+  expect(waiting.stderr).toMatch(/error AWAITING_APPROVAL: call \S+ waits for approval: POST \/v1\/calls\/\S+\/approve/);
+
   const tested = await localTests;
   expect(tested.code, tested.stdout + tested.stderr).toBe(0);
   expect(tested.stdout).toMatch(/1 passed/);
