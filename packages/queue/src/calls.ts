@@ -195,10 +195,15 @@ export class ToolQueues {
     const call = this.prepare(tool, id, args, opts);
     // First, on the tenant's slot: the ceilings, the tenant's call index and the count in flight.
     const admitted = await this.quotas.admit(this.admission(tool, [id], call));
-    // A repeat of a call whose job left Redis — archived, or cancelled before it ran — must not add
-    // it again: that would run it a second time. (A repeat racing the first request's add finds no
-    // job either, and the first request adds it.)
-    if (admitted === 'duplicate' && !(await this.redis.exists(`${this.keys.bullPrefix}:${this.keys.queueName(tool.name)}:${id}`))) {
+    // A repeat of a call whose job left Redis — archived, or cancelled before it ran (its tombstone
+    // stays) — must not add it again: that would run it a second time. (A repeat racing the first
+    // request's add finds no job either, and the first request adds it.) Without a history store and
+    // a tombstone, a missing job is one whose add failed: the repeat adds it.
+    if (
+      admitted === 'duplicate' &&
+      !(await this.redis.exists(`${this.keys.bullPrefix}:${this.keys.queueName(tool.name)}:${id}`)) &&
+      (this.history || (await this.redis.exists(this.keys.cancelMarker(tool.name, id))))
+    ) {
       return { id, duplicate: true };
     }
     try {
