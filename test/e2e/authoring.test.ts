@@ -97,6 +97,8 @@ test('init, npm install, deploy, call, dev (edit and a refused build), versions,
   const called = await tp('call', 'slug', 'title=Hällo Wörld!', 'base=https://blog.example/posts/');
   expect(called.code, called.stderr).toBe(0);
   expect(JSON.parse(called.stdout)).toEqual({ mark: 'v1', url: 'https://blog.example/posts/hallo-world', bytes: 14, uuid: true });
+  // The call's log lines stream to stderr (GET /v1/calls/{id}/events) while stdout holds only the result.
+  expect(called.stderr).toContain('│ made https://blog.example/posts/hallo-world');
   const boom = await tp('call', 'slug', '--args', '{"title":"boom","base":"https://blog.example/"}');
   expect(boom.code).toBe(1);
   expect(boom.stderr).toContain('error TOOL_ERROR: ');

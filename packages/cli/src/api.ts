@@ -32,6 +32,27 @@ export type CallView = {
   timings: { queuedMs: number | null; runMs: number | null };
 };
 
+/** One server-sent event of `GET /v1/calls/{id}/events`. */
+export type CallEvent =
+  | { type: 'status'; data: { status: string; attempts?: number } & Partial<CallView> }
+  | { type: 'progress'; data: { fraction: number; message?: string; attempt?: number } }
+  | { type: 'log'; data: { line: string; attempt?: number } };
+
+function parseEvent(block: string): CallEvent | undefined {
+  let type = 'message';
+  let data = '';
+  for (const line of block.split('\n')) {
+    if (line.startsWith('event:')) type = line.slice(6).trim();
+    else if (line.startsWith('data:')) data += line.slice(5).trimStart();
+  }
+  if (!data || (type !== 'status' && type !== 'progress' && type !== 'log')) return undefined;
+  try {
+    return { type, data: JSON.parse(data) } as CallEvent;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A version as `GET /v1/tools/{name}/versions` lists it. */
 export type VersionView = { version: number; createdAt: string; codeHash: string; createdBy?: string; current?: boolean; rolledBackFrom?: number };
 
@@ -70,9 +91,45 @@ export class PlannerApi {
     return this.request('POST', `/v1/tools/${enc(name)}/rollback`, { version });
   }
 
-  /** Starts a call and waits up to `waitMs` for its end (the answer may still be unfinished). */
-  call(tool: string, args: unknown, waitMs: number): Promise<CallView> {
-    return this.request('POST', '/v1/calls', { tool, arguments: args, wait: waitMs });
+  /** Starts a call without waiting: `{ id, status }`. */
+  startCall(tool: string, args: unknown): Promise<{ id: string; status: string }> {
+    return this.request('POST', '/v1/calls', { tool, arguments: args });
+  }
+
+  /**
+   * A call's server-sent events (`status`, `progress`, `log`) as they come, until the final `status`
+   * (whose data is the whole call) or `signal`. Throws {@link ApiError} if the stream cannot open.
+   */
+  async *callEvents(id: string, signal: AbortSignal): AsyncGenerator<CallEvent> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}/v1/calls/${enc(id)}/events`, {
+        headers: { accept: 'text/event-stream', ...(this.conn.key ? { authorization: `Bearer ${this.conn.key}` } : {}) },
+        signal,
+      });
+    } catch (err: unknown) {
+      if (signal.aborted) return;
+      throw new ApiError('UNREACHABLE', `no planner answers at ${this.url} (${networkReason(err)})`, 0);
+    }
+    if (!res.ok || !res.body) {
+      const text = await res.text().catch(() => '');
+      throw new ApiError(`HTTP_${res.status}`, text.slice(0, 200) || res.statusText, res.status);
+    }
+    let buffer = '';
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const event = parseEvent(block);
+          if (event) yield event;
+        }
+      }
+    } catch (err: unknown) {
+      if (!signal.aborted) throw err;
+    }
   }
 
   getCall(id: string): Promise<CallView> {

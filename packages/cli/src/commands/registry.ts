@@ -1,4 +1,4 @@
-import type { CallView, PlannerApi } from '../api.js';
+import { ApiError, type CallView, type PlannerApi } from '../api.js';
 import { table, type Output } from '../output.js';
 import { CliError } from './cli-error.js';
 
@@ -37,14 +37,16 @@ export function parseCallArgs(argsJson: string | undefined, pairs: string[]): Re
 
 /** `toolplane call NAME`: prints the result; a failed call exits 1 with its error code. */
 export async function call(api: PlannerApi, out: Output, name: string, args: Record<string, unknown>, waitMs: number): Promise<void> {
-  const record = await api.call(name, args, waitMs);
+  const { record, streamed } = await runCall(api, out, name, args, waitMs);
+  const logs = streamed ? [] : (record.logs ?? []);
   switch (record.status) {
     case 'succeeded':
+      for (const line of logs) out.progress(`  │ ${line}`);
       return out.result(typeof record.result === 'string' ? record.result : JSON.stringify(record.result, null, 2), record);
     case 'failed':
     case 'cancelled':
       if (out.json) out.result('', record);
-      for (const line of record.logs ?? []) out.progress(`  log: ${line}`);
+      for (const line of logs) out.progress(`  │ ${line}`);
       throw new CliError(record.error?.code ?? 'CANCELLED', `${record.error?.message ?? 'the call was cancelled'} (call ${record.id}; \`toolplane calls ${name}\` lists recent calls)`);
     case 'awaiting_approval':
       if (out.json) out.result('', record);
@@ -52,6 +54,38 @@ export async function call(api: PlannerApi, out: Output, name: string, args: Rec
     default:
       if (out.json) out.result('', record);
       throw new CliError('NOT_FINISHED', `call ${record.id} is still ${record.status} after ${waitMs} ms: wait longer with --wait MS, or see it later with \`toolplane calls ${name}\``, 3);
+  }
+}
+
+const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+/**
+ * Starts the call and follows its events, showing progress and log lines (stderr) as they come,
+ * until it ends, waits for approval, or `waitMs` passes. A planner without the events route is
+ * polled instead (the logs then come with the record).
+ */
+async function runCall(api: PlannerApi, out: Output, name: string, args: unknown, waitMs: number): Promise<{ record: CallView; streamed: boolean }> {
+  const { id } = await api.startCall(name, args);
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), waitMs);
+  try {
+    for await (const e of api.callEvents(id, stop.signal)) {
+      if (e.type === 'progress') out.progress(`  ${Math.round(e.data.fraction * 100)}%${e.data.message ? ` ${e.data.message}` : ''}`);
+      else if (e.type === 'log') out.progress(`  │ ${e.data.line}`);
+      else if (FINAL.has(e.data.status) && e.data.id) return { record: e.data as CallView, streamed: true };
+      else if (e.data.status === 'awaiting_approval') break;
+    }
+    return { record: await api.getCall(id), streamed: true };
+  } catch (err: unknown) {
+    if (!(err instanceof ApiError) || err.status !== 404) throw err;
+    for (;;) {
+      const record = await api.getCall(id);
+      if (FINAL.has(record.status) || record.status === 'awaiting_approval' || stop.signal.aborted) return { record, streamed: false };
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    clearTimeout(timer);
+    stop.abort();
   }
 }
 
