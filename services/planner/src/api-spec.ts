@@ -48,10 +48,11 @@ export type ApiRoute = {
    */
   errors?: RequestErrorCode[];
   /**
-   * One example exchange: the request body (when there is one) and the response body of `status`
-   * (by default the lowest success status).
+   * One example exchange: the path parameters, the request body (when there is one) and the
+   * response body of `status` (by default the lowest success status). An operation with neither a
+   * request nor a response body (a `DELETE` answered `204`) gives its example as `params`.
    */
-  example: { request?: unknown; response?: unknown; status?: number };
+  example: { request?: unknown; response?: unknown; status?: number; params?: Record<string, string> };
   /** Overrides the operation id derived from method and path. */
   operationId?: string;
 };
@@ -151,7 +152,8 @@ function parameters(route: ApiRoute): unknown[] {
   const pathNames = [...route.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => m[1]!);
   for (const name of pathNames) {
     const field = route.params?.shape[name] as z.ZodType | undefined;
-    out.push({ name, in: 'path', required: true, schema: field ? jsonSchema(field, 'input') : { type: 'string' } });
+    const example = route.example.params?.[name];
+    out.push({ name, in: 'path', required: true, schema: field ? jsonSchema(field, 'input') : { type: 'string' }, ...(example !== undefined ? { example } : {}) });
   }
   for (const [name, field] of Object.entries(route.query?.shape ?? {})) {
     const schema = field as z.ZodType;

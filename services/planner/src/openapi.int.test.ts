@@ -145,7 +145,12 @@ describe('the OpenAPI document', () => {
         const where = `${method} ${path}`;
         expect(op.operationId, where).toMatch(/^[a-z][A-Za-z0-9]+$/);
         expect(op.summary, where).toBeTruthy();
-        const examples = [op.requestBody?.content?.['application/json']?.example, ...Object.values(op.responses).flatMap((r: any) => Object.values(r.content ?? {}).map((c: any) => c.example))];
+        // An example of the request, of a success answer, or (for a bodiless DELETE) of its path.
+        const examples = [
+          op.requestBody?.content?.['application/json']?.example,
+          ...Object.entries(op.responses as Record<string, any>).filter(([s]) => s.startsWith('2')).flatMap(([, r]) => Object.values(r.content ?? {}).map((c: any) => c.example)),
+          ...(op.parameters ?? []).map((p: any) => p.example),
+        ];
         expect(examples.some((e) => e !== undefined), `${where} has an example`).toBe(true);
         // Probes and this document take no input and need no key: they have no client errors.
         if (op['x-toolplane-auth'] !== 'public') expect(Object.keys(op.responses).some((s) => s.startsWith('4')), `${where} has a 4xx`).toBe(true);

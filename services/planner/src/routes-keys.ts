@@ -69,6 +69,6 @@ export const keysApi: ApiRoute[] = [
     summary: 'Revoke an API key',
     responses: { 204: { description: 'revoked' } },
     errors: ['NOT_FOUND'],
-    example: {},
+    example: { params: { id: 'k1a2b3' } },
   },
 ];

@@ -139,6 +139,6 @@ export const schedulesApi: ApiRoute[] = [
     params: ScheduleParams,
     responses: { 204: { description: 'deleted' } },
     errors: ['NOT_FOUND'],
-    example: {},
+    example: { params: { name: 'nightly-report' } },
   },
 ];

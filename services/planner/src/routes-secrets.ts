@@ -79,6 +79,6 @@ export const secretsApi: ApiRoute[] = [
     params: SecretParams,
     responses: { 204: { description: 'deleted' } },
     errors: ['NOT_FOUND'],
-    example: {},
+    example: { params: { name: 'STRIPE_KEY' } },
   },
 ];

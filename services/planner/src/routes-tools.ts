@@ -219,7 +219,7 @@ export const toolsApi: ApiRoute[] = [
     params: ToolParams,
     responses: { 204: { description: 'removed' } },
     errors: ['TOOL_NOT_FOUND'],
-    example: {},
+    example: { params: { name: 'add' } },
   },
   {
     method: 'get',

@@ -264,6 +264,6 @@ export const upstreamsApi: ApiRoute[] = [
     params: UpstreamParams,
     responses: { 204: { description: 'removed' } },
     errors: ['NOT_FOUND'],
-    example: {},
+    example: { params: { name: 'github' } },
   },
 ];
