@@ -91,7 +91,7 @@ function entryPoints(p: Planner, keyOf: (tenant: string) => string) {
       const result = r.body.result;
       return result.isError ? { code: result.structuredContent.error.code, text: result.content[0].text } : { code: 'OK' };
     },
-    async agent(tenant: string, tool: string, args: unknown, idempotencyKey = randomUUID()): Promise<Outcome> {
+    async agent(tenant: string, tool: string, args: unknown, idempotencyKey: string = randomUUID()): Promise<Outcome> {
       const r = await p.gateway.submit({ tool, arguments: args, idempotencyKey, tenant });
       return 'error' in r ? { code: r.error.code } : { code: 'OK', id: r.callId };
     },
@@ -169,6 +169,16 @@ describe('one submission path: REST, MCP and agent runs answer alike', () => {
     expect((await via.mcp(tenant, tool, args)).code).toBe(code);
     expect(await via.agent(tenant, tool, args)).toEqual({ code });
     expect(await enqueuedCount(live.metrics, tool)).toBe(before);
+  });
+
+  test('a key without calls:write: FORBIDDEN over REST and MCP, nothing enqueued', async () => {
+    const created = await http(live.base, ADMIN_KEY, 'POST', '/v1/admin/keys', { name: 'reader', tenant: 'tenant-a', scopes: ['tools:read'] });
+    apiKeys.reader = created.body.key;
+    const via = entryPoints(live, (t) => (t === 'reader' ? apiKeys.reader! : keyOf(t)));
+    const before = await enqueuedCount(live.metrics, 'add');
+    expect(await via.rest('reader', 'add', { a: 1, b: 2 })).toEqual({ code: 'FORBIDDEN', status: 403 });
+    expect((await via.mcp('reader', 'add', { a: 1, b: 2 })).code).toBe('FORBIDDEN');
+    expect(await enqueuedCount(live.metrics, 'add')).toBe(before);
   });
 
   test("a tenant's ceiling: QUOTA_EXCEEDED from every entry point", async () => {
