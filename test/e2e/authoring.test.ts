@@ -119,7 +119,9 @@ test('init, npm install, deploy, call, dev (edit and a refused build), versions,
     const edited = await tp('call', 'slug', 'title=Dev loop', 'base=https://blog.example/');
     expect(JSON.parse(edited.stdout)).toMatchObject({ mark: 'v2', url: 'https://blog.example/dev-loop' });
     await out.waitFor(() => out.stdout().includes('made https://blog.example/dev-loop'), 'the log line of the call');
-    expect(out.stdout()).toMatch(/\[slug@2\] \S+ succeeded/);
+    await out.waitFor(() => /\[slug@2\] \S+ succeeded/.test(out.stdout()), 'how the call ended');
+    expect(out.stdout()).toMatch(/^\[slug@2\] \S+ │ made https:\/\/blog\.example\/dev-loop$/m);
+    expect(out.stdout().split('made https://blog.example/dev-loop').length).toBe(2); // once, not again at the end
 
     // An author reaching for the file system (used, so TypeScript does not drop the import).
     writeFileSync(join(project, 'tools', 'slug.ts'), `import { readFileSync } from 'node:fs';\n${tool('v3').replace("'v3'", "readFileSync('/etc/hostname', 'utf8')")}`);

@@ -64,7 +64,7 @@ export async function dev(root: string, api: PlannerApi, out: Output, signal: Ab
 
   const seen = new Set<string>();
   const poll = setInterval(() => {
-    void printFinishedCalls(api, out, [...new Set([...lastGood.values()].map((t) => t.name))], startedAt, seen);
+    void followNewCalls(api, out, [...new Set([...lastGood.values()].map((t) => t.name))], startedAt, seen, signal);
   }, LOG_POLL_MS);
 
   await new Promise<void>((resolve) => {
@@ -78,8 +78,12 @@ export async function dev(root: string, api: PlannerApi, out: Output, signal: Ab
 }
 
 const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
+/** Calls followed at once; more are shown when they end. */
+const MAX_FOLLOWED = 20;
+let followed = 0;
 
-async function printFinishedCalls(api: PlannerApi, out: Output, names: string[], since: number, seen: Set<string>): Promise<void> {
+/** Finds the project's new calls and prints each one's log lines as they come, then how it ended. */
+async function followNewCalls(api: PlannerApi, out: Output, names: string[], since: number, seen: Set<string>, signal: AbortSignal): Promise<void> {
   for (const name of names) {
     let list: CallView[];
     try {
@@ -88,12 +92,45 @@ async function printFinishedCalls(api: PlannerApi, out: Output, names: string[],
       continue; // the planner restarting is not the developer's error; the next poll tries again
     }
     for (const c of list.reverse()) {
-      if (seen.has(c.id) || !FINISHED.has(c.status)) continue;
+      if (seen.has(c.id)) continue;
+      if (followed >= MAX_FOLLOWED && !FINISHED.has(c.status)) continue; // picked up again on a later poll
       seen.add(c.id);
-      const full = c.logs ? c : await api.getCall(c.id).catch(() => c);
-      const head = `[${full.tool}@${full.version ?? '?'}] ${full.id} ${full.status}${full.timings?.runMs == null ? '' : ` in ${Math.round(full.timings.runMs)} ms`}`;
-      const lines = [head, ...(full.logs ?? []).map((l) => `  │ ${l}`), ...(full.error ? [`  ✗ ${full.error.code}: ${full.error.message}`] : [])];
-      out.result(lines.join('\n'), { event: 'call', ...full });
+      followed++;
+      void followCall(api, out, c, signal).finally(() => followed--);
     }
   }
+}
+
+async function followCall(api: PlannerApi, out: Output, call: CallView, signal: AbortSignal): Promise<void> {
+  const tag = `[${call.tool}@${call.version ?? '?'}] ${call.id}`;
+  let printedLogs = 0;
+  let final: CallView | undefined;
+  try {
+    for await (const e of api.callEvents(call.id, signal)) {
+      if (e.type === 'log') {
+        printedLogs++;
+        out.result(`${tag} │ ${e.data.line}`, { event: 'log', id: call.id, tool: call.tool, line: e.data.line });
+      } else if (e.type === 'progress') {
+        out.result(`${tag} ${Math.round(e.data.fraction * 100)}%${e.data.message ? ` ${e.data.message}` : ''}`, { event: 'progress', id: call.id, ...e.data });
+      } else if (FINISHED.has(e.data.status) && e.data.id) {
+        final = e.data as CallView;
+        break;
+      }
+    }
+  } catch {
+    // no events route (an older planner): the call is shown when it ends, from its record
+  }
+  if (signal.aborted) return;
+  while (!final) {
+    const record = await api.getCall(call.id).catch(() => undefined);
+    if (record && FINISHED.has(record.status)) final = record;
+    else await new Promise((r) => setTimeout(r, LOG_POLL_MS));
+    if (signal.aborted) return;
+  }
+  const lines = [
+    ...(final.logs ?? []).slice(printedLogs).map((l) => `${tag} │ ${l}`),
+    `${tag} ${final.status}${final.timings?.runMs == null ? '' : ` in ${Math.round(final.timings.runMs)} ms`}`,
+    ...(final.error ? [`${tag} ✗ ${final.error.code}: ${final.error.message}`] : []),
+  ];
+  out.result(lines.join('\n'), { event: 'call', ...final });
 }
