@@ -83,11 +83,38 @@ export function operationIdOf(route: Pick<ApiRoute, 'method' | 'path' | 'operati
 
 type JsonSchema = Record<string, unknown>;
 
-function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+/** Schemas named in the document (`components/schemas`), so generated clients get a type per name. */
+const namedSchemas = z.registry<{ id: string }>();
+
+/**
+ * Gives `schema` a name in the API document: it appears once under `components/schemas/<id>` and is
+ * referenced wherever a route uses it. Returns the schema, for use in place.
+ */
+export function apiSchema<T extends z.ZodType>(id: string, schema: T): T {
+  if (!namedSchemas.has(schema)) namedSchemas.add(schema, { id });
+  return schema;
+}
+
+/** The named schemas of one document, filled as routes are converted. */
+type Components = Map<string, JsonSchema>;
+
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output', components: Components): JsonSchema {
   // Refinements and transforms stay out of the document; what a value must look like on the wire
   // (the input side for requests, the output side for responses) is what it describes.
-  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as JsonSchema;
-  return rest;
+  const converted = z.toJSONSchema(schema, { io, unrepresentable: 'any', metadata: namedSchemas }) as JsonSchema;
+  const { $schema: _drop, $defs, ...rest } = converted as JsonSchema & { $defs?: Record<string, JsonSchema> };
+  // A named schema may read differently as a request (defaults optional) than as a response: the
+  // side converted second gets a suffixed name when the two differ.
+  const names = new Map<string, string>();
+  const rewrite = (value: JsonSchema): JsonSchema =>
+    JSON.parse(JSON.stringify(value).replace(/"#\/\$defs\/([^"]+)"/g, (_m, id: string) => JSON.stringify(`#/components/schemas/${names.get(id) ?? id}`))) as JsonSchema;
+  for (const [id, def] of Object.entries($defs ?? {})) {
+    const taken = components.get(id);
+    const same = !taken || JSON.stringify(taken) === JSON.stringify(rewrite(def));
+    names.set(id, same ? id : `${id}${io === 'input' ? 'Input' : 'Output'}`);
+  }
+  for (const [id, def] of Object.entries($defs ?? {})) components.set(names.get(id)!, rewrite(def));
+  return rewrite(rest);
 }
 
 /** Codes every operation with these traits may answer, besides its own. */
@@ -147,22 +174,22 @@ function errorResponses(route: ApiRoute): Record<string, unknown> {
   return out;
 }
 
-function parameters(route: ApiRoute): unknown[] {
+function parameters(route: ApiRoute, components: Components): unknown[] {
   const out: unknown[] = [];
   const pathNames = [...route.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => m[1]!);
   for (const name of pathNames) {
     const field = route.params?.shape[name] as z.ZodType | undefined;
     const example = route.example.params?.[name];
-    out.push({ name, in: 'path', required: true, schema: field ? jsonSchema(field, 'input') : { type: 'string' }, ...(example !== undefined ? { example } : {}) });
+    out.push({ name, in: 'path', required: true, schema: field ? jsonSchema(field, 'input', components) : { type: 'string' }, ...(example !== undefined ? { example } : {}) });
   }
   for (const [name, field] of Object.entries(route.query?.shape ?? {})) {
     const schema = field as z.ZodType;
-    out.push({ name, in: 'query', required: !schema.safeParse(undefined).success, schema: jsonSchema(schema, 'input') });
+    out.push({ name, in: 'query', required: !schema.safeParse(undefined).success, schema: jsonSchema(schema, 'input', components) });
   }
   return out;
 }
 
-function successResponses(route: ApiRoute): Record<string, unknown> {
+function successResponses(route: ApiRoute, components: Components): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const statuses = Object.keys(route.responses).map(Number).sort();
   for (const status of statuses) {
@@ -177,7 +204,7 @@ function successResponses(route: ApiRoute): Record<string, unknown> {
       description: r.description,
       content: {
         [type]: {
-          schema: r.schema ? jsonSchema(r.schema, 'output') : { type: 'string' },
+          schema: r.schema ? jsonSchema(r.schema, 'output', components) : { type: 'string' },
           ...(first && route.example.response !== undefined ? { example: route.example.response } : {}),
         },
       },
@@ -197,6 +224,7 @@ function authText(auth: ApiAuth): string {
 export function openApiDocument(routes: readonly ApiRoute[], info: { version: string }): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   const tags = new Set<string>();
+  const components: Components = new Map();
   for (const route of routes) {
     tags.add(route.tag);
     const path = openApiPath(route.path);
@@ -208,20 +236,20 @@ export function openApiDocument(routes: readonly ApiRoute[], info: { version: st
       security: route.auth === 'public' ? [] : [{ bearer: [] }],
       'x-toolplane-auth': route.auth,
     };
-    const params = parameters(route);
+    const params = parameters(route, components);
     if (params.length > 0) operation.parameters = params;
     if (route.body) {
       operation.requestBody = {
         required: true,
         content: {
           'application/json': {
-            schema: jsonSchema(route.body, 'input'),
+            schema: jsonSchema(route.body, 'input', components),
             ...(route.example.request !== undefined ? { example: route.example.request } : {}),
           },
         },
       };
     }
-    operation.responses = { ...successResponses(route), ...errorResponses(route) };
+    operation.responses = { ...successResponses(route, components), ...errorResponses(route) };
     (paths[path] ??= {})[route.method] = operation;
   }
   return {
@@ -240,6 +268,7 @@ export function openApiDocument(routes: readonly ApiRoute[], info: { version: st
     tags: [...tags].sort().map((name) => ({ name, description: `${name} operations` })),
     paths,
     components: {
+      schemas: Object.fromEntries([...components].sort(([a], [b]) => a.localeCompare(b))),
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an API key: `Authorization: Bearer tp_…`' } },
     },
   };

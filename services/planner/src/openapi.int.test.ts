@@ -163,7 +163,9 @@ describe('the OpenAPI document', () => {
     }
     expect([...RequestErrorCode.options].filter((c) => !seen.has(c))).toEqual([]);
     // The call body's new options are documented from the schema itself.
-    const callBody = doc.paths['/v1/calls'].post.requestBody.content['application/json'].schema;
+    const ref: string = doc.paths['/v1/calls'].post.requestBody.content['application/json'].schema.$ref;
+    expect(ref).toBe('#/components/schemas/CallRequest');
+    const callBody = doc.components.schemas.CallRequest;
     expect(callBody.properties.version).toMatchObject({ type: 'integer', minimum: 1 });
     expect(callBody.properties.callbackUrl).toMatchObject({ type: 'string', maxLength: 2048 });
     expect(doc.paths['/v1/calls'].post.responses['404'].content['application/json'].schema.properties.error.properties.code.enum).toEqual(['TOOL_NOT_FOUND']);

@@ -13,7 +13,7 @@ import {
   isFinished,
   type Principal,
 } from '@toolplane/core';
-import type { ApiRoute } from './api-spec.js';
+import { apiSchema, type ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import { waitForCallDone } from './call-wait.js';
 import type { PlannerDeps } from './deps.js';
@@ -246,8 +246,8 @@ function waitForCall(
 }
 
 /** `{"id","status":"queued"}`: a call accepted and not finished yet. */
-const CallAccepted = z.object({ id: z.string(), status: z.enum(['queued', 'awaiting_approval', 'running']) });
-const CallPage = z.object({ calls: z.array(CallRecord), nextCursor: z.string().optional() });
+const CallAccepted = apiSchema('CallAccepted', z.object({ id: z.string(), status: z.enum(['queued', 'awaiting_approval', 'running']) }));
+const CallPage = apiSchema('CallPage', z.object({ calls: z.array(apiSchema('CallRecord', CallRecord)), nextCursor: z.string().optional() }));
 const CallIdParams = z.object({ id: z.string().regex(CALL_ID_PATTERN) });
 const TenantParams = z.object({ tenant: TenantName });
 const Retention = z.object({ tenant: z.string(), retentionDays: z.number().int() });
@@ -278,7 +278,7 @@ export const callsApi: ApiRoute[] = [
     description:
       'Validates the arguments against the tool\'s schema (of the pinned `version`, or the current one) and queues the call. ' +
       'With `wait` (true, or ms up to 300000) the request is held until the call finishes. The same `idempotencyKey` gives the same call.',
-    body: CallRequest,
+    body: apiSchema('CallRequest', CallRequest),
     responses: {
       202: { description: 'queued (or still running when `wait` ran out)', schema: z.union([CallAccepted, CallRecord]) },
       200: { description: 'finished within `wait`', schema: CallRecord },

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { RequestError, Scope, TenantName } from '@toolplane/core';
 import { z } from 'zod';
-import type { ApiRoute } from './api-spec.js';
+import { apiSchema, type ApiRoute } from './api-spec.js';
 import { requireScope } from './auth.js';
 import type { PlannerDeps } from './deps.js';
 import { zodIssues } from './http-util.js';
@@ -37,7 +37,7 @@ export function keysRouter(deps: PlannerDeps): Router {
   return v1;
 }
 
-const KeyRecord = z.looseObject({ id: z.string(), name: z.string(), tenant: z.string(), scopes: z.array(Scope), createdAt: z.string() });
+const KeyRecord = apiSchema('ApiKey', z.looseObject({ id: z.string(), name: z.string(), tenant: z.string(), scopes: z.array(Scope), createdAt: z.string() }));
 const EXAMPLE_KEY = { id: 'k1a2b3', name: 'ci', tenant: 'acme', scopes: ['tools:read', 'calls:write'], createdAt: '2026-11-30T12:00:00.000Z' };
 
 /** The routes of {@link keysRouter}, for the API document. */

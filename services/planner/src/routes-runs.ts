@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { CALL_ID_PATTERN, RequestError, canSee, type Principal } from '@toolplane/core';
 import { EVENT_ID_PATTERN, RunRequest, toRunView, type RunView, type StoredRunEvent } from '@toolplane/agent';
-import type { ApiRoute } from './api-spec.js';
+import { apiSchema, type ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps, RunsDeps } from './deps.js';
 import { zodIssues } from './http-util.js';
@@ -107,16 +107,19 @@ export function runsRouter(deps: PlannerDeps): Router {
 
 const RunParams = z.object({ id: z.string().regex(CALL_ID_PATTERN) });
 /** A run as the API shows it ({@link RunView}); loose, as fields are added over time. */
-const RunViewSchema = z.looseObject({
-  id: z.string(),
-  status: z.enum(['running', 'waiting_approval', 'succeeded', 'budget_exceeded', 'failed']),
-  input: z.string(),
-  model: z.string(),
-  steps: z.array(z.unknown()),
-  finalAnswer: z.string().optional(),
-  usage: z.looseObject({ promptTokens: z.number(), completionTokens: z.number(), totalTokens: z.number() }),
-  createdAt: z.string(),
-});
+const RunViewSchema = apiSchema(
+  'Run',
+  z.looseObject({
+    id: z.string(),
+    status: z.enum(['running', 'waiting_approval', 'succeeded', 'budget_exceeded', 'failed']),
+    input: z.string(),
+    model: z.string(),
+    steps: z.array(z.unknown()),
+    finalAnswer: z.string().optional(),
+    usage: z.looseObject({ promptTokens: z.number(), completionTokens: z.number(), totalTokens: z.number() }),
+    createdAt: z.string(),
+  }),
+);
 const EXAMPLE_RUN = {
   id: '01m8q2x7z3k4v5w6y7a8b9c0d2',
   status: 'succeeded',
@@ -137,7 +140,7 @@ export const runsApi: ApiRoute[] = [
     auth: 'runs:write',
     summary: 'Start an agent run',
     description: 'The model calls your tenant\'s tools through the same path as `POST /v1/calls`. `mode: "plan"` submits whole plans.',
-    body: RunRequest,
+    body: apiSchema('RunRequest', RunRequest),
     responses: { 201: { description: 'started', schema: z.object({ id: z.string(), status: z.string() }) } },
     errors: ['UNAVAILABLE'],
     example: { request: { input: 'What is 2 + 3?', tools: ['add'] }, response: { id: EXAMPLE_RUN.id, status: 'running' } },

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { MAX_TOOL_CODE_BYTES, RequestError, ToolName, ToolSpec, canSee } from '@toolplane/core';
-import type { ApiRoute } from './api-spec.js';
+import { apiSchema, type ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps } from './deps.js';
 import { parseToolName, toolNotFound, zodIssues } from './http-util.js';
@@ -143,15 +143,18 @@ function percentile(sorted: number[], q: number): number | null {
 
 const ToolParams = z.object({ name: ToolName });
 /** A tool as the API shows it ({@link toolView}); loose, as fields are added over time. */
-const ToolView = z.looseObject({
-  name: z.string(),
-  version: z.number().int(),
-  description: z.string(),
-  parameters: z.record(z.string(), z.unknown()),
-  code: z.string(),
-  enabled: z.boolean(),
-  createdAt: z.string(),
-});
+const ToolView = apiSchema(
+  'Tool',
+  z.looseObject({
+    name: z.string(),
+    version: z.number().int(),
+    description: z.string(),
+    parameters: z.record(z.string(), z.unknown()),
+    code: z.string(),
+    enabled: z.boolean(),
+    createdAt: z.string(),
+  }),
+);
 const ToolsQuery = z.object({
   format: z.enum(['openai', 'mcp']).optional().describe('`openai`: function-calling tools; `mcp`: MCP tool objects'),
   available: z.enum(['true', 'false']).optional().describe('only tools a model can call now'),
@@ -179,7 +182,7 @@ export const toolsApi: ApiRoute[] = [
     summary: 'Register or replace a tool',
     description: 'The code is checked in a throwaway isolate. Every replace makes a new version.',
     params: ToolParams,
-    body: ToolSpec,
+    body: apiSchema('ToolSpec', ToolSpec),
     responses: { 201: { description: 'registered', schema: ToolView }, 200: { description: 'replaced: a new version', schema: ToolView } },
     errors: ['INVALID_TOOL', 'FORBIDDEN'],
     example: { request: EXAMPLE_TOOL_BODY, response: EXAMPLE_TOOL, status: 201 },

@@ -14,7 +14,7 @@ import {
 } from '@toolplane/core';
 import { UpstreamConnectError, listUpstreamTools, type McpTool } from '@toolplane/mcp';
 import { UpstreamSecretError, resolveUpstreamHeaders } from '@toolplane/queue';
-import type { ApiRoute } from './api-spec.js';
+import { apiSchema, type ApiRoute } from './api-spec.js';
 import type { PlannerDeps } from './deps.js';
 import { zodIssues } from './http-util.js';
 import { principalOf, requireScope } from './auth.js';
@@ -207,7 +207,7 @@ function upstreamView(upstream: Upstream, tools: string[], skipped?: Skipped[]) 
 
 const UpstreamParams = z.object({ name: UpstreamName });
 /** An upstream as the API shows it: header names and their sources, never their values. */
-const UpstreamView = z.looseObject({ name: z.string(), url: z.string(), tools: z.array(z.string()) });
+const UpstreamView = apiSchema('Upstream', z.looseObject({ name: z.string(), url: z.string(), tools: z.array(z.string()) }));
 const EXAMPLE_UPSTREAM = { name: 'github', url: 'https://mcp.example.com/mcp', headers: { authorization: { kind: 'secret', secret: 'GITHUB_TOKEN' } }, tools: ['github.search'] };
 
 /** The routes of {@link upstreamsRouter}, for the API document. */
@@ -219,7 +219,7 @@ export const upstreamsApi: ApiRoute[] = [
     auth: 'admin',
     summary: 'Register an MCP server whose tools become `name.tool`',
     params: UpstreamParams,
-    body: UpstreamSpec,
+    body: apiSchema('UpstreamSpec', UpstreamSpec),
     responses: { 201: { description: 'registered, with its tools', schema: UpstreamView }, 200: { description: 'replaced', schema: UpstreamView } },
     errors: ['UPSTREAM_ERROR'],
     example: { request: { url: 'https://mcp.example.com/mcp', headers: { authorization: 'secret:GITHUB_TOKEN' } }, response: EXAMPLE_UPSTREAM, status: 201 },
