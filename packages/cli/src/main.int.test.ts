@@ -43,6 +43,9 @@ test('usage errors exit 2 with a stable code and the way out', async () => {
   expect(badWait).toMatchObject({ code: 2, stderr: expect.stringContaining("error USAGE: --wait takes a positive whole number, got 'soon'") });
   expect(notEmpty).toMatchObject({ code: 2, stderr: expect.stringContaining('is not empty: pick a new directory, or pass --force') });
   expect(help).toMatchObject({ code: 0, stdout: expect.stringContaining('rollback NAME --to N') });
+  const asJson = await tp('call', 'add', 'oops', '--json');
+  expect(asJson.code).toBe(2);
+  expect(JSON.parse(asJson.stderr)).toEqual({ error: { code: 'INVALID_ARGUMENTS', message: expect.stringContaining("'oops' is not key=value") } });
 });
 
 test('building outside a project says how to make one', async () => {

@@ -106,7 +106,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
     return 0;
   } catch (err: unknown) {
     const { code, message, exitCode } = explain(err);
-    out.error(`error ${code}: ${message}`);
+    // Scripts read `--json` failures as the API shapes them.
+    out.error(out.json ? JSON.stringify({ error: { code, message } }) : `error ${code}: ${message}`);
     return exitCode;
   } finally {
     if (loaded) await (await building()).closeLocalSandbox();
