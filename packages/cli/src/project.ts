@@ -9,6 +9,11 @@ export const TOOLS_DIR = 'tools';
 const TOOL_FILE = /^[^_.][^/]*\.(ts|mts|js|mjs)$/;
 const NOT_A_TOOL = /\.(test|spec)\.[mc]?[jt]s$|\.d\.[mc]?ts$/;
 
+/** Whether a file name directly in tools/ is a tool (not a test, a declaration or a `_helper.ts`). */
+export function isToolFile(name: string): boolean {
+  return TOOL_FILE.test(name) && !NOT_A_TOOL.test(name);
+}
+
 /** The tool files of a project (`tools/*.ts`, not tests, not `_helpers.ts`), sorted. */
 export function toolFiles(root: string): string[] {
   const dir = join(root, TOOLS_DIR);
@@ -16,7 +21,7 @@ export function toolFiles(root: string): string[] {
     throw new BundleError(TOOLS_DIR, `no ${TOOLS_DIR}/ directory in ${root}: run this in a project made by \`toolplane init\`, or pass --cwd`);
   }
   return readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isFile() && TOOL_FILE.test(e.name) && !NOT_A_TOOL.test(e.name))
+    .filter((e) => e.isFile() && isToolFile(e.name))
     .map((e) => `${TOOLS_DIR}/${e.name}`)
     .sort();
 }
@@ -29,13 +34,13 @@ export async function buildTool(root: string, file: string): Promise<BuiltTool> 
 export type BuildReport = { built: BuiltTool[]; failures: BundleError[] };
 
 /**
- * Builds every tool of the project. A file that fails is reported and left out; two files naming
+ * Builds every tool of the project (or those in `only`). A file that fails is reported and left out; two files naming
  * the same tool both fail, since neither can be told apart from the other on the planner.
  */
-export async function buildProject(root: string, onBuilt?: (tool: BuiltTool) => void): Promise<BuildReport> {
+export async function buildProject(root: string, onBuilt?: (tool: BuiltTool) => void, only?: ReadonlySet<string>): Promise<BuildReport> {
   const built: BuiltTool[] = [];
   const failures: BundleError[] = [];
-  for (const file of toolFiles(root)) {
+  for (const file of toolFiles(root).filter((f) => !only || only.has(f))) {
     try {
       const tool = await buildTool(root, file);
       built.push(tool);

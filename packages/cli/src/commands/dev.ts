@@ -2,7 +2,8 @@ import { watch } from 'node:fs';
 import { join } from 'node:path';
 import type { CallView, PlannerApi } from '../api.js';
 import type { Output } from '../output.js';
-import { buildProject, TOOLS_DIR } from '../project.js';
+import { BundleError } from '../bundle.js';
+import { buildProject, isToolFile, TOOLS_DIR } from '../project.js';
 import { deployedLine, registerChanged } from './deploy.js';
 
 /** Saves come in bursts (editors write a file in several steps). */
@@ -11,8 +12,8 @@ const DEBOUNCE_MS = 80;
 const LOG_POLL_MS = 500;
 
 /**
- * `toolplane dev`: registers the project's tools, then rebuilds on every save under tools/ and
- * registers what changed. A file that fails to build is reported and its tool keeps its last good
+ * `toolplane dev`: registers the project's tools, then rebuilds on every save under tools/ (the
+ * saved tool alone, or every tool when a helper changed) and registers what changed. A file that fails to build is reported and its tool keeps its last good
  * version. Each finished call of the project's tools is printed with its logs. Runs until `signal`.
  */
 export async function dev(root: string, api: PlannerApi, out: Output, signal: AbortSignal): Promise<void> {
@@ -20,12 +21,19 @@ export async function dev(root: string, api: PlannerApi, out: Output, signal: Ab
   /** Tool name per file, from the last good build: names the version a broken file keeps. */
   const lastGood = new Map<string, { name: string; version: number }>();
   let running: Promise<void> | undefined;
-  let again = false;
+  /** What changed since the last build: tool files, or 'all' when a helper (or anything else) did. */
+  let pending: Set<string> | 'all' | undefined;
 
-  const sync = async (reason: string) => {
+  const sync = async (reason: string, scope: Set<string> | 'all') => {
     const t0 = performance.now();
     try {
-      const { built, failures } = await buildProject(root);
+      const { built: candidates, failures } = await buildProject(root, undefined, scope === 'all' ? undefined : scope);
+      // A rebuilt file may take a name another file already has.
+      const built = candidates.filter((t) => {
+        const other = [...lastGood].find(([file, g]) => file !== t.file && g.name === t.name);
+        if (other) failures.push(new BundleError(t.file, `${t.file}: the tool name '${t.name}' is also used by ${other[0]}`));
+        return !other;
+      });
       for (const f of failures) {
         const kept = lastGood.get(f.file);
         out.error(`✗ ${f.message}\n  ${kept ? `${kept.name}@${kept.version} stays current` : 'not registered'}; fix it and save again`);
@@ -40,26 +48,33 @@ export async function dev(root: string, api: PlannerApi, out: Output, signal: Ab
     }
   };
   const schedule = (reason: string) => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = sync(reason).finally(() => {
+    if (running || !pending) return;
+    const scope = pending;
+    pending = undefined;
+    running = sync(reason, scope).finally(() => {
       running = undefined;
-      if (again && !signal.aborted) {
-        again = false;
-        schedule('change');
-      }
+      if (!signal.aborted) schedule('change');
     });
+  };
+  const changed = (name: string | null) => {
+    if (name && /\.(test|spec)\.[mc]?[jt]s$/.test(name)) return false; // tests are in no bundle
+    // Only a tool file directly in tools/ changes only itself; a helper may change any tool.
+    const file = name && !/[\\/]/.test(name) && isToolFile(name) ? `${TOOLS_DIR}/${name}` : undefined;
+    if (!file) pending = 'all';
+    else if (pending === undefined) pending = new Set([file]);
+    else if (pending !== 'all') pending.add(file);
+    return true;
   };
 
   // Watching starts before the first build, so a save made while it runs is not missed.
   let timer: NodeJS.Timeout | undefined;
-  const watcher = watch(join(root, TOOLS_DIR), { recursive: true }, () => {
+  const watcher = watch(join(root, TOOLS_DIR), { recursive: true }, (_event, name) => {
+    if (!changed(name)) return;
     clearTimeout(timer);
     timer = setTimeout(() => schedule('change'), DEBOUNCE_MS);
   });
   out.progress(`watching ${join(root, TOOLS_DIR)} → ${api.url} (Ctrl-C stops)`);
+  pending = 'all';
   schedule('start');
 
   const seen = new Set<string>();
