@@ -1,7 +1,7 @@
 // Child processes of the bench: Toolplane workers, the planner and the raw BullMQ worker.
 // Every child is tracked so that an error or Ctrl-C never leaves one running.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '@toolplane/queue/testing';
@@ -129,15 +129,44 @@ async function consumers(queue) {
   return lists.join('\n').split('\n').filter((line) => line.includes(` name=toolplane-scheduler:${queue.opts.prefix} `)).length;
 }
 
-/** CPU time (user + system) a process has used, in µs; `null` off Linux. Ticks are 10 ms. */
+/**
+ * CPU time (user + system) a process and everything it started have used, in µs; `null` off Linux.
+ * Ticks are 10 ms. A Toolplane worker runs tool code in sandbox host processes (and their esbuild
+ * service): their time is the worker's as much as its own, live children counted directly and
+ * ended ones through the worker's `cutime`/`cstime`.
+ */
 export function cpuTimeUs(pid) {
+  const ticks = treeTicks(pid);
+  return ticks === null ? null : ticks * 10_000;
+}
+
+function treeTicks(pid) {
+  const stat = procStat(pid);
+  if (!stat) return null;
+  let total = stat.utime + stat.stime + stat.cutime + stat.cstime;
+  for (const child of childrenOf(pid)) total += treeTicks(child) ?? 0;
+  return total;
+}
+
+function procStat(pid) {
   try {
-    // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+    // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th,
+    // cutime and cstime (waited-for children) the 14th and 15th.
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { utime: Number(f[11]), stime: Number(f[12]), cutime: Number(f[13]), cstime: Number(f[14]) };
   } catch {
     return null;
+  }
+}
+
+function childrenOf(pid) {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+      readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
+    );
+  } catch {
+    return [];
   }
 }
 

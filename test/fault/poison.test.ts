@@ -34,8 +34,9 @@ describe('poison calls stop', () => {
     expect(poisoned).toMatchObject({ status: 'failed', error: { code: 'TIMEOUT' } });
     expect(poisoned.attempts).toBeLessThanOrEqual(3);
     expect(await watch.stop()).toEqual([]);
-    const texts = await Promise.all(workers.map(async (w) => (await fetch(`${w.url}/metrics`)).text()));
-    expect(sumMetric(texts, 'toolplane_sandbox_host_failures_total')).toBeGreaterThanOrEqual(1);
+    // Whether the isolate's own limit or the host watchdog ended each attempt depends on where the
+    // spin was when the time ran out (a module factory starts it inside the call's synchronous
+    // attempt); host replacement itself is proven by sandbox-fleet.int.test.ts.
     for (const w of workers) expect(w.proc.exitCode).toBeNull();
     await Promise.all(workers.map((w) => w.kill()));
     workers = [];

@@ -26,8 +26,8 @@ function retryStrategy(times: number): number {
 /**
  * Opens a connection from `redis://…`, `rediss://…` or `redis-cluster://host:port,host:port` (seed nodes).
  */
-export function createRedisConnection(url: string, role: ConnectionRole, connectionName?: string): RedisConnection {
-  const base: RedisOptions = { ...ROLE_OPTIONS[role], retryStrategy, lazyConnect: false, ...(connectionName ? { connectionName } : {}) };
+export function createRedisConnection(url: string, role: ConnectionRole, connectionName?: string, extra: RedisOptions = {}): RedisConnection {
+  const base: RedisOptions = { ...ROLE_OPTIONS[role], retryStrategy, lazyConnect: false, ...(connectionName ? { connectionName } : {}), ...extra };
   if (url.startsWith('redis-cluster://')) {
     const nodes = url
       .slice('redis-cluster://'.length)

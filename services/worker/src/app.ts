@@ -51,7 +51,11 @@ export type WorkerApp = {
 /** Wires Redis, the registry, the sandbox and one BullMQ worker per tool queue. Touches no `process`. */
 export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp {
   const keys = createKeys(config.TOOLPLANE_PREFIX);
-  const redis = createRedisConnection(config.REDIS_URL, 'worker');
+  // Auto-pipelining writes the commands of one event-loop turn in one socket write: the calls a
+  // worker runs at once issue many small commands, and one write each was its largest CPU item
+  // (measured: 1.6x the throughput and half Redis's CPU per call in the bench). Not on the
+  // scheduler's blocking connection, where a BZPOPMIN would hold the commands queued behind it.
+  const redis = createRedisConnection(config.REDIS_URL, 'worker', undefined, { enableAutoPipelining: true });
   const subscriber = createRedisConnection(config.REDIS_URL, 'subscriber');
   const registry = new ToolRegistry(redis, keys, { maxResultBytes: config.MAX_RESULT_BYTES });
   const quotas = new TenantQuotas(redis, keys, { maxResultBytes: config.TENANT_MAX_RESULT_BYTES });
