@@ -7,6 +7,7 @@
 //   4. Scaling           Toolplane with 1, 2 and 4 worker processes, on one Redis and on a local 3-master cluster
 //   5. Sandbox           packages/sandbox/bench/sandbox-bench.mjs, alone on the machine
 //   6. Planning          bench/planning.mjs: plan mode vs ReAct, wall time and model calls (BENCH_MODEL_LATENCY_MS)
+//   7. Console           bench/console-paint.mjs: first paint and data of the console pages with 10,000 calls in the trail
 // Each figure is the median of BENCH_REPEATS (3) repeats, with min and max.
 //
 // Env: BENCH_SMOKE=1 (tiny run for the test suite), BENCH_REPEATS, BENCH_CALLS, BENCH_LATENCY_CALLS,
@@ -27,6 +28,7 @@ import { summarizeProfile } from './lib/profile.mjs';
 import { scalingCurve, startLocalCluster } from './lib/scaling.mjs';
 import { percentile, round, summarize, summarizeKeys } from './lib/stats.mjs';
 import { planningBench, planningRows } from './planning.mjs';
+import { consolePaintBench } from './console-paint.mjs';
 import { BENCH_TOOL, BENCH_TOOL_SPEC, BULLMQ_JOB_OPTS, bullmqEnqueuer, measureThroughput, toolplaneEnqueuer } from './lib/throughput.mjs';
 
 const SMOKE = process.env.BENCH_SMOKE === '1';
@@ -188,6 +190,10 @@ async function main() {
     log('\n[planning] plan vs react');
     const planning = await planningBench({ smoke: SMOKE, repeats: cfg.repeats, modelLatencyMs: num('BENCH_MODEL_LATENCY_MS', 500), log });
 
+    // 7. Console: first paint and data of its pages with 10,000 calls in the trail (bench/console-paint.mjs).
+    log('\n[console] first paint with 10,000 calls');
+    const consolePaint = await consolePaintBench({ calls: SMOKE ? 200 : 10_000, repeats: SMOKE ? 1 : cfg.repeats, log });
+
     machine.loadavg_1m_at_end = round(loadavg()[0]);
     const tpMedian = throughputDetail.toolplane.calls_per_s.median;
     const bullMedian = throughputDetail.bullmq.calls_per_s.median;
@@ -208,6 +214,7 @@ async function main() {
       },
       scaling: Object.fromEntries(Object.entries(scaling).map(([k, v]) => [k, Object.fromEntries(Object.entries(v.points).map(([w, s]) => [w, s.median]))])),
       planning,
+      console: consolePaint,
       goals: { throughput_ratio: { goal: THROUGHPUT_GOAL, value: ratio, met: ratio >= THROUGHPUT_GOAL } },
       detail: { throughput: throughputDetail, history, latency_ms: latencyDetail, redis_benchmark_ops_per_s: redisDetail, scaling, sandbox, ...(profile ? { profile } : {}) },
     };
@@ -310,6 +317,8 @@ function printTable(r) {
     ['Sandbox', '', ''],
     ['  warm call / cold start', `${r.sandbox.warm_call_us} µs / ${r.sandbox.cold_start_ms} ms`, `node:vm ${r.sandbox.node_vm_call_us} µs, direct ${r.sandbox.direct_call_us} µs`],
     ...planningRows(r.planning),
+    [`Console, ${r.console.calls} calls in the trail (goal < ${r.console.goal_ms} ms)`, '', r.console.met ? 'MET' : 'MISSED'],
+    ...Object.entries(r.console.pages).map(([page, p]) => [`  ${page} page`, `first paint ${p.first_contentful_paint_ms} ms`, `data shown ${p.data_shown_ms} ms`]),
     ['Redis ceiling (redis-benchmark, 50 clients)', rng(d.redis_benchmark_ops_per_s.mean, ' ops/s'), Object.entries(d.redis_benchmark_ops_per_s).filter(([k]) => k !== 'mean').map(([k, v]) => `${k} ${v.median}`).join(', ')],
   ];
   for (const [name, curve] of Object.entries(d.scaling)) {
