@@ -132,10 +132,11 @@ describe('plan-mode runs end to end', () => {
     expect(s3.concurrentWith ?? []).toEqual([]);
     expect(s3.startedAt).toBeGreaterThanOrEqual(Math.max(s1.finishedAt, s2.finishedAt) - 5);
     for (const s of plan.steps) expect(s.finishedAt - s.startedAt).toBeGreaterThanOrEqual(LATENCY_MS - 5);
-    // About two tool latencies, never three (which running the steps one after another would take).
-    const planMs = plan.finishedAt - plan.startedAt;
-    expect(planMs).toBeGreaterThanOrEqual(2 * LATENCY_MS);
-    expect(planMs).toBeLessThan(3 * LATENCY_MS);
+    // s1 and s2 really ran at once (their intervals intersect), so the plan took about two tool
+    // latencies, not three. Checked on the steps' own times: a wall-clock bound on the whole plan
+    // failed on a loaded machine (908 ms against 900) while the steps still overlapped.
+    expect(Math.max(s1.startedAt, s2.startedAt)).toBeLessThan(Math.min(s1.finishedAt, s2.finishedAt));
+    expect(plan.finishedAt - plan.startedAt).toBeGreaterThanOrEqual(2 * LATENCY_MS);
 
     // The model was offered submit_plan only, listing just the tools it can call now.
     const first = llm.requests('plan-fan')[0]!;
