@@ -83,7 +83,7 @@ describe('CallScheduler', () => {
     const done = new Set<string>();
     const { queues, scheduler, put, stop } = await setup(async (job) => {
       done.add(job.id!);
-      return { result: job.data.tool };
+      return { result: job.data.tool, logs: [] };
     }, 20, own.url);
     try {
       const tools = await Promise.all(Array.from({ length: 300 }, (_, i) => put(`t${i}`)));
@@ -109,7 +109,7 @@ describe('CallScheduler', () => {
       await sleep(5);
       running--;
       finished++;
-      return { result: null };
+      return { result: null, logs: [] };
     }, 7);
     try {
       const tools = await Promise.all(Array.from({ length: 50 }, (_, i) => put(`busy${i}`)));
@@ -127,7 +127,7 @@ describe('CallScheduler', () => {
     const { queues, scheduler, put, stop } = await setup(async (job) => {
       started.push({ tool: job.data.tool, at: performance.now() });
       await sleep(job.data.tool === 'slow' ? 20 : 0);
-      return { result: null };
+      return { result: null, logs: [] };
     }, 4);
     try {
       const [slow, quick] = await Promise.all([put('slow'), put('quick')]);
@@ -156,7 +156,7 @@ describe('CallScheduler', () => {
         await job.moveToDelayed(Date.now() + 300, token);
         throw new DelayedError();
       }
-      return { result: n };
+      return { result: n, logs: [] };
     }, 4);
     try {
       const tool = await put('later');
@@ -176,7 +176,7 @@ describe('CallScheduler', () => {
     const idleRate = async (n: number) => {
       const own = await startRedisServer();
       const probe = createRedisConnection(own.url, 'worker');
-      const { scheduler, put, stop } = await setup(async () => ({ result: null }), 4, own.url);
+      const { scheduler, put, stop } = await setup(async () => ({ result: null, logs: [] }), 4, own.url);
       try {
         await Promise.all(Array.from({ length: n }, (_, i) => put(`idle${i}`)));
         scheduler.start();

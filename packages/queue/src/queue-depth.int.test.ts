@@ -46,7 +46,7 @@ test('counts every state as BullMQ getJobCounts does, for many tools in one call
   ]);
   // The worker may take one more job before it closes; either way every job is counted once.
   expect(expected).toMatchObject({ delayed: 1, failed: 1, active: 0 });
-  expect(expected.waiting + expected.prioritized + expected.completed).toBe(3);
+  expect(expected.waiting! + expected.prioritized! + expected.completed!).toBe(3);
   expect(await readQueueDepths(redis, keys, [])).toEqual([]);
   await queue.obliterate({ force: true });
   await queue.close();

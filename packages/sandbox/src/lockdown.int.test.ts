@@ -59,7 +59,7 @@ function survey(limits: Limits): string {
         fromCalls.add(v);
         // A rejected promise nobody handles would fail the evaluation.
         try {
-          Reflect.apply(then, v, [noop, noop]);
+          void Reflect.apply(then, v, [noop, noop]);
         } catch {
           // not a promise
         }
