@@ -89,6 +89,42 @@ describe('every call has a deadline (schedule-to-close)', () => {
     await api(planner.url, 'POST', `/v1/calls/${patient.id}/cancel`);
   });
 
+  test('a call awaiting approval past its deadlineMs ends DEADLINE_EXCEEDED without running; approving it then is a CONFLICT', async () => {
+    expect((await api(planner.url, 'PUT', '/v1/tools/gated', { ...ADD_TOOL, requiresApproval: true })).status).toBe(201);
+    const t0 = Date.now();
+    const pending = await post(planner.url, { tool: 'gated', arguments: { a: 1, b: 2 }, deadlineMs: 1_000 });
+    expect(await status(pending.id)).toBe('awaiting_approval');
+    const record = await eventually(async () => {
+      const r = (await api(planner.url, 'GET', `/v1/calls/${pending.id}`)).body;
+      return r.status === 'failed' ? r : undefined;
+    }, 10_000, 50);
+    expect(record).toMatchObject({ status: 'failed', error: { code: 'DEADLINE_EXCEEDED' } });
+    expect(record.result).toBeUndefined();
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_000);
+    expect((await api(planner.url, 'POST', `/v1/calls/${pending.id}/approve`, {})).status).toBe(409);
+    // One without a deadline of its own keeps waiting for its approval.
+    const patient = await post(planner.url, { tool: 'gated', arguments: { a: 1, b: 2 } });
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await status(patient.id)).toBe('awaiting_approval');
+    expect((await api(planner.url, 'POST', `/v1/calls/${patient.id}/approve`, {})).status).toBe(200);
+  });
+
+  test('a retried call gets its deadline span again, counted from the retry', async () => {
+    const flaky = { ...ADD_TOOL, code: 'export default () => { throw new Error("not yet") }', retries: { attempts: 1 } };
+    expect((await api(planner.url, 'PUT', '/v1/tools/flaky', flaky)).status).toBe(201);
+    const first = await post(planner.url, { tool: 'flaky', arguments: { a: 1, b: 2 }, deadlineMs: 1_000, wait: 5_000 });
+    expect(first).toMatchObject({ status: 'failed', error: { code: 'TOOL_ERROR' } });
+    // Retried past the first run's deadline: it runs again (and fails the same way) instead of
+    // ending DEADLINE_EXCEEDED without running.
+    await new Promise((r) => setTimeout(r, 1_200));
+    expect((await api(planner.url, 'POST', `/v1/calls/${first.id}/retry`, {})).status).toBe(202);
+    const again = await eventually(async () => {
+      const r = (await api(planner.url, 'GET', `/v1/calls/${first.id}`)).body;
+      return r.status === 'failed' || r.status === 'succeeded' ? r : undefined;
+    }, 10_000, 50);
+    expect(again.error?.code).toBe('TOOL_ERROR');
+  });
+
   test('deadlineMs must be a positive integer of at most 7 days', async () => {
     for (const deadlineMs of [0, -5, 1.5, '1000', 7 * 86_400_000 + 1, null]) {
       const r = await api(planner.url, 'POST', '/v1/calls', { tool: 'down', arguments: {}, deadlineMs });

@@ -219,7 +219,7 @@ export class ToolQueues {
       // Marked for the first request only: a later duplicate must not put an approved call back to
       // waiting. The job sits in the delayed set until approval, so marking after adding is safe.
       if (tool.requiresApproval && indexed !== null) {
-        await this.redis.set(this.keys.approvalPending(tool.name, id), call.data.argsHash, 'PX', APPROVAL_HOLD_MS);
+        await this.redis.set(this.keys.approvalPending(tool.name, id), call.data.argsHash, 'PX', call.opts.delay!);
       }
       return { id: job.id ?? id, duplicate: indexed === null };
     } catch (err: unknown) {
@@ -256,7 +256,7 @@ export class ToolQueues {
       await Promise.all(ids.map((id) => this.redis.set(this.keys.callIndex(id), tool.name, 'PX', this.retentionMs)));
       if (tool.requiresApproval) {
         const batch = this.redis.multi();
-        for (const c of calls) batch.set(this.keys.approvalPending(tool.name, c.opts.jobId!), c.data.argsHash, 'PX', APPROVAL_HOLD_MS);
+        for (const c of calls) batch.set(this.keys.approvalPending(tool.name, c.opts.jobId!), c.data.argsHash, 'PX', c.opts.delay!);
         await batch.exec();
       }
       await this.queue(tool.name).addBulk(calls.map((c) => ({ name: 'call', data: c.data, opts: c.opts })));
@@ -295,10 +295,12 @@ export class ToolQueues {
       ...(opts.callbackUrl ? { callbackUrl: opts.callbackUrl } : {}),
     };
     const retentionS = Math.ceil(this.retentionMs / 1000);
-    const delay = tool.requiresApproval ? APPROVAL_HOLD_MS : opts.delayMs;
     // Counted from when the call is due: a call scheduled for later is not late while it waits for its time.
     const deadlineMs = opts.deadlineMs ?? tool.deadlineMs ?? (tool.requiresApproval ? undefined : this.defaultDeadlineMs);
     if (deadlineMs) data.deadlineAt = now + (tool.requiresApproval ? 0 : (opts.delayMs ?? 0)) + deadlineMs;
+    // A call awaiting approval waits at most until its deadline: then it comes off the delayed set by
+    // itself and the worker that takes it ends it DEADLINE_EXCEEDED (its approval marker lapses with it).
+    const delay = tool.requiresApproval ? Math.min(APPROVAL_HOLD_MS, deadlineMs ?? APPROVAL_HOLD_MS) : opts.delayMs;
     return {
       data,
       opts: {
@@ -362,6 +364,9 @@ export class ToolQueues {
     const pendingKey = this.keys.approvalPending(tool, id);
     const pending = await this.redis.get(pendingKey);
     if (pending === null) throw new RequestError('CONFLICT', 'call is not awaiting approval');
+    // Past its deadline the call has left the delayed set to be ended: too late to approve it.
+    const waiting = await Job.fromId(this.queue(tool), id);
+    if (!waiting || (await waiting.getState()) !== 'delayed') throw new RequestError('CONFLICT', 'call is no longer awaiting approval');
     if (argsHash !== undefined && argsHash !== pending) {
       throw new RequestError('CONFLICT', 'argsHash does not match the arguments of this call');
     }
@@ -370,8 +375,7 @@ export class ToolQueues {
       .set(this.keys.approvalGrant(tool, id), pending, 'PX', this.retentionMs)
       .del(pendingKey)
       .exec();
-    const job = await Job.fromId(this.queue(tool), id);
-    await job?.promote();
+    await waiting.promote();
     await this.wakeups.wake(tool);
     return this.get(id);
   }
@@ -408,6 +412,12 @@ export class ToolQueues {
     // Read before the retry: BullMQ clears the job's times on it.
     const { processedOn, finishedOn } = job;
     try {
+      // A retry runs the call again from now: it gets as long as it had from its creation, instead
+      // of ending DEADLINE_EXCEEDED at once on the deadline its first run already passed.
+      const data = job.data as CallJobData;
+      if (data.deadlineAt !== undefined) {
+        await job.updateData({ ...data, deadlineAt: Date.now() + Math.max(1, data.deadlineAt - data.enqueuedAt) });
+      }
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
       await this.wakeups.wake(tool);
     } catch (err: unknown) {

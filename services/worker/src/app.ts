@@ -87,7 +87,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       try {
         return { url: upstream.url, headers: await resolveUpstreamHeaders(upstream, secrets) };
       } catch (err: unknown) {
-        if (err instanceof UpstreamSecretError) throw new ToolExecError('SANDBOX_ERROR', err.message, { retryable: false });
+        if (err instanceof UpstreamSecretError) throw new ToolExecError('SANDBOX_ERROR', err.message);
         throw err;
       }
     },
@@ -138,7 +138,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
   const countPoisoned = async (data: CallJobData) => {
     metrics.calls.inc({ tool: data.tool, outcome: 'poisoned' });
     const tool = await registry.getVersion(data.tool, data.version).catch(() => undefined);
-    if (tool) await breakers.fire(tool, () => Promise.reject(new ToolExecError('POISONED', 'stalled twice', { retryable: false }))).catch(() => {});
+    if (tool) await breakers.fire(tool, () => Promise.reject(new ToolExecError('POISONED', 'stalled twice'))).catch(() => {});
   };
 
   // Only for metrics: every registered tool's series exist at 0 before its first call. Runnable
