@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RETRYABLE_CODES, toPublicFailure, type PublicFailure } from './failure.js';
 
 /** Codes a request to the API can fail with. Stable: clients switch on them. */
 export const RequestErrorCode = z.enum([
@@ -67,24 +68,43 @@ export class RequestError extends Error {
   }
 }
 
-/** A tool call that ended badly. The error says itself whether another attempt may help. */
+/**
+ * A tool call that ended badly, with its public code. Whether another attempt may help follows from
+ * the code ({@link RETRYABLE_CODES}), never from the throw site.
+ */
 export class ToolExecError extends Error {
   override readonly name: string = 'ToolExecError';
   constructor(
     readonly code: CallErrorCode,
     message: string,
-    readonly opts: { retryable: boolean; cause?: unknown },
+    opts: { cause?: unknown } = {},
   ) {
     super(message, { cause: opts.cause });
   }
 
-  toJSON(): SerializedError {
-    return { code: this.code, message: this.message, retryable: this.opts.retryable };
+  get retryable(): boolean {
+    return RETRYABLE_CODES[this.code];
+  }
+
+  toJSON(): PublicFailure {
+    return toPublicFailure(this);
   }
 }
 
+/** `err` itself when it is a {@link ToolExecError}; otherwise one made by {@link toPublicFailure}, with `err` as its cause. */
+export function toToolExecError(err: unknown): ToolExecError {
+  if (isToolExecError(err)) return err;
+  const { code, message } = toPublicFailure(err);
+  return new ToolExecError(code, message, { cause: err });
+}
+
 export function isToolExecError(err: unknown): err is ToolExecError {
-  return err instanceof ToolExecError;
+  try {
+    return err instanceof ToolExecError;
+  } catch {
+    // A proxy whose prototype trap throws is no ToolExecError.
+    return false;
+  }
 }
 
 export function isRequestError(err: unknown): err is RequestError {

@@ -15,10 +15,13 @@ export {
   RequestError,
   ToolExecError,
   isToolExecError,
+  toToolExecError,
   isRequestError,
   assertNever,
 } from './errors.js';
 export type { ErrorCode } from './errors.js';
+export { RETRYABLE_CODES, MAX_FAILURE_MESSAGE_CHARS, isCallErrorCode, toPublicFailure } from './failure.js';
+export type { PublicFailure } from './failure.js';
 export {
   ToolName,
   ToolLimits,

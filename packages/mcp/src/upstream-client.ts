@@ -100,9 +100,9 @@ type Entry = { fingerprint: string; client: Promise<Client> };
  * again; a call that found its cached client broken reconnects once at once, so an upstream that
  * restarted (and forgot its session) costs no failed attempt.
  *
- * Errors are {@link ToolExecError}s: an MCP tool error (`isError`) and an unreachable upstream are
- * `TOOL_ERROR` and retryable (they count towards the breaker); the upstream refusing the request
- * (unknown tool, bad params) is `TOOL_ERROR` and not retryable; the deadline is `TIMEOUT`.
+ * Errors are {@link ToolExecError}s: an MCP tool error (`isError`), the upstream refusing the request
+ * (unknown tool, bad params) and an unreachable upstream are `TOOL_ERROR`; the deadline is `TIMEOUT`.
+ * Whether they are retried follows from the code (`RETRYABLE_CODES` of `@toolplane/core`).
  */
 export class UpstreamClients {
   private readonly clients = new Map<string, Entry>();
@@ -115,7 +115,7 @@ export class UpstreamClients {
     const deadline = AbortSignal.timeout(opts.timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline;
     const conn = await this.opts.resolve(upstream);
-    if (!conn) throw new ToolExecError('REJECTED', `upstream ${upstream} no longer exists`, { retryable: false });
+    if (!conn) throw new ToolExecError('REJECTED', `upstream ${upstream} no longer exists`);
     let result: CallToolResult;
     try {
       result = await this.callOnce(upstream, conn, tool, args, signal, opts, true);
@@ -123,12 +123,12 @@ export class UpstreamClients {
       throw this.classify(upstream, err, opts);
     }
     if (result.isError) {
-      throw new ToolExecError('TOOL_ERROR', `${upstream}.${tool}: ${contentText(result).slice(0, 2000) || 'tool error'}`, { retryable: true });
+      throw new ToolExecError('TOOL_ERROR', `${upstream}.${tool}: ${contentText(result).slice(0, 2000) || 'tool error'}`);
     }
     const value = resultValue(result);
     const bytes = Buffer.byteLength(JSON.stringify(value) ?? 'null');
     if (bytes > opts.maxResultBytes) {
-      throw new ToolExecError('RESULT_TOO_LARGE', `result is ${bytes} bytes, more than ${opts.maxResultBytes}`, { retryable: false });
+      throw new ToolExecError('RESULT_TOO_LARGE', `result is ${bytes} bytes, more than ${opts.maxResultBytes}`);
     }
     return { value, logs: [], runMs: performance.now() - started };
   }
@@ -187,18 +187,18 @@ export class UpstreamClients {
 
   private classify(upstream: string, err: unknown, opts: UpstreamCallOptions): ToolExecError {
     if (err instanceof ToolExecError) return err;
-    if (opts.signal?.aborted) return new ToolExecError('CANCELLED', 'call was cancelled', { retryable: false, cause: err });
+    if (opts.signal?.aborted) return new ToolExecError('CANCELLED', 'call was cancelled', { cause: err });
     if (isTimeout(err)) {
-      return new ToolExecError('TIMEOUT', `upstream ${upstream} did not answer within ${opts.timeoutMs}ms`, { retryable: true, cause: err });
+      return new ToolExecError('TIMEOUT', `upstream ${upstream} did not answer within ${opts.timeoutMs}ms`, { cause: err });
     }
     if (err instanceof McpError && (err.code === ErrorCode.InvalidParams || err.code === ErrorCode.MethodNotFound)) {
-      // The upstream refuses this request as such (unknown tool, arguments it rejects): retrying won't help.
-      return new ToolExecError('TOOL_ERROR', `upstream ${upstream} refused the call: ${err.message}`, { retryable: false, cause: err });
+      // The upstream refuses this request as such (unknown tool, arguments it rejects).
+      return new ToolExecError('TOOL_ERROR', `upstream ${upstream} refused the call: ${err.message}`, { cause: err });
     }
     if (err instanceof McpError) {
-      return new ToolExecError('TOOL_ERROR', `upstream ${upstream} failed: ${err.message}`, { retryable: true, cause: err });
+      return new ToolExecError('TOOL_ERROR', `upstream ${upstream} failed: ${err.message}`, { cause: err });
     }
-    return new ToolExecError('TOOL_ERROR', `upstream ${upstream} unreachable: ${describe(err)}`, { retryable: true, cause: err });
+    return new ToolExecError('TOOL_ERROR', `upstream ${upstream} unreachable: ${describe(err)}`, { cause: err });
   }
 }
 

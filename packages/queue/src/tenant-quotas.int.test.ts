@@ -87,7 +87,8 @@ describe('stored result bytes per tenant', () => {
     await quotas.storeResult('tenant-a', 'r2', output(400), 60_000);
     const refused = await quotas.storeResult('tenant-a', 'r3', output(400), 60_000).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ToolExecError);
-    expect(refused).toMatchObject({ code: 'QUOTA_EXCEEDED', opts: { retryable: false } });
+    expect(refused).toMatchObject({ code: 'QUOTA_EXCEEDED' });
+    expect((refused as ToolExecError).retryable).toBe(false);
     expect(await quotas.usage('tenant-a')).toEqual({ callsInFlight: 0, resultBytes: 800, resultsFull: true });
     // New calls of the full tenant are refused before they run...
     await expect(quotas.admit(call('tenant-a', ['n1']))).rejects.toMatchObject({

@@ -128,7 +128,6 @@ export class TenantQuotas {
     throw new ToolExecError(
       'QUOTA_EXCEEDED',
       `the result is ${bytes} bytes and the stored results of tenant '${tenant}' take ${used} of its ${this.maxResultBytes} bytes; it was not kept`,
-      { retryable: false },
     );
   }
 

@@ -1,5 +1,5 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import { isToolExecError, type CallJobData, type CallOutput } from '@toolplane/core';
+import { toPublicFailure, type CallJobData, type CallOutput } from '@toolplane/core';
 import { encodeFailure } from './failure.js';
 import type { TenantQuotas } from './tenant-quotas.js';
 
@@ -14,9 +14,9 @@ export type CallProcessor = (
 const DEFAULT_KEEP_MS = 7 * 86_400_000;
 
 /**
- * Turns a call processor into what BullMQ understands. The processor throws {@link ToolExecError}s:
- * retryable ones are rethrown for attempts and backoff, the others end the call at once as
- * `UnrecoverableError`. The failed reason keeps the stable code (`TIMEOUT: …`). With `quotas`,
+ * Turns a call processor into what BullMQ understands. Whatever the processor throws becomes its
+ * public failure (`toPublicFailure`): retryable ones are rethrown for attempts and backoff, the others
+ * end the call at once as `UnrecoverableError`. The failed reason keeps the stable code (`TIMEOUT: …`). With `quotas`,
  * each result is charged to its tenant's stored-result quota before BullMQ stores it (a result that
  * does not fit fails the call with `QUOTA_EXCEEDED` instead).
  */
@@ -29,12 +29,9 @@ export function toBullProcessor(processor: CallProcessor, quotas: TenantQuotas |
       return output;
     } catch (err: unknown) {
       if (err instanceof DelayedError || (err instanceof Error && err.name === 'RateLimitError')) throw err;
-      if (isToolExecError(err)) {
-        const reason = encodeFailure(err.toJSON());
-        throw err.opts.retryable ? new Error(reason, { cause: err }) : new UnrecoverableError(reason);
-      }
-      const message = err instanceof Error ? err.message : String(err);
-      throw new Error(encodeFailure({ code: 'SANDBOX_ERROR', message }), { cause: err });
+      const failure = toPublicFailure(err);
+      const reason = encodeFailure(failure);
+      throw failure.retryable ? new Error(reason, { cause: err }) : new UnrecoverableError(reason);
     }
   };
 }

@@ -1,29 +1,13 @@
-import { CallErrorCode, ToolExecError } from '@toolplane/core';
+import { ToolExecError, toToolExecError, type CallErrorCode } from '@toolplane/core';
 
-/** Whether another attempt of a call that failed with this code may help. */
-const RETRYABLE: Record<CallErrorCode, boolean> = {
-  TIMEOUT: true,
-  OUT_OF_MEMORY: false,
-  RESULT_TOO_LARGE: false,
-  TOOL_ERROR: true,
-  SANDBOX_ERROR: true,
-  EGRESS_DENIED: false,
-  CANCELLED: false,
-  REJECTED: false,
-  DEADLINE_EXCEEDED: false,
-  POISONED: false,
-  QUOTA_EXCEEDED: false,
-};
-
-/** The sandbox's one way to make a call error: the code decides retryability. */
+/** The sandbox's one way to make a call error; the code decides retryability (`RETRYABLE_CODES`). */
 export function fail(code: CallErrorCode, message: string, cause?: unknown): ToolExecError {
-  return new ToolExecError(code, message, { retryable: RETRYABLE[code], cause });
+  return new ToolExecError(code, message, { cause });
 }
 
 /** A code from the in-isolate runner (a string that crossed the isolate boundary), checked. */
 export function failWithReportedCode(code: string, message: string): ToolExecError {
-  const parsed = CallErrorCode.safeParse(code);
-  return fail(parsed.success ? parsed.data : 'SANDBOX_ERROR', message);
+  return toToolExecError({ code, message });
 }
 
 const TIMED_OUT = /timed out/i;

@@ -1,5 +1,5 @@
 import CircuitBreaker from 'opossum';
-import { isToolExecError, type Logger, type Tool } from '@toolplane/core';
+import { toPublicFailure, type Logger, type Tool } from '@toolplane/core';
 
 /**
  * One opossum breaker per tool version in this process. Opossum measures the rolling error rate;
@@ -37,7 +37,7 @@ export class ToolBreakers {
         rollingCountTimeout: 10_000,
         // Bad input, oversized results or cancellations say nothing about the tool's health; a
         // poison call does (it brought down sandbox hosts or workers), though it is never retried.
-        errorFilter: (err: unknown) => isToolExecError(err) && !err.opts.retryable && err.code !== 'POISONED',
+        errorFilter: ignoredByBreaker,
       });
       const b = breaker;
       b.on('open', () => {
@@ -55,4 +55,13 @@ export class ToolBreakers {
     }
     return breaker;
   }
+}
+
+/**
+ * Failures the breaker does not count: what is not worth another attempt (bad input, oversized
+ * results, cancellations) says nothing about the tool's health; a poison call does.
+ */
+function ignoredByBreaker(err: unknown): boolean {
+  const { code, retryable } = toPublicFailure(err);
+  return !retryable && code !== 'POISONED';
 }

@@ -1,5 +1,5 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
-import { CallJobData, ToolExecError, hashArguments, type CallOutput, type Logger, type Tool } from '@toolplane/core';
+import { CallJobData, ToolExecError, hashArguments, toPublicFailure, type CallOutput, type Logger, type Tool } from '@toolplane/core';
 import type { ToolMetrics, CallOutcome } from '@toolplane/metrics';
 import { SecretUnreadableError, type CallEventLog, type CallGate, type Keys, type RedisConnection, type SecretStore, type ToolQueues, type ToolRegistry } from '@toolplane/queue';
 import type { UpstreamClients } from '@toolplane/mcp';
@@ -50,7 +50,7 @@ export function createProcessor(deps: ProcessorDeps) {
   ): Promise<CallOutput> {
     const parsed = CallJobData.safeParse(job.data);
     if (!parsed.success) {
-      throw new ToolExecError('REJECTED', `malformed job data: ${parsed.error.message}`, { retryable: false });
+      throw new ToolExecError('REJECTED', `malformed job data: ${parsed.error.message}`);
     }
     const data = parsed.data;
     const log = deps.logger.child({ callId: job.id, tool: data.tool, attempt: job.attemptsMade + 1 });
@@ -64,14 +64,14 @@ export function createProcessor(deps: ProcessorDeps) {
     };
     const tool = await deps.registry.getVersion(data.tool, data.version);
     if (!tool) {
-      throw new ToolExecError('REJECTED', `tool ${data.tool}@${data.version} no longer exists`, { retryable: false });
+      throw new ToolExecError('REJECTED', `tool ${data.tool}@${data.version} no longer exists`);
     }
     if (tool.requiresApproval) await checkApproval(deps, tool, job.id!, data);
 
     const admission = await deps.gate.admit(tool, job.id!, data.tenant, tool.tenantRateLimit);
     switch (admission.verdict) {
       case 'cancelled':
-        throw new ToolExecError('CANCELLED', 'call was cancelled', { retryable: false });
+        throw new ToolExecError('CANCELLED', 'call was cancelled');
       case 'open':
       case 'busy_trial': {
         deps.metrics.circuitState.set({ tool: tool.name }, admission.verdict === 'open' ? CIRCUIT_STATE.open : CIRCUIT_STATE.half_open);
@@ -160,9 +160,9 @@ export function createProcessor(deps: ProcessorDeps) {
       return { result: value, logs, startedAt };
     } catch (err: unknown) {
       deps.metrics.duration.observe({ tool: tool.name }, (Date.now() - startedAt) / 1000);
-      const retryable = err instanceof ToolExecError && err.opts.retryable;
+      // The same mapping BullMQ's side applies (`toBullProcessor`): what is retried here is retried there.
+      const { code, retryable } = toPublicFailure(err);
       if (trial) await (retryable ? deps.gate.settleTrial(tool, false) : deps.gate.releaseTrial(tool));
-      const code = err instanceof ToolExecError ? err.code : 'SANDBOX_ERROR';
       deps.metrics.calls.inc({ tool: tool.name, outcome: OUTCOME[code] ?? 'error' });
       if (trial && retryable) {
         // A failed trial says the tool is still down, not that this call is bad: it waits out the
@@ -190,7 +190,7 @@ function expire(deps: ProcessorDeps, data: CallJobData, log: Logger, cause?: unk
   const message = cause instanceof Error
     ? `call reached its deadline (${at}) before another attempt; last attempt: ${cause.message}`
     : `call could not start before its deadline (${at})`;
-  throw new ToolExecError('DEADLINE_EXCEEDED', message, { retryable: false, cause });
+  throw new ToolExecError('DEADLINE_EXCEEDED', message, { cause });
 }
 
 /** Puts the call back on its queue to run after `waitMs`, without using up an attempt. */
@@ -203,7 +203,7 @@ async function putBack(job: Job, token: string | undefined, waitMs: number): Pro
 async function checkApproval(deps: ProcessorDeps, tool: Tool, id: string, data: CallJobData): Promise<void> {
   const grant = await deps.queues.approvalGrant(tool.name, id);
   if (grant === null || grant !== data.argsHash || hashArguments(data.arguments) !== grant) {
-    throw new ToolExecError('REJECTED', 'call was not approved for these arguments', { retryable: false });
+    throw new ToolExecError('REJECTED', 'call was not approved for these arguments');
   }
 }
 
@@ -217,7 +217,7 @@ async function readGrantedSecrets(store: SecretStore, tenant: string, names: rea
     return await store.read(tenant, names);
   } catch (err: unknown) {
     // The message names the secret, never its value.
-    if (err instanceof SecretUnreadableError) throw new ToolExecError('SANDBOX_ERROR', err.message, { retryable: false });
+    if (err instanceof SecretUnreadableError) throw new ToolExecError('SANDBOX_ERROR', err.message);
     throw err;
   }
 }

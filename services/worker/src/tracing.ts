@@ -1,6 +1,6 @@
 import { SpanKind, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
 import { DelayedError, RateLimitError, type Job } from 'bullmq';
-import { CallJobData, ToolExecError, type CallOutput } from '@toolplane/core';
+import { CallJobData, toPublicFailure, type CallOutput } from '@toolplane/core';
 import { TRACER_NAME, extractTraceContext } from '@toolplane/tracing';
 import type { createProcessor } from './processor.js';
 
@@ -33,7 +33,7 @@ export function traceCalls(processor: Processor): Processor {
         else if (err instanceof RateLimitError) span.setAttribute('toolplane.outcome', 'rate_limited');
         else {
           // The code only: messages can quote the tool's arguments.
-          const code = err instanceof ToolExecError ? err.code : 'SANDBOX_ERROR';
+          const { code } = toPublicFailure(err);
           span.setAttributes({ 'toolplane.outcome': OUTCOME[code] ?? 'error', 'toolplane.error.code': code });
           span.setStatus({ code: SpanStatusCode.ERROR, message: code });
         }

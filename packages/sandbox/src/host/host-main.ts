@@ -8,7 +8,7 @@
 import { writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { ROOT_CONTEXT, trace, type Context } from '@opentelemetry/api';
-import { ToolExecError } from '@toolplane/core';
+import { toToolExecError } from '@toolplane/core';
 import { checkToolCode } from '../check-code.js';
 import { Sandbox, type SandboxOptions } from '../sandbox.js';
 import { CALL_ID, ForwardingTracerProvider } from './forwarding-tracer.js';
@@ -89,9 +89,9 @@ function run(msg: Extract<HostRequest, { t: 'run' }>): void {
     .then(
       (r) => send({ t: 'done', id: msg.id, ok: true, value: r.value, logs: r.logs, runMs: r.runMs }),
       (err: unknown) => {
-        const e = err instanceof ToolExecError ? err : new ToolExecError('SANDBOX_ERROR', String(err), { retryable: true });
+        const e = toToolExecError(err);
         const { logs = [], stack } = e as { logs?: string[]; stack?: string };
-        send({ t: 'done', id: msg.id, ok: false, code: e.code, message: e.message, retryable: e.opts.retryable, logs, ...(stack ? { stack } : {}) });
+        send({ t: 'done', id: msg.id, ok: false, code: e.code, message: e.message, logs, ...(stack ? { stack } : {}) });
       },
     )
     .finally(() => running.delete(msg.id));

@@ -36,7 +36,7 @@ export type HostReply =
   | { t: 'start'; id: number }
   | { t: 'done'; id: number; ok: true; value: unknown; logs: string[]; runMs: number }
   /** `stack`: the tool-code frames of a thrown Error, mapped through the tool's source map by the parent. */
-  | { t: 'done'; id: number; ok: false; code: string; message: string; retryable: boolean; logs: string[]; stack?: string }
+  | { t: 'done'; id: number; ok: false; code: string; message: string; logs: string[]; stack?: string }
   /** The host no longer has the tool's code: send the call again with it. */
   | { t: 'miss'; id: number }
   | { t: 'checked'; id: number; ok: true }

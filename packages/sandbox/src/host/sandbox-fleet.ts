@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { SpanStatusCode, context, trace, type Context } from '@opentelemetry/api';
-import { RequestError, ToolExecError, silentLogger, type Logger } from '@toolplane/core';
+import { RequestError, silentLogger, toPublicFailure, toToolExecError, type Logger, type ToolExecError } from '@toolplane/core';
 import { fail } from '../errors.js';
 import type { DisposalReason, RunOptions, RunResult, ToolSource } from '../sandbox.js';
 import { mapStack } from '../source-map.js';
@@ -168,7 +168,7 @@ export class SandboxFleet {
         return await this.runCall(tool, args, opts, span.isRecording() ? span.spanContext() : undefined);
       } catch (err: unknown) {
         // The code only: a message can quote the tool's arguments.
-        const code = err instanceof ToolExecError ? err.code : 'SANDBOX_ERROR';
+        const { code } = toPublicFailure(err);
         span.setAttribute('toolplane.error.code', code);
         span.setStatus({ code: SpanStatusCode.ERROR, message: code });
         throw err;
@@ -447,10 +447,10 @@ export class SandboxFleet {
         if (msg.ok) {
           this.settle(p, undefined, { value: msg.value, logs: msg.logs, runMs: msg.runMs });
         } else {
-          const code = msg.code as ToolExecError['code'];
           // The host never has the source map: a bundled tool's frames are mapped here, on failures only.
           const message = msg.stack && p.tool.sourceMap ? `${msg.message}\n${mapStack(msg.stack, p.tool.sourceMap)}` : msg.message;
-          this.settle(p, Object.assign(new ToolExecError(code, message, { retryable: msg.retryable }), { logs: msg.logs }));
+          // A code from another process is checked like any other report (an unknown one is SANDBOX_ERROR).
+          this.settle(p, Object.assign(toToolExecError({ code: msg.code, message }), { logs: msg.logs }));
         }
         if (host.role === 'solo') this.retireSolo(host);
         return;
