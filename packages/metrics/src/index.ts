@@ -16,6 +16,7 @@ export {
   createQueueGauges,
   createAgentMetrics,
   initToolSeries,
+  removeToolSeries,
   CALL_OUTCOMES,
   CALL_SECONDS_BUCKETS,
 } from './metrics.js';

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { createAgentMetrics, createQueueGauges, createRegistry, createToolMetrics, initToolSeries } from './metrics.js';
+import { createAgentMetrics, createQueueGauges, createRegistry, createToolMetrics, initToolSeries, removeToolSeries } from './metrics.js';
 
 describe('createQueueGauges', () => {
   test('reads the queues once per scrape and derives runnable from waiting + prioritized - held', async () => {
@@ -44,6 +44,24 @@ test('initToolSeries shows every outcome of a tool at 0 and its breaker closed',
   }
   expect(text).toContain('toolplane_rate_limited_total{tool="add",scope="tool"} 0');
   expect(text).toContain('toolplane_circuit_state{tool="add"} 0');
+});
+
+test('removeToolSeries drops every series of a deleted tool and leaves the others', async () => {
+  const registry = createRegistry();
+  const m = createToolMetrics(registry);
+  for (const tool of ['gone', 'kept']) {
+    initToolSeries(m, tool);
+    m.calls.inc({ tool, outcome: 'success' });
+    m.duration.observe({ tool }, 0.01);
+    m.queueWait.observe({ tool }, 0.01);
+    m.retries.inc({ tool });
+    m.active.inc({ tool });
+  }
+  removeToolSeries(m, 'gone');
+  const text = await registry.metrics();
+  expect(text).not.toContain('tool="gone"');
+  expect(text.match(/tool="kept"/g)?.length).toBeGreaterThan(20);
+  expect(text).toContain('toolplane_tool_calls_total{tool="kept",outcome="success"} 1');
 });
 
 test('createAgentMetrics defines the agent run and token counters', async () => {

@@ -126,6 +126,20 @@ export function initToolSeries(m: ToolMetrics, tool: string): void {
   m.circuitState.set({ tool }, 0);
 }
 
+/**
+ * Drops every per-tool series of {@link ToolMetrics} for `tool` when it is deleted: a platform whose
+ * tools come and go would otherwise keep a series set for every tool it ever ran, in every worker.
+ */
+export function removeToolSeries(m: ToolMetrics, tool: string): void {
+  for (const outcome of CALL_OUTCOMES) m.calls.remove({ tool, outcome });
+  m.duration.remove({ tool });
+  m.queueWait.remove({ tool });
+  m.retries.remove({ tool });
+  for (const scope of ['tool', 'tenant'] as const) m.rateLimited.remove({ tool, scope });
+  m.active.remove({ tool });
+  m.circuitState.remove({ tool });
+}
+
 /** `status` of {@link AgentMetrics.runs}; bounded. */
 export type AgentRunStatus = 'succeeded' | 'failed' | 'cancelled' | 'max_iterations' | 'budget_exceeded';
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Job } from 'bullmq';
 import { ToolExecError, type CallJobData, type CallOutput, type Logger } from '@toolplane/core';
 import { UpstreamClients } from '@toolplane/mcp';
-import { createRegistry, createToolMetrics, initToolSeries } from '@toolplane/metrics';
+import { createRegistry, createToolMetrics, initToolSeries, removeToolSeries } from '@toolplane/metrics';
 import {
   CallGate,
   ToolQueues,
@@ -150,7 +150,10 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
         if (!known.has(name)) initToolSeries(metrics, name);
       }
       for (const name of known) {
-        if (!names.has(name)) scheduler.forget(name);
+        if (names.has(name)) continue;
+        // Deleted: nothing of it stays in this process (its lane goes once its calls here end).
+        scheduler.forget(name);
+        removeToolSeries(metrics, name);
       }
       known.clear();
       for (const name of names) known.add(name);
