@@ -3,6 +3,7 @@
 //   1. Redis ceiling     redis-benchmark against the same server, while it is idle
 //   2. Throughput        20,000 calls, Toolplane and raw BullMQ interleaved (tp, bullmq, tp, …)
 //   3. Latency           sequential calls: HTTP POST /v1/calls wait:true vs BullMQ add + waitUntilFinished
+//   3a. Sync HTTP        64 connections of POST wait:true: Toolplane vs the hand-built express + BullMQ + isolated-vm stack (bench/handbuilt/)
 //   3b. History          Redis bytes per hot call and archiver records/s into SQLite (bench/lib/history.mjs)
 //   4. Scaling           Toolplane with 1, 2 and 4 worker processes, on one Redis and on a local 3-master cluster
 //   5. Sandbox           packages/sandbox/bench/sandbox-bench.mjs, alone on the machine
@@ -24,6 +25,7 @@ import { ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection
 import { startRedisServer } from '@toolplane/queue/testing';
 import { ROOT, sleep, spawnNode, startBullmqWorker, startPlanner, startToolplaneWorker, waitForConsumers } from './lib/processes.mjs';
 import { historyBench } from './lib/history.mjs';
+import { measureSyncHttp, startHandBuilt } from './lib/sync-http.mjs';
 import { summarizeProfile } from './lib/profile.mjs';
 import { scalingCurve, startLocalCluster } from './lib/scaling.mjs';
 import { percentile, round, summarize, summarizeKeys } from './lib/stats.mjs';
@@ -48,6 +50,20 @@ const cfg = {
   out: process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', 'latest.json'),
 };
 const THROUGHPUT_GOAL = 0.7;
+
+/** Issue 14's goals, each with its value from this run and whether it is met. */
+function issue14Goals({ ratio, throughputDetail, latencyDetail, syncDetail }) {
+  const tp = throughputDetail.toolplane;
+  const bull = throughputDetail.bullmq;
+  const goal = (text, value, met) => ({ goal: text, value, met });
+  return {
+    throughput_ratio: goal(`≥ ${THROUGHPUT_GOAL} × raw BullMQ`, ratio, ratio >= THROUGHPUT_GOAL),
+    worker_cpu_us_per_call: goal('≤ 100 µs (sandbox hosts included)', tp.worker_cpu_us_per_call.median, tp.worker_cpu_us_per_call.median <= 100),
+    redis_commands_per_call: goal(`≤ BullMQ's + 5 (${round(bull.redis_commands_per_call.median + 5, 1)})`, tp.redis_commands_per_call.median, tp.redis_commands_per_call.median <= bull.redis_commands_per_call.median + 5),
+    http_wait_p99_ms: goal(`≤ 3 × BullMQ add + wait p99 (${round(3 * latencyDetail.bullmq.p99.median)} ms)`, latencyDetail.toolplane_http.p99.median, latencyDetail.toolplane_http.p99.median <= 3 * latencyDetail.bullmq.p99.median),
+    sync_http_64_ratio: goal('≥ 2 × the hand-built express + BullMQ + isolated-vm stack', syncDetail.ratio.median, syncDetail.ratio.median >= 2),
+  };
+}
 const log = (msg) => process.stderr.write(`${msg}\n`);
 
 async function main() {
@@ -155,6 +171,23 @@ async function main() {
       }
     }
     const latencyDetail = Object.fromEntries(Object.entries(latency).map(([k, v]) => [k, summarizeKeys(v, ['p50', 'p95', 'p99'])]));
+
+    // 3a. Sync calls over HTTP, 64 connections: Toolplane against the hand-built stack (bench/handbuilt/).
+    log('\n[sync http] 64 connections, Toolplane vs hand-built express + BullMQ + isolated-vm');
+    const handBuilt = await startHandBuilt({ redisUrl: server.url, prefix: keys.bullPrefix, concurrency: cfg.concurrency });
+    stops.push(() => handBuilt.stop());
+    const syncCalls = SMOKE ? 100 : 3_000;
+    await measureSyncHttp(planner.url, { calls: Math.min(500, syncCalls) });
+    await measureSyncHttp(handBuilt.url, { calls: Math.min(500, syncCalls) });
+    const sync = { toolplane: [], hand_built: [] };
+    for (let r = 0; r < cfg.repeats; r++) {
+      for (const [name, url] of r % 2 === 0 ? [['toolplane', planner.url], ['hand_built', handBuilt.url]] : [['hand_built', handBuilt.url], ['toolplane', planner.url]]) {
+        const perS = await measureSyncHttp(url, { calls: syncCalls });
+        sync[name].push(perS);
+        log(`  ${name.padEnd(10)} repeat ${r + 1}/${cfg.repeats}: ${Math.round(perS)} calls/s`);
+      }
+    }
+    const syncDetail = { toolplane: summarize(sync.toolplane, 0), hand_built: summarize(sync.hand_built, 0), ratio: summarize(sync.toolplane.map((v, i) => v / sync.hand_built[i]), 2) };
     for (const stop of stops.splice(0).reverse()) await stop();
 
     // 3b. History: Redis bytes per hot call, archiver throughput.
@@ -215,8 +248,9 @@ async function main() {
       scaling: Object.fromEntries(Object.entries(scaling).map(([k, v]) => [k, Object.fromEntries(Object.entries(v.points).map(([w, s]) => [w, s.median]))])),
       planning,
       console: consolePaint,
-      goals: { throughput_ratio: { goal: THROUGHPUT_GOAL, value: ratio, met: ratio >= THROUGHPUT_GOAL } },
-      detail: { throughput: throughputDetail, history, latency_ms: latencyDetail, redis_benchmark_ops_per_s: redisDetail, scaling, sandbox, ...(profile ? { profile } : {}) },
+      sync_http_64: { toolplane_calls_per_s: syncDetail.toolplane.median, hand_built_calls_per_s: syncDetail.hand_built.median, ratio: syncDetail.ratio.median },
+      goals: issue14Goals({ ratio, throughputDetail, latencyDetail, syncDetail }),
+      detail: { sync_http_64: syncDetail, throughput: throughputDetail, history, latency_ms: latencyDetail, redis_benchmark_ops_per_s: redisDetail, scaling, sandbox, ...(profile ? { profile } : {}) },
     };
     mkdirSync(dirname(cfg.out), { recursive: true });
     writeFileSync(cfg.out, `${JSON.stringify(result, null, 2)}\n`);
@@ -308,6 +342,9 @@ function printTable(r) {
     ['  Redis CPU per call (Toolplane / BullMQ)', `${d.throughput.toolplane.redis_cpu_us_per_call.median} / ${d.throughput.bullmq.redis_cpu_us_per_call.median} µs`, `commands ${d.throughput.toolplane.redis_commands_per_call.median} / ${d.throughput.bullmq.redis_commands_per_call.median}`],
     ['  Redis per hot call (history store configured)', rng(d.history.redis_bytes_per_hot_call, ' B'), `${d.history.redis_bytes_per_call_after_archive.median} B left per call once archived`],
     [`  archiver → SQLite, batch ${d.history.batch_size}`, rng(d.history.archiver_records_per_s, ' records/s'), `calls meanwhile ${d.history.calls_per_s.median}/s`],
+    ['Sync calls over HTTP (wait), 64 connections', '', ''],
+    ['  Toolplane POST /v1/calls wait:true', rng(d.sync_http_64.toolplane, ' calls/s'), ''],
+    ['  hand-built express + BullMQ + isolated-vm', rng(d.sync_http_64.hand_built, ' calls/s'), `ratio ${rng(d.sync_http_64.ratio)}`],
     ['Latency, sequential, enqueue → result', '', ''],
     ...['toolplane_http', 'bullmq'].map((k) => [
       `  ${k === 'bullmq' ? 'raw BullMQ add + waitUntilFinished' : 'Toolplane HTTP POST wait:true'}`,
@@ -334,8 +371,9 @@ function printTable(r) {
   console.log(`\nToolplane bench, ${r.date}, ${r.machine.cores} cores ${r.machine.cpu_model}, Node ${r.machine.node}, Redis ${r.machine.redis}`);
   console.log(`load average ${r.machine.loadavg_1m_at_start} at start, ${r.machine.loadavg_1m_at_end} at end; medians of ${cfg.repeats} repeats (min–max)\n`);
   console.log(lines.join('\n'));
-  if (!r.goals.throughput_ratio.met) {
-    console.log(`\nGOAL MISSED: Toolplane reaches ${r.throughput.ratio} × raw BullMQ throughput (goal ${THROUGHPUT_GOAL}).`);
+  console.log('\nGoals of issue 14:');
+  for (const [name, g] of Object.entries(r.goals)) console.log(`  ${g.met ? 'MET   ' : 'MISSED'}  ${name.padEnd(24)} ${String(g.value).padStart(8)}  goal ${g.goal}`);
+  if (!r.goals.throughput_ratio.met || !r.goals.worker_cpu_us_per_call.met) {
     console.log(d.profile ? 'Where the worker spends its time is below.' : 'Run with BENCH_PROFILE=1 to see where the worker spends its time (README "Benchmarks").');
   }
   if (d.profile) {

@@ -37,10 +37,15 @@ test('make bench runs in smoke mode and writes its result file', async () => {
       result.history.redis_bytes_per_hot_call,
       result.history.archiver_records_per_s,
       result.console.pages.tools.first_contentful_paint_ms,
+      result.sync_http_64.toolplane_calls_per_s,
+      result.sync_http_64.hand_built_calls_per_s,
     ]) {
       expect(v).toBeGreaterThan(0);
     }
     expect(output).toContain('ratio Toolplane / BullMQ');
+    // Every goal of issue 14 is printed with its figure and whether it is met.
+    expect(Object.keys(result.goals)).toEqual(['throughput_ratio', 'worker_cpu_us_per_call', 'redis_commands_per_call', 'http_wait_p99_ms', 'sync_http_64_ratio']);
+    expect(output).toMatch(/Goals of issue 14:\n(\s+(MET|MISSED) .*\n){5}/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
