@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { ToolSpec } from '@toolplane/core';
-import { ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection, waitForRedis } from '@toolplane/queue';
+import { ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection, waitForRedis, type RedisConnection } from '@toolplane/queue';
 import { startRedisServer, type RedisServer } from '@toolplane/queue/testing';
-import { ADD_TOOL, api, startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
+import { ADD_TOOL, api, startPlanner, startWorker, uniquePrefix, waitForCalls, type ServiceProcess } from '../support/services.js';
 
 /*
  * Issue 14's fleet-scale "Done when" points with real processes: a planner and workers on a
@@ -192,4 +192,102 @@ describe('2,000 tools across 20 tenants: one planner, 2 workers', () => {
     // Idle cost after the deletes stays where it was.
     expect(await idleCommandsPerS(probe)).toBeLessThanOrEqual(2 * idleWithTwo);
   }, 180_000);
+});
+
+/** Calls of a tool that wait `ms` in a timer: busy without burning the CPU the machine shares. */
+const sleeper = (ms: number) =>
+  ToolSpec.parse({
+    description: `waits ${ms} ms`,
+    parameters: { type: 'object' },
+    code: `export default async () => { await new Promise((r) => setTimeout(r, ${ms})); return ${ms} }`,
+    // The default per-tool cap (50) would not bind here; set high so only the process budget can.
+    concurrency: 10_000,
+  });
+
+/** Largest number of `[start, end)` intervals open at one instant. */
+function mostAtOnce(intervals: Array<[number, number]>): number {
+  const edges = intervals.flatMap(([s, e]) => [[s, 1] as const, [e, -1] as const]);
+  // At equal times ends go first: a slot freed and taken in the same millisecond is one call, not two.
+  edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let open = 0;
+  let most = 0;
+  for (const [, d] of edges) most = Math.max(most, (open += d));
+  return most;
+}
+
+describe('one worker process (WORKER_CONCURRENCY=8): budget and fairness', () => {
+  let redis: RedisServer;
+  let planner: ServiceProcess;
+  let worker: ServiceProcess | undefined;
+  let writer: RedisConnection;
+  let registry: ToolRegistry;
+  let queues: ToolQueues;
+  const prefix = uniquePrefix();
+
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    const env = { REDIS_URL: redis.url, TOOLPLANE_PREFIX: prefix };
+    planner = await startPlanner(env);
+    worker = await startWorker({ ...env, WORKER_CONCURRENCY: '8' });
+    writer = createRedisConnection(redis.url, 'worker');
+    await waitForRedis(writer);
+    registry = new ToolRegistry(writer, createKeys(prefix));
+    // No tenant ceiling on calls in flight: the backlog below is far past the default 10,000.
+    queues = new ToolQueues(writer, createKeys(prefix), { maxCallsInFlight: 0 });
+  });
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') console.log(`planner:\n${planner.output()}\nworker:\n${worker?.output()}`);
+  });
+  afterAll(async () => {
+    await Promise.all([planner?.kill(), worker?.kill()]);
+    await closeRedis(writer);
+    await redis?.stop();
+  });
+
+  /** Registers a tool as the planner's PUT stores it (see `putTools` above for why not through the API). */
+  async function put(name: string, spec: ToolSpec) {
+    const { tool } = await registry.put(name, spec, 'default');
+    await queues.applyToolSettings(tool);
+    return tool;
+  }
+
+  test('never more than WORKER_CONCURRENCY calls at once over 50 busy tools', async () => {
+    const tools = await Promise.all(Array.from({ length: 50 }, (_, i) => put(`busy-${i}`, sleeper(50))));
+    const ids = (await Promise.all(tools.map((tool) => queues.enqueueBulk(tool, Array.from({ length: 6 }, () => ({})), { tenant: 'default' })))).flat();
+    const calls = await waitForCalls(planner.url, ids, 60_000);
+    expect(calls.filter((c) => c.status !== 'succeeded')).toEqual([]);
+    // When BullMQ made each call active in this process and when it finished it (its own clocks,
+    // the job's processedOn and finishedOn): the process's slots as they were taken and freed.
+    const held = calls.map((c): [number, number] => {
+      const took = Date.parse(c.createdAt) + c.timings.queuedMs;
+      return [took, took + c.timings.runMs];
+    });
+    const most = mostAtOnce(held);
+    console.log(`most calls at once in the worker: ${most}`);
+    expect(most).toBeLessThanOrEqual(8);
+    // The budget was used, not just never reached.
+    expect(most).toBe(8);
+    // Many tools ran side by side, not one after another.
+    expect(new Set(calls.map((c) => c.tool)).size).toBe(50);
+  });
+
+  test('a call of another tool behind 20,000 queued calls of a slow tool finishes within 2 s', async () => {
+    const slow = await put('slow', sleeper(200));
+    await put('quick', ToolSpec.parse(ADD_TOOL));
+    for (let i = 0; i < 20_000; i += 1_000) {
+      // Under a tenant of their own: the planner would refuse the quick call of a tenant past its 10,000 calls in flight.
+      await queues.enqueueBulk(slow, Array.from({ length: 1_000 }, () => ({})), { tenant: 'backlog' });
+    }
+    // The backlog is running: the worker's slots are taken by it.
+    await expect.poll(async () => (await queues.queue('slow').getJobCounts('active')).active, { timeout: 15_000, interval: 50 }).toBeGreaterThanOrEqual(8);
+    const asked = Date.now();
+    const call = await api(planner.url, 'POST', '/v1/calls', { tool: 'quick', arguments: { a: 2, b: 3 }, wait: 10_000 });
+    const tookMs = Date.now() - asked;
+    console.log(`quick call behind the backlog: ${tookMs} ms`);
+    expect(call.body).toMatchObject({ status: 'succeeded', result: 5 });
+    expect(tookMs).toBeLessThan(2_000);
+    // The backlog was still there all along: it was passed, not drained.
+    const counts = await queues.queue('slow').getJobCounts('waiting', 'completed');
+    expect(counts.waiting).toBeGreaterThan(19_000);
+  });
 });
