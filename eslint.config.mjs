@@ -2,7 +2,7 @@
 // that knows the types catches them. Tests and test helpers are code too and get the same rules.
 import tseslint from 'typescript-eslint';
 
-const TEST_FILES = ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'test/**/*.ts', 'examples/*/tools/**/*.test.ts'];
+const TEST_FILES = ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'test/**/*.ts', 'examples/*/tools/**/*.test.ts', 'vitest.config.ts'];
 
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', '**/*.mjs', '!bench/**/*.mjs'] },
