@@ -105,6 +105,7 @@ export class CallScheduler extends EventEmitter {
   private readonly log: Logger;
   private readonly wakeups: ToolWakeups;
   private readonly maxPerVisit: number;
+  private readonly queueKeys: QueueKeys;
   private readonly slotWaiters: Array<() => void> = [];
   private readonly timers: NodeJS.Timeout[] = [];
   private state: SchedulerState = 'INITIALIZED';
@@ -133,7 +134,7 @@ export class CallScheduler extends EventEmitter {
     this.bull.on('error', () => {});
     // Every lane's backend listens on it.
     this.bull.setMaxListeners(0);
-    const queueKeys = new QueueKeys(keys.bullPrefix);
+    const queueKeys = (this.queueKeys = new QueueKeys(keys.bullPrefix));
     this.backendFactory = (name, queueOpts) =>
       new RedisQueueBackend(this.bull, name, queueKeys.getKeys(name), (type) => queueKeys.toKey(name, type), queueOpts, undefined, false);
   }
@@ -228,9 +229,10 @@ export class CallScheduler extends EventEmitter {
 
   /**
    * Starts what it can of one tool's calls, then puts the tool where it belongs. Calls are asked for
-   * in rounds of 1, 2, 4… up to the visit's share, stopping at the first round BullMQ cannot fill:
-   * asking for the whole share at once cost an empty BullMQ script run (8 commands) for every slot
-   * a short queue could not fill, i.e. most of them when calls arrive one at a time.
+   * in rounds of 1, 2, 4… up to the visit's share, and after the first round no more than the tool's
+   * queue holds (two cheap counts), stopping at the first round BullMQ cannot fill: asking for the
+   * whole share at once cost an empty BullMQ script run (8 commands) for every slot a short queue
+   * could not fill, i.e. most of them when calls arrive one at a time.
    */
   private async visit(tool: string): Promise<void> {
     const want = Math.max(1, Math.min(this.opts.concurrency - this.running, this.maxPerVisit));
@@ -241,7 +243,9 @@ export class CallScheduler extends EventEmitter {
     let started = 0;
     try {
       for (let round = 1; asked < want; round *= 2) {
-        const tokens = Array.from({ length: Math.min(round, want - asked) }, () => randomUUID());
+        const waiting = asked === 0 ? round : await this.waitingCount(tool);
+        if (waiting === 0) break;
+        const tokens = Array.from({ length: Math.min(round, want - asked, waiting) }, () => randomUUID());
         // Busy before anything is taken (sent first): a worker that dies holding a call must leave
         // its tool in the set the stalled checks read, or the call stays active for good.
         const claim = asked === 0 ? this.redis.multi().zadd(this.keys.claimedTools, now + CLAIM_MS, tool).zadd(this.keys.busyTools, now, tool).exec() : undefined;
@@ -265,6 +269,13 @@ export class CallScheduler extends EventEmitter {
     }
     this.freeSlots(want - started);
     await this.putBack(tool, lane, started === want);
+  }
+
+  /** Calls of a tool BullMQ could hand out now (waiting and prioritized; delayed ones come through timers). */
+  private async waitingCount(tool: string): Promise<number> {
+    const k = this.queueKeys.getKeys(this.keys.queueName(tool));
+    const [[, waiting], [, prioritized]] = (await this.redis.multi().llen(k.wait!).zcard(k.prioritized!).exec()) as [[unknown, number], [unknown, number]];
+    return waiting + prioritized;
   }
 
   /**

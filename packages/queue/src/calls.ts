@@ -327,13 +327,16 @@ export class ToolQueues {
    * The call as the API shows it, from Redis while it is hot and from the history store after,
    * or `undefined` when unknown or expired.
    */
-  async get(id: string): Promise<CallRecord | undefined> {
-    return (await this.getHot(id)) ?? (await this.history?.getCall(id));
+  async get(id: string, tool?: string): Promise<CallRecord | undefined> {
+    return (await this.getHot(id, tool)) ?? (await this.history?.getCall(id));
   }
 
-  /** The call as Redis holds it, or `undefined` once archived (or unknown, or expired). */
-  async getHot(id: string): Promise<CallRecord | undefined> {
-    const tool = await this.toolOf(id);
+  /**
+   * The call as Redis holds it, or `undefined` once archived (or unknown, or expired). `knownTool`:
+   * the tool the caller itself enqueued the call for, which saves looking it up.
+   */
+  async getHot(id: string, knownTool?: string): Promise<CallRecord | undefined> {
+    const tool = knownTool ?? (await this.toolOf(id));
     if (tool === null) return undefined;
     const queue = this.queue(tool);
     let job = await Job.fromId<CallJobData, CallOutput>(queue, id);

@@ -16,16 +16,18 @@ export async function waitForCallDone(
    * the call's state is skipped (one round trip less for `wait` requests).
    */
   registeredEarly?: { done: Promise<boolean>; cancel: () => void },
+  /** The call's tool when the caller enqueued it itself: saves looking it up by id on each read. */
+  tool?: string,
 ): Promise<CallRecord | undefined> {
   const deadline = Date.now() + waitMs;
-  if (registeredEarly && !(await registeredEarly.done)) return deps.queues.get(id);
+  if (registeredEarly && !(await registeredEarly.done)) return deps.queues.get(id, tool);
   for (;;) {
     const w = deps.waiter.wait(id, Math.max(1, deadline - Date.now()), signal);
-    const record = await deps.queues.get(id);
+    const record = await deps.queues.get(id, tool);
     if (!record || isFinished(record.status) || Date.now() >= deadline || signal.aborted) {
       w.cancel();
       return record;
     }
-    if (!(await w.done)) return deps.queues.get(id);
+    if (!(await w.done)) return deps.queues.get(id, tool);
   }
 }

@@ -51,13 +51,7 @@ export function callsRouter(deps: PlannerDeps): Router {
     req.socket.once('close', () => gone.abort());
     // A duplicate may have finished long ago: nobody will announce it again, so read it first.
     if (duplicate) early.cancel();
-    const record = await waitForCallDone(
-      deps,
-      id,
-      waitMs,
-      gone.signal,
-      duplicate ? undefined : early,
-    );
+    const record = await waitForCallDone(deps, id, waitMs, gone.signal, duplicate ? undefined : early, body.tool);
     res
       .status(record && isFinished(record.status) ? 200 : 202)
       .json(record ?? { id, status: 'queued' });
