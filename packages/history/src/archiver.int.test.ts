@@ -203,4 +203,37 @@ describe.each<HistoryDriver>(['sqlite', 'postgres'])('archiver (%s)', (driver) =
       await rig.close();
     }
   }, 90_000);
+
+  test('a tool is read again only once one of its calls can be due: idle tools cost nothing round after round', async () => {
+    const store = await factory.open();
+    const rig = await startCallRig(inject('redisUrl'), store);
+    // Counts the archiver's reads of tool queues (our own methods, on the real Redis).
+    let reads = 0;
+    const { queues } = rig;
+    const [finishedBefore, oldestFinished] = [queues.finishedBefore.bind(queues), queues.oldestFinished.bind(queues)];
+    queues.finishedBefore = (...a) => (reads++, finishedBefore(...a));
+    queues.oldestFinished = (...a) => (reads++, oldestFinished(...a));
+    try {
+      rig.work();
+      const ids = await runCalls(rig, 3);
+      const archiver = rig.archiver({ hotRetentionMs: 60_000 });
+      expect(await archiver.archiveOnce()).toBe(0);
+      expect(await archiver.lagSeconds()).toBe(0);
+      const firstRound = reads;
+      expect(firstRound).toBeGreaterThan(0);
+      // Nothing can be due for about a minute: later rounds do not touch the tool.
+      for (let i = 0; i < 3; i++) {
+        expect(await archiver.archiveOnce()).toBe(0);
+        expect(await archiver.lagSeconds()).toBe(0);
+      }
+      expect(reads).toBe(firstRound);
+      // Once the calls are due they move, and the lag counts them while they have not.
+      const later = Date.now() + 61_000;
+      expect(await archiver.lagSeconds(later)).toBeGreaterThan(0);
+      expect(await archiver.archiveOnce(later)).toBe(3);
+      expect(await redisTrace(rig, ids)).toEqual({ jobs: 0, idKeys: 0, indexed: 0, resultBytes: 0 });
+    } finally {
+      await rig.close();
+    }
+  });
 });
