@@ -8,12 +8,21 @@ import { Worker } from 'bullmq';
 import { createRedisConnection } from '@toolplane/queue';
 
 const TOOL = '(function (args) { return args.a + args.b })';
-const isolate = new ivm.Isolate({ memoryLimit: 32 });
-const script = isolate.compileScriptSync(TOOL);
+let isolate;
+let script;
+/** The isolate, made again when V8 disposed it (contexts made faster than its GC frees them can fill its heap). */
+function current() {
+  if (!isolate || isolate.isDisposed) {
+    isolate = new ivm.Isolate({ memoryLimit: 128 });
+    script = isolate.compileScriptSync(TOOL);
+  }
+  return { isolate, script };
+}
 
 const worker = new Worker(
   process.env.BENCH_QUEUE,
   async (job) => {
+    const { isolate, script } = current();
     const context = await isolate.createContext();
     try {
       const fn = await script.run(context, { reference: true, timeout: 1000 });

@@ -97,6 +97,14 @@ describe('SandboxFleet', () => {
     expect(await fleet.check('export default () => 2')).toEqual({ ok: true });
   });
 
+  test('a burst of registration checks of valid code all pass: each gets its host and its time bound to itself', async () => {
+    // Each evaluates 5 M additions at its top level: fine alone, but forty sharing one host's
+    // CPU (and each other's time bound) failed as "blocked its checker" before checks took turns.
+    const busy = (i: number) => `let x = ${i}; for (let k = 0; k < 5e6; k++) x += k; export default () => x;`;
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => fleet.check(busy(i))));
+    expect(results.filter((r) => !r.ok)).toEqual([]);
+  });
+
   test('cancel ends a running call at once', async () => {
     const abort = new AbortController();
     const p = outcome(fleet.run(tool('export default () => new Promise(() => {})', { timeoutMs: 10_000 }), {}, { signal: abort.signal }));

@@ -125,6 +125,8 @@ export class SandboxFleet {
   private readonly hosts: Host[] = [];
   private readonly waiting: Pending[] = [];
   private readonly quarantine: Pending[] = [];
+  /** Registration checks waiting for a host without one under way (see {@link check}). */
+  private readonly checkQueue: Array<() => void> = [];
   private readonly opts: Required<Omit<SandboxFleetOptions, 'onDispose' | 'onHostFailure' | 'logger' | 'lazy'>>;
   private readonly log: Logger;
   private readonly watchdog: NodeJS.Timeout;
@@ -191,12 +193,15 @@ export class SandboxFleet {
       // replaced host) is not the code's fault. No host at all within the start timeout is ours.
       const waitUntil = performance.now() + START_TIMEOUT_MS;
       const dispatch = () => {
-        const host = this.pickHost();
-        if (!host) {
+        if (!this.pickHost()) {
           if (this.closed) return resolve({ ok: false, message: 'sandbox is shut down' });
           if (performance.now() > waitUntil) return reject(new RequestError('UNAVAILABLE', 'no sandbox host is available to check the code; retry later'));
           return void setTimeout(dispatch, 10);
         }
+        // One check per host at a time: checks sent together would share its CPU and each other's
+        // time bound, so a burst of valid registrations failed as "blocked its checker" on a busy machine.
+        const host = this.pickCheckHost();
+        if (!host) return void this.checkQueue.push(dispatch);
         host.checks.set(id, { resolve, host, deadline: performance.now() + this.opts.checkTimeoutMs });
         host.send({ t: 'check', id, code });
       };
@@ -222,6 +227,8 @@ export class SandboxFleet {
         clearTimeout(timer);
       }),
     );
+    // Checks still waiting for a host learn that there is none now.
+    for (const dispatch of this.checkQueue.splice(0)) dispatch();
   }
 
   /** Host processes alive now, by role. */
@@ -304,6 +311,21 @@ export class SandboxFleet {
   }
 
   /** The ready shared host with the fewest calls. */
+  /** A ready shared host with no registration check of its own under way. */
+  private pickCheckHost(): Host | undefined {
+    let best: Host | undefined;
+    for (const h of this.hosts) {
+      if (h.role !== 'shared' || h.state !== 'ready' || h.checks.size > 0) continue;
+      if (!best || h.calls.size < best.calls.size) best = h;
+    }
+    return best;
+  }
+
+  /** Sends waiting registration checks to the hosts that are free for one. */
+  private drainChecks(): void {
+    while (this.checkQueue.length > 0 && (this.pickCheckHost() || !this.pickHost())) this.checkQueue.shift()!();
+  }
+
   private pickHost(): Host | undefined {
     let best: Host | undefined;
     for (const h of this.hosts) {
@@ -468,6 +490,7 @@ export class SandboxFleet {
         if (!c) return;
         host.checks.delete(msg.id);
         c.resolve(msg.ok ? { ok: true } : { ok: false, message: msg.message });
+        this.drainChecks();
         return;
       }
       case 'retryAfter':
@@ -525,6 +548,8 @@ export class SandboxFleet {
   }
 
   private watch(): void {
+    // A host replaced or started since: checks waiting for one go now.
+    this.drainChecks();
     const now = performance.now();
     for (const host of [...this.hosts]) {
       if (host.state === 'dead') continue;
