@@ -138,6 +138,8 @@ const DAY_MS = 86_400_000;
 const MAX_LIST_SCAN = 5_000;
 /** A call awaiting approval sits in BullMQ's delayed set this long at most; approval promotes it. */
 const APPROVAL_HOLD_MS = 365 * DAY_MS;
+/** Unfinished calls read to learn which versions of a tool they still need. */
+const QUEUED_VERSIONS_SCAN = 1000;
 
 /** What is kept of a call that was removed from its queue before running (cancelled or rejected). */
 type Tombstone = { code: 'CANCELLED' | 'REJECTED'; tool: string; version: number; createdAt: number; at: number; tenant: string; argsHash: string };
@@ -182,6 +184,31 @@ export class ToolQueues {
   /** Makes the tool's concurrency cap hold across every worker replica (BullMQ global concurrency). */
   async applyToolSettings(tool: Tool): Promise<void> {
     await this.queue(tool.name).setGlobalConcurrency(tool.concurrency);
+  }
+
+  /** The versions of `tool` its unfinished calls were accepted for (read from at most 1,000 of them). */
+  async queuedVersions(tool: string): Promise<Set<number>> {
+    const jobs = await this.queue(tool).getJobs(['waiting', 'delayed', 'prioritized', 'active'], 0, QUEUED_VERSIONS_SCAN - 1);
+    const versions = new Set<number>();
+    for (const job of jobs) {
+      const v = (job?.data as { version?: unknown } | undefined)?.version;
+      if (typeof v === 'number') versions.add(v);
+    }
+    return versions;
+  }
+
+  /**
+   * A deleted tool gives back its queue's own bookkeeping (settings, event stream, counters) once no
+   * call of it is left to run; its finished calls stay readable until their retention or archiving.
+   * Returns whether anything was still queued (then nothing is dropped).
+   */
+  async releaseDeletedTool(tool: string): Promise<boolean> {
+    const queue = this.queue(tool);
+    const counts = await queue.getJobCounts('waiting', 'delayed', 'prioritized', 'active', 'waiting-children');
+    if (Object.values(counts).some((n) => n > 0)) return true;
+    const k = queue.keys;
+    await this.redis.del(k.meta!, k.events!, k.marker!, k['stalled-check']!, k.pc!, k.id!);
+    return false;
   }
 
   /**

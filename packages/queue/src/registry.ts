@@ -175,11 +175,11 @@ export class ToolRegistry {
   }
 
   /**
-   * Deletes the oldest versions past {@link ToolRegistryOptions.maxVersions}, never the current one
-   * nor one in `referenced` (versions queued calls still need). Returns the versions deleted.
+   * Deletes the oldest versions past `keep` ({@link ToolRegistryOptions.maxVersions} unless told),
+   * never the current one nor one in `referenced` (versions queued calls still need). Returns the
+   * versions deleted. A deleted tool is pruned with `keep` 0: only what its queued calls need stays.
    */
-  async prune(name: string, referenced: ReadonlySet<number> = new Set()): Promise<number[]> {
-    const keep = this.opts.maxVersions ?? 20;
+  async prune(name: string, referenced: ReadonlySet<number> = new Set(), keep = this.opts.maxVersions ?? 20): Promise<number[]> {
     const kept = await this.versions(name);
     if (kept.length <= keep) return [];
     const doomed = kept
@@ -192,7 +192,11 @@ export class ToolRegistry {
     return doomed;
   }
 
-  /** Removes a tool; its old versions stay readable for calls already queued. */
+  /**
+   * Removes a tool; its versions stay readable for calls already queued (prune it with `keep` 0
+   * to drop the rest). Its version counter stays, so a tool made again under the name never reuses a
+   * version number (result caches are keyed by version).
+   */
   async delete(name: string): Promise<boolean> {
     const removed = await this.redis.hdel(this.keys.registryCurrent, name);
     if (removed) await this.redis.publish(this.keys.registryChanged, name);

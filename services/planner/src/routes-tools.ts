@@ -111,6 +111,9 @@ export function toolsRouter(deps: PlannerDeps): Router {
     const tool = await deps.registry.get(name);
     if (!tool || !canSee(principalOf(res), tool.tenant) || !(await deps.registry.delete(name))) throw toolNotFound(name);
     deps.validator.forget(name);
+    // What the tool held goes now, except what its unfinished calls still need to run.
+    await deps.queues.releaseDeletedTool(name);
+    await deps.registry.prune(name, await deps.queues.queuedVersions(name), 0);
     res.status(204).end();
   });
 
@@ -119,18 +122,9 @@ export function toolsRouter(deps: PlannerDeps): Router {
 
 const RollbackBody = z.object({ version: z.number().int().min(1) }).strict();
 
-/** Queued calls read at most this many jobs to learn which versions they still need. */
-const PRUNE_SCAN_JOBS = 1000;
-
 /** Drops the oldest versions past the registry's count, keeping those queued calls still reference. */
 async function pruneVersions(deps: PlannerDeps, name: string): Promise<void> {
-  const jobs = await deps.queues.queue(name).getJobs(['waiting', 'delayed', 'prioritized', 'active'], 0, PRUNE_SCAN_JOBS - 1);
-  const referenced = new Set<number>();
-  for (const job of jobs) {
-    const v = (job?.data as { version?: unknown } | undefined)?.version;
-    if (typeof v === 'number') referenced.add(v);
-  }
-  await deps.registry.prune(name, referenced);
+  await deps.registry.prune(name, await deps.queues.queuedVersions(name));
 }
 
 /** Latency figures come from the most recent finished calls kept in the queue. */
