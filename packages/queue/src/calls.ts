@@ -197,6 +197,15 @@ export class ToolQueues {
     return versions;
   }
 
+  /** Whether nothing of `tool` is left in Redis: no call queued, running or finished, no tombstone. */
+  async holdsNothing(tool: string): Promise<boolean> {
+    const [counts, tombstones] = await Promise.all([
+      this.queue(tool).getJobCounts('waiting', 'delayed', 'prioritized', 'active', 'waiting-children', 'completed', 'failed'),
+      this.redis.zcard(this.keys.tombstones(tool)),
+    ]);
+    return tombstones === 0 && Object.values(counts).every((n) => n === 0);
+  }
+
   /**
    * A deleted tool gives back its queue's own bookkeeping (settings, event stream, counters) once no
    * call of it is left to run; its finished calls stay readable until their retention or archiving.

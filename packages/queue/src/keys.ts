@@ -19,6 +19,8 @@ export function createKeys(prefix: string) {
     registrySpecs: `${reg}:tools:spec`,
     registryCurrent: `${reg}:tools:current`,
     registrySeq: `${reg}:tools:seq`,
+    /** Names of deleted tools whose queues may still hold calls to archive (set). */
+    registryDeleted: `${reg}:tools:deleted`,
     registryChanged: `${reg}:tools:changed`,
     callIndex: (id: string) => `${prefix}:call:${id}`,
     /** Hash of API key id → record with the hash of its secret. */

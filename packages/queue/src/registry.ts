@@ -4,7 +4,7 @@ import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
 
 /*
- * KEYS[1] seq hash, KEYS[2] current hash, KEYS[3] spec hash
+ * KEYS[1] seq hash, KEYS[2] current hash, KEYS[3] spec hash, KEYS[4] deleted names set
  * ARGV[1] tool name, ARGV[2] spec JSON (with createdAt), ARGV[3] change channel
  * Returns {version, existedBefore}.
  */
@@ -13,6 +13,7 @@ local existed = redis.call('HEXISTS', KEYS[2], ARGV[1])
 local v = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 redis.call('HSET', KEYS[3], ARGV[1] .. '@' .. v, ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], v)
+redis.call('SREM', KEYS[4], ARGV[1])
 redis.call('PUBLISH', ARGV[3], ARGV[1])
 return {v, existed}
 `;
@@ -74,10 +75,11 @@ export class ToolRegistry {
     const stored: StoredSpec = { ...spec, createdAt: new Date().toISOString(), tenant, codeHash, ...meta };
     const [version, existed] = (await this.redis.eval(
       PUT_TOOL,
-      3,
+      4,
       this.keys.registrySeq,
       this.keys.registryCurrent,
       this.keys.registrySpecs,
+      this.keys.registryDeleted,
       name,
       JSON.stringify(stored),
       this.keys.registryChanged,
@@ -199,8 +201,22 @@ export class ToolRegistry {
    */
   async delete(name: string): Promise<boolean> {
     const removed = await this.redis.hdel(this.keys.registryCurrent, name);
-    if (removed) await this.redis.publish(this.keys.registryChanged, name);
+    if (removed) {
+      // Listed for the archiver until its queue holds nothing more ({@link forgetDeleted}).
+      await this.redis.sadd(this.keys.registryDeleted, name);
+      await this.redis.publish(this.keys.registryChanged, name);
+    }
     return removed === 1;
+  }
+
+  /** Deleted tools whose queues may still hold calls (finished ones to archive, queued ones to run). */
+  deletedNames(): Promise<string[]> {
+    return this.redis.smembers(this.keys.registryDeleted);
+  }
+
+  /** A deleted tool's queue holds nothing any more: it is forgotten for good. */
+  async forgetDeleted(name: string): Promise<void> {
+    await this.redis.srem(this.keys.registryDeleted, name);
   }
 
   private decode(name: string, version: number, raw: string): Tool {

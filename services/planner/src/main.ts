@@ -33,6 +33,7 @@ import { Archiver, describeHistory, openHistory, type HistoryStore } from '@tool
 import { createPlannerApp, type PlannerEvents } from './app.js';
 import { loadConfig, modelEndpoint } from './config.js';
 import { PlannerToolGateway } from './run-tools.js';
+import { toolsToArchive } from './tools-to-archive.js';
 import { ToolAvailabilityReader } from './tool-availability.js';
 import { ArgumentValidator } from './validation.js';
 import { SandboxFleet } from '@toolplane/sandbox';
@@ -121,7 +122,7 @@ async function main(): Promise<void> {
         store: history,
         redis,
         keys,
-        tools: () => registry.names(),
+        tools: toolsToArchive(registry, queues),
         hotRetentionMs: config.CALL_HOT_RETENTION_MS,
         runs: runStore,
         batchSize: config.HISTORY_BATCH_SIZE,

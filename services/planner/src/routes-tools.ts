@@ -114,6 +114,7 @@ export function toolsRouter(deps: PlannerDeps): Router {
     // What the tool held goes now, except what its unfinished calls still need to run.
     await deps.queues.releaseDeletedTool(name);
     await deps.registry.prune(name, await deps.queues.queuedVersions(name), 0);
+    if (await deps.queues.holdsNothing(name)) await deps.registry.forgetDeleted(name);
     res.status(204).end();
   });
 
