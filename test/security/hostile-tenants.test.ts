@@ -43,6 +43,23 @@ const CALL_CASES: CallCase[] = [
   { name: 'request body over the cap is refused in the isolate', code: 'export default async (a, ctx) => (await ctx.fetch(a.base + "/echo", { method: "POST", body: "x".repeat(2 * 1024 * 1024) })).status', expect: ['TOOL_ERROR'] },
 ];
 
+/**
+ * A module's top level runs inside each call (module factories, issue 14), where the registration
+ * check never sees it: timers refuse outside a call, so this prefix is false at registration and true
+ * in a call, and the code after it turns hostile only when it runs for real.
+ */
+const ONLY_IN_A_CALL = 'let inCall = false; try { setTimeout(() => {}, 0); inCall = true } catch {}\n';
+const TOP_LEVEL_IN_A_CALL: CallCase[] = [
+  { name: 'top level that spins only inside a call', code: `${ONLY_IN_A_CALL}if (inCall) for (;;) {}\nexport default () => 1`, expect: ['TIMEOUT'] },
+  { name: 'top level that spins in microtasks only inside a call', code: `${ONLY_IN_A_CALL}if (inCall) { ${SPIN_IN_MICROTASKS} }\nexport default () => 1`, expect: ['TIMEOUT'] },
+  { name: 'top-level allocation bomb only inside a call', code: `${ONLY_IN_A_CALL}if (inCall) void new Array(2 ** 27).fill(0);\nexport default () => 1`, expect: ['OUT_OF_MEMORY', 'TIMEOUT'] },
+  { name: 'top-level rejected getter only inside a call', code: `${ONLY_IN_A_CALL}if (inCall) Promise.reject({ get message() { for (;;) {} } });\nexport default () => 1`, expect: ['ok', 'TIMEOUT'] },
+  { name: 'top-level rejected Proxy only inside a call', code: `${ONLY_IN_A_CALL}if (inCall) Promise.reject(new Proxy({}, { get() { for (;;) {} } }));\nexport default () => 1`, expect: ['ok', 'TIMEOUT'] },
+  { name: 'top-level thrown getter only inside a call', code: `${ONLY_IN_A_CALL}if (inCall) throw { get message() { for (;;) {} } };\nexport default () => 1`, expect: ['TIMEOUT'] },
+  { name: 'default export that is a spinning Proxy only inside a call', code: `${ONLY_IN_A_CALL}export default inCall ? new Proxy(() => 1, { apply() { for (;;) {} } }) : () => 1`, expect: ['TIMEOUT'] },
+  { name: 'default export returning a spinning thenable only inside a call', code: `${ONLY_IN_A_CALL}export default () => (inCall ? { then() { for (;;) {} } } : 1)`, expect: ['TIMEOUT'] },
+];
+
 const EGRESS_CASES: Array<[string, string, string]> = [
   ['cloud metadata', 'http://169.254.169.254/latest/meta-data/', '169.254.169.254'],
   ['another loopback address', 'http://127.0.0.2:PORT/', '127.0.0.2:PORT'],
@@ -120,7 +137,7 @@ describe('hostile tenants against a planner and two workers', () => {
     await new Promise((r) => downstream?.close(r));
   });
 
-  for (const c of CALL_CASES) {
+  for (const c of [...CALL_CASES, ...TOP_LEVEL_IN_A_CALL]) {
     test(`call: ${c.name} → ${c.expect.join(' or ')}`, async () => {
       const name = `c${++n}`;
       const put = await register(name, c.code, { limits: { timeoutMs: 1_000, memoryMb: 32 }, egress: [`127.0.0.1:${port}`], ...c.tool });
