@@ -92,15 +92,21 @@ export async function startPlanner({ redisUrl, prefix }) {
     TOOLPLANE_AUTH: 'off',
   });
   const url = `http://127.0.0.1:${port}`;
+  await waitHealthy(p, url, 'planner');
+  return { ...p, url };
+}
+
+/** Resolves once `proc` answers `GET {url}/healthz`; fails with its output if it exits or takes over 30 s. */
+export async function waitHealthy(proc, url, what) {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (p.exited()) throw new Error(`planner exited:\n${p.output()}`);
+    if (proc.exited()) throw new Error(`${what} exited:\n${proc.output()}`);
     try {
-      if ((await fetch(`${url}/healthz`)).ok) return { ...p, url };
+      if ((await fetch(`${url}/healthz`)).ok) return;
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`planner not healthy after 30 s:\n${p.output()}`);
+    if (Date.now() > deadline) throw new Error(`${what} not healthy after 30 s:\n${proc.output()}`);
     await sleep(50);
   }
 }

@@ -3,7 +3,7 @@
 // that POST a call and wait for its result, one after another, until `calls` are done.
 import { join } from 'node:path';
 import { freePort } from '@toolplane/queue/testing';
-import { ROOT, sleep, spawnNode } from './processes.mjs';
+import { ROOT, spawnNode, waitHealthy } from './processes.mjs';
 import { BENCH_TOOL } from './throughput.mjs';
 
 /** The hand-built server and its worker (bench/handbuilt/), on `redisUrl` under `prefix`. */
@@ -13,17 +13,7 @@ export async function startHandBuilt({ redisUrl, prefix, concurrency }) {
   const worker = spawnNode(join(ROOT, 'bench', 'handbuilt', 'worker.mjs'), { ...env, WORKER_CONCURRENCY: String(concurrency) });
   const server = spawnNode(join(ROOT, 'bench', 'handbuilt', 'server.mjs'), { ...env, PORT: String(port) });
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (server.exited()) throw new Error(`hand-built server exited:\n${server.output()}`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`hand-built server not up after 30 s:\n${server.output()}`);
-    await sleep(50);
-  }
+  await waitHealthy(server, url, 'hand-built server');
   return { url, pids: [server.pid, worker.pid], stop: async () => Promise.all([server.stop(), worker.stop()]) };
 }
 

@@ -274,7 +274,7 @@ export class CallScheduler extends EventEmitter {
   /** Calls of a tool BullMQ could hand out now (waiting and prioritized; delayed ones come through timers). */
   private async waitingCount(tool: string): Promise<number> {
     const k = this.queueKeys.getKeys(this.keys.queueName(tool));
-    const [[, waiting], [, prioritized]] = (await this.redis.multi().llen(k.wait!).zcard(k.prioritized!).exec()) as [[unknown, number], [unknown, number]];
+    const [waiting, prioritized] = await Promise.all([this.redis.llen(k.wait!), this.redis.zcard(k.prioritized!)]);
     return waiting + prioritized;
   }
 
@@ -418,7 +418,6 @@ export class CallScheduler extends EventEmitter {
   /** Tools with calls running somewhere get BullMQ's stalled check; the calls of dead workers go back to wait. */
   private async checkStalled(): Promise<void> {
     const tools = await this.redis.zrange(this.keys.busyTools, 0, -1, 'WITHSCORES');
-    const queueKeys = new QueueKeys(this.keys.bullPrefix);
     for (let i = 0; i < tools.length; i += 2) {
       const tool = tools[i]!;
       const lane = this.lane(tool);
@@ -430,7 +429,7 @@ export class CallScheduler extends EventEmitter {
       // Dropped only if its entry is still the one read: a take since (this worker's own included,
       // racing this check) marks it again first.
       const quiet = Number(tools[i + 1]) < Date.now() - this.opts.lockDurationMs;
-      if (quiet && (await this.redis.llen(queueKeys.getKeys(this.keys.queueName(tool)).active!)) === 0) {
+      if (quiet && (await this.redis.llen(this.queueKeys.getKeys(this.keys.queueName(tool)).active!)) === 0) {
         await forgetBusy.run(this.redis, [this.keys.busyTools], [tool, tools[i + 1]!]);
       }
     }
@@ -442,17 +441,10 @@ export class CallScheduler extends EventEmitter {
    */
   private async repair(leased: boolean): Promise<void> {
     if (leased && (await this.redis.set(this.keys.schedulerRepair, '1', 'PX', REPAIR_EVERY_MS - 1_000, 'NX')) !== 'OK') return;
-    const queueKeys = new QueueKeys(this.keys.bullPrefix);
     const tools = await this.opts.tools();
     for (let i = 0; i < tools.length; i += 200) {
       const batch = tools.slice(i, i + 200);
-      const counts = await Promise.all(
-        batch.map(async (tool) => {
-          const k = queueKeys.getKeys(this.keys.queueName(tool));
-          const [waiting, prioritized] = await Promise.all([this.redis.llen(k.wait!), this.redis.zcard(k.prioritized!)]);
-          return waiting + prioritized;
-        }),
-      );
+      const counts = await Promise.all(batch.map((tool) => this.waitingCount(tool)));
       const runnable = batch.filter((_, j) => counts[j]! > 0);
       if (runnable.length > 0) {
         const now = Date.now();

@@ -140,6 +140,8 @@ const MAX_LIST_SCAN = 5_000;
 const APPROVAL_HOLD_MS = 365 * DAY_MS;
 /** Unfinished calls read to learn which versions of a tool they still need. */
 const QUEUED_VERSIONS_SCAN = 1000;
+/** BullMQ's states of a call that has not finished yet. */
+const UNFINISHED_STATES = ['waiting', 'delayed', 'prioritized', 'active', 'waiting-children'] as const;
 
 /** What is kept of a call that was removed from its queue before running (cancelled or rejected). */
 type Tombstone = { code: 'CANCELLED' | 'REJECTED'; tool: string; version: number; createdAt: number; at: number; tenant: string; argsHash: string };
@@ -188,7 +190,7 @@ export class ToolQueues {
 
   /** The versions of `tool` its unfinished calls were accepted for (read from at most 1,000 of them). */
   async queuedVersions(tool: string): Promise<Set<number>> {
-    const jobs = await this.queue(tool).getJobs(['waiting', 'delayed', 'prioritized', 'active'], 0, QUEUED_VERSIONS_SCAN - 1);
+    const jobs = await this.queue(tool).getJobs([...UNFINISHED_STATES], 0, QUEUED_VERSIONS_SCAN - 1);
     const versions = new Set<number>();
     for (const job of jobs) {
       const v = (job?.data as { version?: unknown } | undefined)?.version;
@@ -200,7 +202,7 @@ export class ToolQueues {
   /** Whether nothing of `tool` is left in Redis: no call queued, running or finished, no tombstone. */
   async holdsNothing(tool: string): Promise<boolean> {
     const [counts, tombstones] = await Promise.all([
-      this.queue(tool).getJobCounts('waiting', 'delayed', 'prioritized', 'active', 'waiting-children', 'completed', 'failed'),
+      this.queue(tool).getJobCounts(...UNFINISHED_STATES, 'completed', 'failed'),
       this.redis.zcard(this.keys.tombstones(tool)),
     ]);
     return tombstones === 0 && Object.values(counts).every((n) => n === 0);
@@ -213,7 +215,7 @@ export class ToolQueues {
    */
   async releaseDeletedTool(tool: string): Promise<boolean> {
     const queue = this.queue(tool);
-    const counts = await queue.getJobCounts('waiting', 'delayed', 'prioritized', 'active', 'waiting-children');
+    const counts = await queue.getJobCounts(...UNFINISHED_STATES);
     if (Object.values(counts).some((n) => n > 0)) return true;
     const k = queue.keys;
     await this.redis.del(k.meta!, k.events!, k.marker!, k['stalled-check']!, k.pc!, k.id!);

@@ -10,7 +10,7 @@ import { EntryKind } from './isolate/entry-kind.js';
 import { IsolatePools, type ActiveCall, type DisposalReason, type Pool, type ProgressReport, type Slot, type TimerWait } from './isolate-pool.js';
 import { redactSecrets } from './redact.js';
 import { toModuleFactory } from './module-factory.js';
-import { mapStack, mapStackToCode } from './source-map.js';
+import { mapStack } from './source-map.js';
 
 export type { DisposalReason, ProgressReport } from './isolate-pool.js';
 
@@ -493,7 +493,7 @@ export class Sandbox {
     let parsed = JSON.parse(out) as Outcome;
     if (secrets.length > 0) parsed = redactSecrets(parsed, secrets);
     if (!parsed.ok) {
-      if (parsed.stack && factoryMap) parsed.stack = mapStackToCode(parsed.stack, factoryMap);
+      if (parsed.stack && factoryMap) parsed.stack = mapStack(parsed.stack, factoryMap, true);
       const message = parsed.stack && sourceMap ? `${parsed.message}\n${mapStack(parsed.stack, sourceMap)}` : parsed.message;
       throw Object.assign(failWithReportedCode(parsed.code, message), { logs: parsed.logs, ...(parsed.stack ? { stack: parsed.stack } : {}) });
     }

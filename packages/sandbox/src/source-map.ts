@@ -86,22 +86,15 @@ export function originalPosition(map: string, line: number, col: number): { sour
   return source === undefined ? undefined : { source, line: best.line + 1, col: best.srcCol + 1 };
 }
 
-/** Rewrites `tool:<key>:line:col` positions in `stack` to the sources named by `map`. */
-export function mapStack(stack: string, map: string): string {
-  return stack.replace(/tool:[^\s():]+:(\d+):(\d+)/g, (whole, l: string, c: string) => {
-    const pos = originalPosition(map, Number(l), Number(c));
-    return pos ? `${pos.source}:${pos.line}:${pos.col}` : whole;
-  });
-}
-
 /**
- * Rewrites `tool:<key>:line:col` positions in `stack` through `map` but keeps the `tool:<key>` file:
- * positions in a module factory (`module-factory.ts`) become positions in the tool's code, as if
- * the module itself had run, ready for {@link mapStack} with the tool's own source map.
+ * Rewrites `tool:<key>:line:col` positions in `stack` through `map`: to the sources the map names, or
+ * with `keepFile`, to positions in the same `tool:<key>` file — how a module factory's positions
+ * (`module-factory.ts`) become positions in the tool's code, as if the module itself had run, ready
+ * for a second pass with the tool's own source map.
  */
-export function mapStackToCode(stack: string, map: string): string {
+export function mapStack(stack: string, map: string, keepFile = false): string {
   return stack.replace(/(tool:[^\s():]+):(\d+):(\d+)/g, (whole, file: string, l: string, c: string) => {
     const pos = originalPosition(map, Number(l), Number(c));
-    return pos ? `${file}:${pos.line}:${pos.col}` : whole;
+    return pos ? `${keepFile ? file : pos.source}:${pos.line}:${pos.col}` : whole;
   });
 }

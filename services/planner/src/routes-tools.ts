@@ -112,9 +112,9 @@ export function toolsRouter(deps: PlannerDeps): Router {
     if (!tool || !canSee(principalOf(res), tool.tenant) || !(await deps.registry.delete(name))) throw toolNotFound(name);
     deps.validator.forget(name);
     // What the tool held goes now, except what its unfinished calls still need to run.
-    await deps.queues.releaseDeletedTool(name);
-    await deps.registry.prune(name, await deps.queues.queuedVersions(name), 0);
-    if (await deps.queues.holdsNothing(name)) await deps.registry.forgetDeleted(name);
+    const stillQueued = await deps.queues.releaseDeletedTool(name);
+    await deps.registry.prune(name, stillQueued ? await deps.queues.queuedVersions(name) : new Set(), 0);
+    if (!stillQueued && (await deps.queues.holdsNothing(name))) await deps.registry.forgetDeleted(name);
     res.status(204).end();
   });
 
