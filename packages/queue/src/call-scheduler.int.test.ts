@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { DelayedError } from 'bullmq';
-import { ToolSpec, type Tool } from '@toolplane/core';
+import { DelayedError, type Job } from 'bullmq';
+import { ToolSpec, type CallJobData, type CallOutput, type Tool } from '@toolplane/core';
 import { CallScheduler } from './call-scheduler.js';
 import { ToolQueues } from './calls.js';
 import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
@@ -203,5 +203,72 @@ describe('CallScheduler', () => {
     const two = await idleRate(2);
     const many = await idleRate(500);
     expect(many).toBeLessThanOrEqual(Math.max(2 * two, two + 5));
+  });
+});
+
+/** A processor that records each call as it starts, and takes `runMs`. */
+function recording(runMs: number) {
+  const started: Array<Job<CallJobData, CallOutput>> = [];
+  const processor: CallProcessor = async (job) => {
+    started.push(job);
+    await sleep(runMs);
+    return { result: null, logs: [] };
+  };
+  return { started, processor };
+}
+
+/**
+ * In which order the scheduler starts calls: the tool that has waited longest first, then turns
+ * across tools; priorities within a tool.
+ */
+describe('CallScheduler order', () => {
+  test('the tool that has waited longest starts first; then tools take turns', async () => {
+    // Longer than the scheduler's 10 ms look at who else waits, so each turn sees the others.
+    const { started, processor } = recording(50);
+    const { queues, scheduler, put, stop } = await setup(processor, 1);
+    try {
+      // Announced in the order c, b, a: not the order of their names.
+      for (const name of ['c', 'b', 'a']) {
+        const tool = await put(name);
+        await queues.enqueueBulk(tool, [{}, {}, {}, {}], { tenant: 'default' });
+        await sleep(5);
+      }
+      scheduler.start();
+      await until(() => started.length >= 12);
+      const order = started.map((job) => job.data.tool);
+      // Tools in the order of their first start.
+      expect([...new Set(order)]).toEqual(['c', 'b', 'a']);
+      // While others wait, a tool runs one call, plus at most one more on a stale look at the line.
+      let streak = 1;
+      for (let i = 1; i < order.length; i++) {
+        const othersWaiting = order.slice(i).some((t) => t !== order[i - 1]);
+        streak = order[i] === order[i - 1] ? streak + 1 : 1;
+        if (othersWaiting) expect(streak, order.join('')).toBeLessThanOrEqual(2);
+      }
+      // Every tool had its turns before any ran out: no tool finished its four calls before all had started two.
+      const startedTwo = Math.max(...['a', 'b', 'c'].map((t) => order.indexOf(t, order.indexOf(t) + 1)));
+      const firstDone = Math.min(...['a', 'b', 'c'].map((t) => order.lastIndexOf(t)));
+      expect(startedTwo, order.join('')).toBeLessThan(firstDone);
+    } finally {
+      await stop();
+    }
+  });
+
+  test('priorities order the calls of a tool; a more urgent call queued later overtakes', async () => {
+    const { started, processor } = recording(20);
+    const { queues, scheduler, put, stop } = await setup(processor, 1);
+    try {
+      const tool = await put('prio');
+      for (const priority of [5, 1, 4, 2, 3]) await queues.enqueue(tool, { priority }, { tenant: 'default', priority });
+      scheduler.start();
+      await until(() => started.length >= 1);
+      // Queued while the most urgent call runs: it comes before the four still waiting.
+      await queues.enqueue(tool, { priority: 0.5 }, { tenant: 'default', priority: 1 });
+      await until(() => started.length >= 6);
+      const order = started.map((job) => (job.data.arguments as { priority: number }).priority);
+      expect(order).toEqual([1, 0.5, 2, 3, 4, 5]);
+    } finally {
+      await stop();
+    }
   });
 });
