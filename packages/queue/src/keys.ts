@@ -48,6 +48,16 @@ export function createKeys(prefix: string) {
     breakerOpen: (tool: string) => `${prefix}:{${tool}}:breaker:open`,
     breakerTripped: (tool: string) => `${prefix}:{${tool}}:breaker:tripped`,
     breakerTrial: (tool: string) => `${prefix}:{${tool}}:breaker:trial`,
+    /**
+     * Hash of the tool's fair-share tags: tenant → start tag of its last queued call, plus `~max`, the
+     * highest tag handed out (see `lua/tag-calls-3.lua`).
+     */
+    fairTags: (tool: string) => `${prefix}:{${tool}}:fair`,
+    /**
+     * Zset of the tool's queued calls that have a deadline → the deadline (ms), written with the add;
+     * the deadline sweeper ends those still waiting past it and drops entries once past.
+     */
+    callDeadlines: (tool: string) => `${prefix}:{${tool}}:deadlines`,
     rateHold: (tool: string) => `${prefix}:{${tool}}:rl:hold`,
     rateWindow: (tool: string) => `${prefix}:{${tool}}:rl:window`,
     tenantWindow: (tool: string, tenant: string) => `${prefix}:{${tool}}:rl:tenant:${tenant}`,
