@@ -1,4 +1,4 @@
-import type { RedisConnection } from '@toolplane/queue';
+import { PubSubWaiter, type RedisConnection } from '@toolplane/queue';
 import type { AgentKeys } from './keys.js';
 import type { RunStore, StoredRunEvent } from './run-store.js';
 
@@ -11,23 +11,18 @@ export const EVENT_ID_PATTERN = /^\d{1,15}-\d{1,10}$/;
  * then read the stream from where they are. A missed wake-up costs at most one idle period.
  */
 export class RunEventFeed {
-  private readonly listeners = new Map<string, Set<() => void>>();
-  private subscribed: Promise<unknown> | undefined;
+  private readonly changes: PubSubWaiter;
 
   constructor(
-    private readonly subscriber: RedisConnection,
-    private readonly keys: AgentKeys,
+    subscriber: RedisConnection,
+    keys: AgentKeys,
     private readonly store: RunStore,
   ) {
-    subscriber.on('message', (channel: string, id: string) => {
-      if (channel !== keys.runsChanged) return;
-      for (const wake of this.listeners.get(id) ?? []) wake();
-    });
+    this.changes = new PubSubWaiter(subscriber, keys.runsChanged);
   }
 
   start(): Promise<unknown> {
-    this.subscribed ??= this.subscriber.subscribe(this.keys.runsChanged);
-    return this.subscribed;
+    return this.changes.start();
   }
 
   /**
@@ -40,50 +35,20 @@ export class RunEventFeed {
     for (;;) {
       if (signal.aborted) return;
       // Listen before reading, so an event appended between the read and the wait still wakes us.
-      const woken = this.nextWake(id, idleMs, signal);
-      const events = await this.store.eventsAfter(id, cursor);
-      for (const e of events) {
-        cursor = e.id;
-        yield e;
-        if (e.event.type === 'finished') {
-          woken.cancel();
-          return;
+      const woken = this.changes.wait(id, idleMs, signal);
+      try {
+        const events = await this.store.eventsAfter(id, cursor);
+        for (const e of events) {
+          cursor = e.id;
+          yield e;
+          if (e.event.type === 'finished') return;
         }
-      }
-      if (events.length > 0) {
+        if (events.length > 0) continue;
+        if (!(await woken.done)) yield undefined;
+      } finally {
+        // Also when the reader stops early or the read throws: the wait's timer and listener go now.
         woken.cancel();
-        continue;
       }
-      if (!(await woken.done)) yield undefined;
     }
-  }
-
-  private nextWake(id: string, timeoutMs: number, signal: AbortSignal): { done: Promise<boolean>; cancel: () => void } {
-    let set = this.listeners.get(id);
-    if (!set) this.listeners.set(id, (set = new Set()));
-    const listeners = set;
-    let wake!: () => void;
-    let timer: NodeJS.Timeout | undefined;
-    const remove = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      listeners.delete(wake);
-      if (listeners.size === 0 && this.listeners.get(id) === listeners) this.listeners.delete(id);
-    };
-    let onAbort!: () => void;
-    const done = new Promise<boolean>((resolve) => {
-      wake = () => {
-        remove();
-        resolve(true);
-      };
-      onAbort = () => {
-        remove();
-        resolve(false);
-      };
-      timer = setTimeout(onAbort, timeoutMs);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    listeners.add(wake);
-    return { done, cancel: remove };
   }
 }

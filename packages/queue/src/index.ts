@@ -19,6 +19,8 @@ export { ToolRegistry, watchToolChanges } from './registry.js';
 export { ToolQueues, idempotentCallId, isIdempotentCallId } from './calls.js';
 export type { EnqueueOptions, ToolQueuesOptions, CallHistory, HistoryCallQuery, FinishedCall, EarlierRun } from './calls.js';
 export { CallWaiter, announceCallDone } from './call-waiter.js';
+export { PubSubWaiter } from './pubsub-waiter.js';
+export type { Wait } from './pubsub-waiter.js';
 export { CallEventLog, STREAM_ID_PATTERN } from './call-events.js';
 export type { CallEventLogOptions, ProgressEvent, JobEvent } from './call-events.js';
 export { CallScheduler } from './call-scheduler.js';
