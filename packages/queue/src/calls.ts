@@ -21,6 +21,16 @@ import { DEFAULT_TENANT_MAX_CALLS_IN_FLIGHT, TenantQuotas, type CallAdmission } 
 import { LuaScript } from './lua-script.js';
 
 const DROP_ARCHIVED = LuaScript.fromFile('drop-archived-3');
+const TAG_CALLS = LuaScript.fromFile('tag-calls-3');
+
+/**
+ * BullMQ priorities up to here are fair-share start tags (`lua/tag-calls-3.lua`); an explicit
+ * priority p (1–1000) becomes `FAIR_TAG_LIMIT + p`, so prioritized calls keep their order among
+ * themselves and, as before, run after calls that set none. BullMQ's priorities stop at 2^21.
+ */
+const FAIR_TAG_LIMIT = 2_000_000;
+/** Once the tags reach this and no tagged call waits, numbering starts again at 1. */
+const FAIR_TAG_RESTART = 1_000_000;
 
 export type EnqueueOptions = {
   tenant: string;
@@ -218,7 +228,7 @@ export class ToolQueues {
     const counts = await queue.getJobCounts(...UNFINISHED_STATES);
     if (Object.values(counts).some((n) => n > 0)) return true;
     const k = queue.keys;
-    await this.redis.del(k.meta!, k.events!, k.marker!, k['stalled-check']!, k.pc!, k.id!);
+    await this.redis.del(k.meta!, k.events!, k.marker!, k['stalled-check']!, k.pc!, k.id!, this.keys.fairTags(tool));
     return false;
   }
 
@@ -232,8 +242,10 @@ export class ToolQueues {
   async enqueue(tool: Tool, args: unknown, opts: EnqueueOptions & { id?: string }): Promise<{ id: string; duplicate: boolean }> {
     const id = opts.id ?? this.callId(tool.name, opts);
     const call = this.prepare(tool, id, args, opts);
-    // First, on the tenant's slot: the ceilings, the tenant's call index and the count in flight.
-    const admitted = await this.quotas.admit(this.admission(tool, [id], call));
+    // First, side by side: on the tenant's slot the ceilings, the tenant's call index and the count
+    // in flight; on the tool's slot the call's fair-share tag and its deadline. (A tag taken by a
+    // call refused here is only a gap in its tenant's turns.)
+    const [admitted] = await Promise.all([this.quotas.admit(this.admission(tool, [id], call)), this.tagCalls(tool.name, opts, [call])]);
     // A repeat of a call whose job left Redis — archived, or cancelled before it ran (its tombstone
     // stays) — must not add it again: that would run it a second time. (A repeat racing the first
     // request's add finds no job either, and the first request adds it.) Without a history store and
@@ -288,7 +300,7 @@ export class ToolQueues {
     const calls = argsList.map((args) => this.prepare(tool, newCallId(), args, opts, now));
     const ids = calls.map((c) => c.opts.jobId!);
     // All or none: the batch fits under the tenant's ceilings or is refused whole.
-    await this.quotas.admit(this.admission(tool, ids, calls[0]!));
+    await Promise.all([this.quotas.admit(this.admission(tool, ids, calls[0]!)), this.tagCalls(tool.name, opts, calls)]);
     try {
       // One command per key (call id keys live in different cluster slots); ioredis writes them
       // back to back without waiting, so this is one round trip on a single node.
@@ -305,6 +317,28 @@ export class ToolQueues {
       throw err;
     }
     return ids;
+  }
+
+  /**
+   * Gives calls of one tenant without an explicit priority their fair-share start tags as BullMQ
+   * priorities, so tenants flooding one tool take turns, and indexes their deadlines for the
+   * deadline sweeper — one script on the tool's slot, skipped when there is neither to write.
+   */
+  private async tagCalls(tool: string, opts: Pick<EnqueueOptions, 'tenant' | 'priority'>, calls: ReadonlyArray<{ data: CallJobData; opts: JobsOptions }>): Promise<void> {
+    const deadlines = calls.flatMap((c) => (c.data.deadlineAt === undefined ? [] : [c.data.deadlineAt, c.opts.jobId!]));
+    if (opts.priority) {
+      for (const c of calls) c.opts.priority = FAIR_TAG_LIMIT + opts.priority;
+      if (deadlines.length === 0) return;
+    }
+    const q = this.queue(tool);
+    const first = Number(
+      await TAG_CALLS.run(
+        this.redis,
+        [this.keys.fairTags(tool), q.keys.prioritized!, this.keys.callDeadlines(tool)],
+        [opts.tenant, opts.priority ? 0 : calls.length, FAIR_TAG_LIMIT, FAIR_TAG_RESTART, ...deadlines],
+      ),
+    );
+    if (first > 0) calls.forEach((c, i) => (c.opts.priority = Math.min(first + i, FAIR_TAG_LIMIT)));
   }
 
   /** What {@link TenantQuotas.admit} needs of new calls of one tool, all prepared alike. */
@@ -351,7 +385,6 @@ export class ToolQueues {
         // With a history store only the archiver drops finished jobs, once the store has them.
         removeOnComplete: this.history ? false : { age: retentionS },
         removeOnFail: this.history ? false : { age: retentionS },
-        ...(opts.priority ? { priority: opts.priority } : {}),
         ...(delay ? { delay } : {}),
       },
     };
@@ -458,7 +491,9 @@ export class ToolQueues {
       // of ending DEADLINE_EXCEEDED at once on the deadline its first run already passed.
       const data = job.data as CallJobData;
       if (data.deadlineAt !== undefined) {
-        await job.updateData({ ...data, deadlineAt: Date.now() + Math.max(1, data.deadlineAt - data.enqueuedAt) });
+        const deadlineAt = Date.now() + Math.max(1, data.deadlineAt - data.enqueuedAt);
+        await job.updateData({ ...data, deadlineAt });
+        await this.redis.zadd(this.keys.callDeadlines(tool), deadlineAt, id);
       }
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
       await this.wakeups.wake(tool);

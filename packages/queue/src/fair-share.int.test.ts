@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, expect, inject, test } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { Worker, type Job } from 'bullmq';
+import { ToolSpec, type CallJobData } from '@toolplane/core';
+import { closeRedis, createRedisConnection, type RedisConnection } from './connection.js';
+import { createKeys, type Keys } from './keys.js';
+import { ToolQueues } from './calls.js';
+import { ToolRegistry } from './registry.js';
+
+// The run's shared redis-server (test/support/global-setup.ts); keys are isolated by prefix.
+let redis: RedisConnection;
+beforeAll(() => {
+  redis = createRedisConnection(inject('redisUrl'), 'worker');
+});
+afterAll(() => closeRedis(redis));
+
+/** A tool with its queues; `start(n)` takes the next n calls the way a worker does, in BullMQ's order. */
+async function setup(opts: { deadlineMs?: number } = {}) {
+  const keys: Keys = createKeys(`t${randomUUID().slice(0, 8)}`);
+  const { tool } = await new ToolRegistry(redis, keys).put(
+    'shared',
+    ToolSpec.parse({ description: 'shared', parameters: { type: 'object' }, code: 'export default () => 1', ...opts }),
+  );
+  const queues = new ToolQueues(redis, keys, { maxCallsInFlight: 0 });
+  const queue = queues.queue('shared');
+  const worker = new Worker(queue.name, null, { connection: redis, prefix: keys.bullPrefix, autorun: false });
+  const start = async (n: number): Promise<string[]> => {
+    const started: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const job = (await worker.getNextJob('token', { block: false })) as Job<CallJobData> | undefined;
+      if (!job) break;
+      started.push(`${job.data.tenant}:${String((job.data.arguments as { n: number }).n)}`);
+    }
+    return started;
+  };
+  const flood = (tenant: string, from: number, count: number, priority?: number) =>
+    queues.enqueueBulk(
+      tool,
+      Array.from({ length: count }, (_, i) => ({ n: from + i })),
+      { tenant, ...(priority ? { priority } : {}) },
+    );
+  const close = async () => {
+    await worker.close();
+    await queue.obliterate({ force: true });
+    await queue.close();
+  };
+  return { keys, tool, queues, start, flood, close };
+}
+
+test('tenants flooding one tool take turns, each in its own order', async () => {
+  const t = await setup();
+  await t.flood('a', 1, 4);
+  await t.flood('b', 1, 2);
+  await t.flood('c', 1, 1);
+  expect(await t.start(7)).toEqual(['a:1', 'b:1', 'c:1', 'a:2', 'b:2', 'a:3', 'a:4']);
+  await t.close();
+});
+
+test('a tenant back from idle joins the round instead of jumping ahead', async () => {
+  const t = await setup();
+  await t.flood('c', 1, 1);
+  await t.flood('a', 1, 10);
+  expect(await t.start(6)).toEqual(['c:1', 'a:1', 'a:2', 'a:3', 'a:4', 'a:5']);
+  // c's last tag is far behind the tool's clock now: its new calls share the rest with a's.
+  await t.flood('c', 2, 3);
+  expect(await t.start(8)).toEqual(['a:6', 'c:2', 'a:7', 'c:3', 'a:8', 'c:4', 'a:9', 'a:10']);
+  await t.close();
+});
+
+test('explicit priorities keep their order and run after calls that set none', async () => {
+  const t = await setup();
+  await t.flood('a', 1, 1, 5);
+  await t.flood('b', 2, 1, 1);
+  await t.flood('a', 3, 2);
+  expect(await t.start(4)).toEqual(['a:3', 'a:4', 'b:2', 'a:1']);
+  await t.close();
+});
+
+test('numbering starts again once the tags ran high and no tagged call waits', async () => {
+  const t = await setup();
+  await redis.hset(t.keys.fairTags('shared'), '~max', 1_500_000, 'a', 1_500_000);
+  await t.flood('a', 1, 2);
+  const jobs = await t.queues.queue('shared').getJobs(['prioritized']);
+  expect(jobs.map((j) => j.opts.priority).sort()).toEqual([1, 2]);
+  await t.close();
+});
+
+test('calls with a deadline are indexed for the deadline sweeper', async () => {
+  const t = await setup({ deadlineMs: 60_000 });
+  const before = Date.now();
+  const ids = await t.flood('a', 1, 2);
+  const { id } = await t.queues.enqueue(t.tool, { n: 3 }, { tenant: 'b', priority: 2 });
+  const index = await redis.zrange(t.keys.callDeadlines('shared'), 0, -1, 'WITHSCORES');
+  expect(index.filter((_, i) => i % 2 === 0).sort()).toEqual([...ids, id].sort());
+  for (const score of index.filter((_, i) => i % 2 === 1)) expect(Number(score)).toBeGreaterThanOrEqual(before + 60_000);
+  await t.close();
+});
