@@ -53,6 +53,7 @@ export {
 } from './call.js';
 export type { CallOutput } from './call.js';
 export { Port, BoolEnv, LogLevel, RedisUrl, SecretsKey, TracingEnv, ConfigError, parseConfig } from './config.js';
+export { ServiceEnv, MAX_STALLED_COUNT, serviceConfig, jobLockOptions, loadServiceConfig } from './config.js';
 export { createLogger, silentLogger } from './logger.js';
 export { createLagMonitor, DEFAULT_MAX_LAG_MS, DEFAULT_LAG_WINDOW_MS } from './liveness.js';
 export type { LagMonitor, LagMonitorOptions, LagStatus } from './liveness.js';

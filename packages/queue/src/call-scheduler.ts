@@ -8,7 +8,7 @@ import {
   type BackendFactory,
   type Job,
 } from 'bullmq';
-import { silentLogger, type CallJobData, type CallOutput, type Logger } from '@toolplane/core';
+import { MAX_STALLED_COUNT, silentLogger, type CallJobData, type CallOutput, type Logger } from '@toolplane/core';
 import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
 import { LuaScript } from './lua-script.js';
@@ -362,7 +362,7 @@ export class CallScheduler extends EventEmitter {
           stalledInterval: this.opts.stalledIntervalMs,
           // A call whose run stalled a worker twice (the worker died or hung under it) is poison: it
           // fails (POISONED, see `decodeFailure`) instead of walking through the whole fleet.
-          maxStalledCount: 1,
+          maxStalledCount: MAX_STALLED_COUNT,
         },
         this.backendFactory,
       );

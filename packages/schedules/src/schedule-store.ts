@@ -1,4 +1,4 @@
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue, Worker, type Job, type WorkerOptions } from 'bullmq';
 import { RequestError, silentLogger, type Logger } from '@toolplane/core';
 import type { RedisConnection } from '@toolplane/queue';
 import type { Schedule, ScheduleRequest, ScheduleRun } from './schedule.js';
@@ -39,6 +39,8 @@ export type ScheduleRunnerOptions = {
   fire: FireSchedule;
   /** @default 4 */
   concurrency?: number;
+  /** The fleet's lock and stalled-check settings (`jobLockOptions` of the service config); BullMQ's defaults otherwise. */
+  jobLocks?: Pick<WorkerOptions, 'lockDuration' | 'stalledInterval' | 'maxStalledCount'>;
   logger?: Logger;
 };
 
@@ -150,7 +152,7 @@ export class ScheduleStore {
         }
         await this.redis.hset(this.keys.lastRuns(tenant), name, JSON.stringify(run));
       },
-      { connection: opts.connection, prefix: this.keys.bullPrefix, concurrency: opts.concurrency ?? 4 },
+      { connection: opts.connection, prefix: this.keys.bullPrefix, concurrency: opts.concurrency ?? 4, ...opts.jobLocks },
     );
     worker.on('error', (err: Error) => logger.warn({ err: err.message }, 'schedule runner error'));
     return worker;

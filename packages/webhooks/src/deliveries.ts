@@ -1,4 +1,4 @@
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job, type WorkerOptions } from 'bullmq';
 import { z } from 'zod';
 import { silentLogger, type Logger } from '@toolplane/core';
 import type { RedisConnection } from '@toolplane/queue';
@@ -105,6 +105,8 @@ export type DeliveryWorkerOptions = {
    * @default 16
    */
   concurrency?: number;
+  /** The fleet's lock and stalled-check settings (`jobLockOptions` of the service config); BullMQ's defaults otherwise. */
+  jobLocks?: Pick<WorkerOptions, 'lockDuration' | 'stalledInterval' | 'maxStalledCount'>;
   /**
    * How long a receiver may take to answer one attempt.
    * @default 10_000
@@ -220,7 +222,7 @@ export class WebhookDeliveries {
         if (denied) throw new UnrecoverableError(attempt.error);
         throw new Error(attempt.error);
       },
-      { connection: opts.connection, prefix: this.keys.bullPrefix, concurrency: opts.concurrency ?? 16 },
+      { connection: opts.connection, prefix: this.keys.bullPrefix, concurrency: opts.concurrency ?? 16, ...opts.jobLocks },
     );
     worker.on('error', (err: Error) => logger.warn({ err: err.message }, 'webhook worker error'));
     return worker;

@@ -1,18 +1,14 @@
 import { z } from 'zod';
 import { PriceTable } from '@toolplane/agent';
 import { WebhookEnv } from '@toolplane/webhooks';
-import { BoolEnv, LogLevel, MAX_DEADLINE_MS, Port, RedisUrl, SecretsKey, TracingEnv, parseConfig } from '@toolplane/core';
+import { BoolEnv, MAX_DEADLINE_MS, Port, parseConfig, serviceConfig, type ServiceEnv } from '@toolplane/core';
 
-export const PlannerConfig = z.object({
-  REDIS_URL: RedisUrl.default('redis://127.0.0.1:6379'),
-  /** Key prefix; two deployments on one Redis use two prefixes. */
-  TOOLPLANE_PREFIX: z.string().regex(/^[a-zA-Z0-9_-]{1,32}$/).default('toolplane'),
+/** The planner's settings: the fleet's shared ones ({@link ServiceEnv}) and its own. */
+export const PlannerConfig = serviceConfig({
   PORT: Port.default(8080),
   HOST: z.string().min(1).default('0.0.0.0'),
   /** Largest request body accepted; larger ones get 413 `PAYLOAD_TOO_LARGE`. */
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
-  /** How long finished calls stay readable. */
-  CALL_RETENTION_MS: z.coerce.number().int().min(60_000).default(7 * 86_400_000),
   /**
    * Where finished calls and runs live once they leave Redis: `postgres://…`, or `sqlite:<path>`;
    * unset, an embedded SQLite file `.data/history-<TOOLPLANE_PREFIX>.sqlite`.
@@ -56,15 +52,10 @@ export const PlannerConfig = z.object({
     .url()
     .refine((u) => /^https?:\/\//.test(u) && u.includes('{traceId}'), 'must be an http(s) URL containing {traceId}')
     .optional(),
-  /** Lets Prometheus read `/metrics` without an admin key (when auth is on). */
-  TOOLPLANE_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Requests per second per API key, across planner replicas; 0 turns the limit off. */
   API_RATE_LIMIT_PER_S: z.coerce.number().int().min(0).default(1_000),
   /** Request JSON nested deeper than this is refused with `INVALID_REQUEST`. */
   MAX_JSON_DEPTH: z.coerce.number().int().min(4).max(1_000).default(64),
-  LOG_LEVEL: LogLevel.default('info'),
-  /** Seals secrets at rest (AES-256-GCM); planners and workers need the same key. */
-  TOOLPLANE_SECRETS_KEY: SecretsKey.optional(),
   /** Any OpenAI-compatible Chat Completions endpoint; defaults to OpenAI's when only a key is set. */
   OPENAI_BASE_URL: z.string().url().optional(),
   OPENAI_API_KEY: z.string().min(1).optional(),
@@ -92,7 +83,6 @@ export const PlannerConfig = z.object({
   RUN_SCAN_INTERVAL_MS: z.coerce.number().int().min(100).max(300_000).default(5_000),
   /** Tokens of session memory given to a run. */
   MEMORY_CONTEXT_TOKENS: z.coerce.number().int().min(0).max(100_000).default(1_000),
-  ...TracingEnv,
   ...WebhookEnv,
   /** How long a rotated-out webhook secret still signs deliveries next to the new one; 0 ends it at once. */
   WEBHOOK_ROTATION_GRACE_MS: z.coerce.number().int().min(0).max(30 * 86_400_000).default(86_400_000),

@@ -1,6 +1,6 @@
 import { EventEmitter, once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, DEFAULT_TENANT, createLagMonitor, createLogger } from '@toolplane/core';
+import { DEFAULT_TENANT, createLagMonitor, createLogger, jobLockOptions, loadServiceConfig } from '@toolplane/core';
 import { createAgentMetrics, createHistoryMetrics, createHttpMetrics, createQueueGauges, createRegistry } from '@toolplane/metrics';
 import {
   ApiKeyStore,
@@ -31,7 +31,7 @@ import {
 import { startServiceTracing, traceLogFields } from '@toolplane/tracing';
 import { Archiver, describeHistory, openHistory, type HistoryStore } from '@toolplane/history';
 import { createPlannerApp, type PlannerEvents } from './app.js';
-import { loadConfig, modelEndpoint } from './config.js';
+import { PlannerConfig, modelEndpoint } from './config.js';
 import { PlannerToolGateway } from './run-tools.js';
 import { toolsToArchive } from './tools-to-archive.js';
 import { ToolAvailabilityReader } from './tool-availability.js';
@@ -42,16 +42,7 @@ import { WebhookDeliveries, WebhookSecrets, createWebhookKeys } from '@toolplane
 import { submitCall } from './submit-call.js';
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig(process.env);
-  } catch (err: unknown) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`toolplane planner: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = loadServiceConfig('planner', PlannerConfig, process.env);
   // Before anything makes a span; without an endpoint no SDK is loaded and spans are no-ops.
   const tracing = await startServiceTracing(config, 'toolplane-planner');
   const logger = createLogger({ name: 'planner', level: config.LOG_LEVEL, ...(tracing ? { mixin: traceLogFields } : {}) });
@@ -212,6 +203,7 @@ async function main(): Promise<void> {
   scheduleConnection.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   const scheduleRunner = schedules.startRunner({
     connection: scheduleConnection,
+    jobLocks: jobLockOptions(config),
     logger: logger.child({ component: 'schedules' }),
     fire: async (schedule, firing) => {
       const principal = { keyId: `schedule:${schedule.name}`, tenant: schedule.tenant, scopes: ['calls:write' as const] };

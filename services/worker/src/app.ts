@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Job } from 'bullmq';
-import { ToolExecError, type CallJobData, type CallOutput, type Logger } from '@toolplane/core';
+import { ToolExecError, jobLockOptions, type CallJobData, type CallOutput, type Logger } from '@toolplane/core';
 import { UpstreamClients } from '@toolplane/mcp';
 import { createRegistry, createToolMetrics, initToolSeries, removeToolSeries } from '@toolplane/metrics';
 import {
@@ -70,7 +70,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     onDispose: (reason) => metrics.sandboxDisposals.inc({ reason }),
     onHostFailure: (reason) => metrics.sandboxHostFailures.inc({ reason }),
   });
-  const queues = new ToolQueues(redis, keys);
+  const queues = new ToolQueues(redis, keys, { retentionMs: config.CALL_RETENTION_MS });
   const gate = new CallGate(redis, keys);
   const breakers = new ToolBreakers((tool) => {
     metrics.circuitState.set({ tool: tool.name }, 2);
@@ -198,6 +198,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
         send: egressSender(parseNetworkList(config.TOOLPLANE_ALLOW_PRIVATE_NETWORKS)),
         concurrency: config.WEBHOOK_CONCURRENCY,
         timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        jobLocks: jobLockOptions(config),
         logger: logger.child({ component: 'webhooks' }),
       });
       logger.info({ metricsPort, tools: known.size, concurrency: config.WORKER_CONCURRENCY }, 'worker started');

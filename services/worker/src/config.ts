@@ -1,16 +1,12 @@
 import { z } from 'zod';
 import { parseNetworkList } from '@toolplane/sandbox';
-import { LogLevel, Port, RedisUrl, SecretsKey, TracingEnv, parseConfig } from '@toolplane/core';
+import { Port, parseConfig, serviceConfig, type ServiceEnv } from '@toolplane/core';
 import { WebhookEnv } from '@toolplane/webhooks';
 
-export const WorkerConfig = z.object({
-  REDIS_URL: RedisUrl.default('redis://127.0.0.1:6379'),
-  /** Key prefix; two deployments on one Redis use two prefixes. */
-  TOOLPLANE_PREFIX: z.string().regex(/^[a-zA-Z0-9_-]{1,32}$/).default('toolplane'),
+/** The worker's settings: the fleet's shared ones ({@link ServiceEnv}) and its own. */
+export const WorkerConfig = serviceConfig({
   WORKER_METRICS_PORT: Port.default(9464),
-  /** When set, `/metrics` answers only `Authorization: Bearer <token>` (the planner honours the same token). */
-  TOOLPLANE_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  /** Calls of one tool this process runs at once (also its isolates per tool version). */
+  /** Calls this process runs at once, across all tools (also its isolates per tool version). */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
   /**
    * Sandbox host processes that run this worker's calls (one more is kept started as a spare).
@@ -39,13 +35,6 @@ export const WorkerConfig = z.object({
     }),
   /** How often the registry is read again, in case a change notice was missed during a disconnect. */
   TOOL_DISCOVERY_INTERVAL_MS: z.coerce.number().int().min(100).default(5_000),
-  /**
-   * A running call's lock lasts this long and is renewed at half of it, so a crashed worker's calls
-   * are taken over by another worker within about this time plus the stalled-check interval.
-   * Independent of tool timeouts: isolates run off the event loop, which keeps renewing.
-   */
-  WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(500).default(10_000),
-  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(200).default(3_000),
   /** On SIGTERM, running calls get this long to finish before the process exits. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
   /** Bytes of results one tenant keeps stored; a result past it fails its call with `QUOTA_EXCEEDED`. 0 = no quota. */
@@ -57,10 +46,6 @@ export const WorkerConfig = z.object({
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16),
   /** How long a webhook receiver may take to answer one attempt. */
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
-  LOG_LEVEL: LogLevel.default('info'),
-  /** Opens secrets sealed at rest; the same key as the planner's. */
-  TOOLPLANE_SECRETS_KEY: SecretsKey.optional(),
-  ...TracingEnv,
 });
 export type WorkerConfig = z.infer<typeof WorkerConfig>;
 

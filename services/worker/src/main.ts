@@ -1,19 +1,10 @@
-import { ConfigError, createLogger } from '@toolplane/core';
+import { createLogger, loadServiceConfig } from '@toolplane/core';
 import { startServiceTracing, traceLogFields } from '@toolplane/tracing';
-import { loadConfig } from './config.js';
+import { WorkerConfig } from './config.js';
 import { createWorkerApp } from './app.js';
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig(process.env);
-  } catch (err: unknown) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`toolplane worker: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = loadServiceConfig('worker', WorkerConfig, process.env);
   // Before anything makes a span; without an endpoint no SDK is loaded and spans are no-ops.
   const tracing = await startServiceTracing(config, 'toolplane-worker');
   const logger = createLogger({ name: 'worker', level: config.LOG_LEVEL, ...(tracing ? { mixin: traceLogFields } : {}) });
