@@ -25,6 +25,8 @@ export { CallEventLog, STREAM_ID_PATTERN } from './call-events.js';
 export type { CallEventLogOptions, ProgressEvent, JobEvent } from './call-events.js';
 export { CallScheduler } from './call-scheduler.js';
 export type { CallSchedulerOptions, SchedulerState } from './call-scheduler.js';
+export { DeadlineSweeper, deadlineMessage } from './deadline-sweeper.js';
+export type { DeadlineSweeperOptions } from './deadline-sweeper.js';
 export { ToolWakeups } from './tool-wakeups.js';
 export type { CallProcessor } from './tool-worker.js';
 export { encodeFailure, decodeFailure, isStalledTooOften } from './failure.js';

@@ -43,6 +43,13 @@ export function createKeys(prefix: string) {
     busyTools: `${reg}:sched:busy`,
     /** Lease of the worker that runs the fleet's slow repair sweep. */
     schedulerRepair: `${reg}:sched:repair`,
+    /** Lease of the worker that runs the fleet's deadline sweep (`DeadlineSweeper`), about once a second. */
+    deadlineSweepLease: `${reg}:sched:deadline-lease`,
+    /**
+     * Zset of tools whose deadline index (`callDeadlines`) has entries, by the earliest of them
+     * (ms): the deadline sweep comes back to each tool then, even once it has left the scheduler's sets.
+     */
+    deadlineTools: `${reg}:sched:deadline-tools`,
     /** Per-tool keys below share the tool queue's `{tool}` tag, so one script may use them together. */
     cancelMarker: (tool: string, id: string) => `${prefix}:{${tool}}:cancel:${id}`,
     breakerOpen: (tool: string) => `${prefix}:{${tool}}:breaker:open`,
