@@ -4,7 +4,7 @@
 // timed by the browser's own first-contentful-paint, plus the time until the page shows its data.
 import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
-import { ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
+import { createCalls, ToolRegistry, closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
 import { startRedisServer } from '@toolplane/queue/testing';
 import { startPlanner, startToolplaneWorker, waitForConsumers, sleep } from './lib/processes.mjs';
 import { BENCH_TOOL_SPEC } from './lib/throughput.mjs';
@@ -23,22 +23,22 @@ export async function consolePaintBench({ calls = 10_000, repeats = 3, log = con
   const stops = [() => server.stop(), () => closeRedis(redis)];
   try {
     const registry = new ToolRegistry(redis, keys);
-    const queues = new ToolQueues(redis, keys, { maxCallsInFlight: 0 });
+    const parts = createCalls(redis, keys, { maxCallsInFlight: 0 });
     const tools = [];
     for (let t = 0; t < 5; t++) {
       const { tool } = await registry.put(`paint-${t}`, BENCH_TOOL_SPEC);
-      await queues.applyToolSettings(tool);
+      await parts.lifecycle.applyToolSettings(tool);
       tools.push(tool);
     }
     const worker = startToolplaneWorker({ redisUrl: server.url, prefix: keys.bullPrefix, concurrency: 100 });
     stops.unshift(() => worker.stop());
-    await waitForConsumers(queues.queue('paint-0'), 1, [worker]);
+    await waitForConsumers(parts.queues.queue('paint-0'), 1, [worker]);
     for (let i = 0; i < calls; i += 500) {
       const tool = tools[(i / 500) % tools.length];
-      await queues.enqueueBulk(tool, Array.from({ length: Math.min(500, calls - i) }, (_, j) => ({ a: 1, b: i + j })), { tenant: 'default' });
+      await parts.producer.enqueueBulk(tool, Array.from({ length: Math.min(500, calls - i) }, (_, j) => ({ a: 1, b: i + j })), { tenant: 'default' });
     }
     for (;;) {
-      const done = (await Promise.all(tools.map((t) => queues.queue(t.name).getCompletedCount()))).reduce((a, b) => a + b, 0);
+      const done = (await Promise.all(tools.map((t) => parts.queues.queue(t.name).getCompletedCount()))).reduce((a, b) => a + b, 0);
       if (done >= calls) break;
       await sleep(100);
     }

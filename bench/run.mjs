@@ -21,7 +21,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
-import { ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
+import { createCalls, ToolRegistry, closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
 import { startRedisServer } from '@toolplane/queue/testing';
 import { ROOT, sleep, spawnNode, startBullmqWorker, startPlanner, startToolplaneWorker, waitForConsumers } from './lib/processes.mjs';
 import { historyBench } from './lib/history.mjs';
@@ -94,9 +94,9 @@ async function main() {
     const keys = createKeys(`bench${randomBytes(3).toString('hex')}`);
     const { tool } = await new ToolRegistry(redis, keys).put(BENCH_TOOL, BENCH_TOOL_SPEC);
     // The whole batch is enqueued ahead of the workers: no cap on calls in flight (the admission still runs).
-    const queues = new ToolQueues(redis, keys, { maxCallsInFlight: 0 });
-    await queues.applyToolSettings(tool);
-    const tpQueue = queues.queue(BENCH_TOOL);
+    const calls = createCalls(redis, keys, { maxCallsInFlight: 0 });
+    await calls.lifecycle.applyToolSettings(tool);
+    const tpQueue = calls.queues.queue(BENCH_TOOL);
     const bullQueue = new Queue('bullmq-noop', { connection: redis, prefix: keys.bullPrefix });
     stops.push(() => bullQueue.close(), () => tpQueue.close());
     const profileFile = cfg.profile ? join(ROOT, 'bench', 'results', 'profiles', `worker-throughput-${Date.now()}.cpuprofile`) : undefined;
@@ -107,7 +107,7 @@ async function main() {
     await waitForConsumers(bullQueue, 1, [bullWorker]);
 
     const sides = {
-      toolplane: { queue: tpQueue, enqueueChunk: toolplaneEnqueuer(queues, tool), worker: () => tpWorker, runs: [] },
+      toolplane: { queue: tpQueue, enqueueChunk: toolplaneEnqueuer(calls.producer, tool), worker: () => tpWorker, runs: [] },
       bullmq: { queue: bullQueue, enqueueChunk: bullmqEnqueuer(bullQueue), worker: () => bullWorker, runs: [] },
     };
     for (const side of Object.values(sides)) await measureThroughput({ queue: side.queue, enqueueChunk: side.enqueueChunk, n: cfg.warmup });

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Archiver, SqliteHistory } from '@toolplane/history';
-import { ToolQueues, ToolRegistry, createKeys } from '@toolplane/queue';
+import { createCalls, ToolRegistry, createKeys } from '@toolplane/queue';
 import { sleep, startToolplaneWorker, waitForConsumers } from './processes.mjs';
 import { summarize } from './stats.mjs';
 import { BENCH_TOOL, BENCH_TOOL_SPEC, measureThroughput, toolplaneEnqueuer } from './throughput.mjs';
@@ -29,15 +29,15 @@ export async function historyBench({ redisUrl, redis, calls, repeats, concurrenc
   const dir = mkdtempSync(join(tmpdir(), 'toolplane-bench-history-'));
   const store = new SqliteHistory(join(dir, 'history.sqlite'));
   await store.migrate();
-  const queues = new ToolQueues(redis, keys, { maxCallsInFlight: 0, history: store });
-  await queues.applyToolSettings(tool);
-  const queue = queues.queue(BENCH_TOOL);
+  const parts = createCalls(redis, keys, { maxCallsInFlight: 0, history: store });
+  await parts.lifecycle.applyToolSettings(tool);
+  const queue = parts.queues.queue(BENCH_TOOL);
   const worker = startToolplaneWorker({ redisUrl, prefix: keys.bullPrefix, concurrency });
-  const archiver = new Archiver({ queues, store, redis, keys, tools: async () => [BENCH_TOOL], hotRetentionMs: 0, batchSize: ARCHIVE_BATCH });
+  const archiver = new Archiver({ calls: parts.archive, store, redis, keys, tools: async () => [BENCH_TOOL], hotRetentionMs: 0, batchSize: ARCHIVE_BATCH });
   const runs = [];
   try {
     await waitForConsumers(queue, 1, [worker]);
-    const enqueueChunk = toolplaneEnqueuer(queues, tool);
+    const enqueueChunk = toolplaneEnqueuer(parts.producer, tool);
     // Warm: the queue's own keys exist, the worker has compiled the tool; then archived away.
     await measureThroughput({ queue, enqueueChunk, n: Math.min(100, calls) });
     await archiver.archiveOnce();

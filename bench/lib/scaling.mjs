@@ -1,7 +1,7 @@
 // The scaling curve: Toolplane throughput with 1, 2, 4… worker processes on one Redis deployment.
 import { randomBytes } from 'node:crypto';
 import { startRedisCluster } from '@toolplane/queue/testing';
-import { ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection, waitForRedis } from '@toolplane/queue';
+import { createCalls, ToolRegistry, closeRedis, createKeys, createRedisConnection, waitForRedis } from '@toolplane/queue';
 import { startToolplaneWorker, waitForConsumers } from './processes.mjs';
 import { summarize } from './stats.mjs';
 import { BENCH_TOOL, BENCH_TOOL_SPEC, measureThroughput, toolplaneEnqueuer } from './throughput.mjs';
@@ -30,21 +30,21 @@ export async function scalingCurve(redisUrl, { points = [1, 2, 4], calls = 5_000
       const keys = createKeys(`bs${k}${randomBytes(3).toString('hex')}`);
       const { tool } = await new ToolRegistry(conn, keys).put(BENCH_TOOL, BENCH_TOOL_SPEC);
       // The whole batch is enqueued ahead of the workers: no cap on calls in flight (the admission still runs).
-      const queues = new ToolQueues(conn, keys, { maxCallsInFlight: 0 });
-      await queues.applyToolSettings(tool);
+      const calls = createCalls(conn, keys, { maxCallsInFlight: 0 });
+      await calls.lifecycle.applyToolSettings(tool);
       const procs = Array.from({ length: k }, () => startToolplaneWorker({ redisUrl, prefix: keys.bullPrefix, concurrency }));
-      sets.push({ k, queues, tool, procs, samples: [], detail: [] });
-      await waitForConsumers(queues.queue(BENCH_TOOL), k, procs);
+      sets.push({ k, calls, tool, procs, samples: [], detail: [] });
+      await waitForConsumers(calls.queues.queue(BENCH_TOOL), k, procs);
     }
     // Warm-up: isolates, code caches and JIT of every process, outside the figures.
     for (const s of sets) {
-      await measureThroughput({ queue: s.queues.queue(BENCH_TOOL), enqueueChunk: toolplaneEnqueuer(s.queues, s.tool), n: warmup * s.k });
+      await measureThroughput({ queue: s.calls.queues.queue(BENCH_TOOL), enqueueChunk: toolplaneEnqueuer(s.calls.producer, s.tool), n: warmup * s.k });
     }
     for (let r = 0; r < repeats; r++) {
       for (const s of sets) {
         const m = await measureThroughput({
-          queue: s.queues.queue(BENCH_TOOL),
-          enqueueChunk: toolplaneEnqueuer(s.queues, s.tool),
+          queue: s.calls.queues.queue(BENCH_TOOL),
+          enqueueChunk: toolplaneEnqueuer(s.calls.producer, s.tool),
           n: calls,
           pids: s.procs.map((p) => p.pid),
           redis: redisForCounters,
@@ -65,8 +65,8 @@ export async function scalingCurve(redisUrl, { points = [1, 2, 4], calls = 5_000
   } finally {
     await Promise.all(sets.flatMap((s) => s.procs.map((p) => p.stop())));
     for (const s of sets) {
-      await s.queues.queue(BENCH_TOOL).obliterate({ force: true }).catch(() => {});
-      await s.queues.queue(BENCH_TOOL).close();
+      await s.calls.queues.queue(BENCH_TOOL).obliterate({ force: true }).catch(() => {});
+      await s.calls.queues.queue(BENCH_TOOL).close();
     }
     await closeRedis(conn);
   }

@@ -19,7 +19,7 @@ export const BENCH_TOOL_SPEC = ToolSpec.parse({
   concurrency: 10_000,
 });
 
-/** Options the raw BullMQ jobs get: those `ToolQueues.enqueue` gives a call of BENCH_TOOL_SPEC, so Redis keeps the same records. */
+/** Options the raw BullMQ jobs get: those `CallProducer.enqueue` gives a call of BENCH_TOOL_SPEC, so Redis keeps the same records. */
 export const BULLMQ_JOB_OPTS = {
   attempts: BENCH_TOOL_SPEC.retries.attempts,
   backoff: { type: 'exponential', delay: BENCH_TOOL_SPEC.retries.backoffMs, jitter: 0.5 },
@@ -76,9 +76,9 @@ export async function measureThroughput({ queue, enqueueChunk, n, pids = [], red
 }
 
 /** Enqueues chunk `[start, start + count)` of trivial calls through the client library. */
-export function toolplaneEnqueuer(queues, tool) {
+export function toolplaneEnqueuer(producer, tool) {
   return (start, count) =>
-    queues.enqueueBulk(
+    producer.enqueueBulk(
       tool,
       Array.from({ length: count }, (_, j) => ({ a: 1, b: start + j })),
       { tenant: 'default' },

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
+import { createCalls, ToolRegistry, closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
 import { ADD_TOOL, api, startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
 
 /** A planner whose archiver moves finished calls out of Redis as soon as they end (hot retention 0). */
@@ -53,13 +53,13 @@ describe('call history through the API', () => {
     const redis = createRedisConnection(env.REDIS_URL, 'worker');
     try {
       const keys = createKeys(env.TOOLPLANE_PREFIX);
-      const queues = new ToolQueues(redis, keys);
+      const calls = createCalls(redis, keys);
       const registry = new ToolRegistry(redis, keys);
       expect((await api(planner.url, 'PUT', '/v1/tools/brief', ADD_TOOL)).status).toBe(201);
       const ids: string[] = [];
       for (let i = 0; i < 3; i++) ids.push((await api(planner.url, 'POST', '/v1/calls', { tool: 'brief', arguments: { a: i, b: 1 }, wait: true })).body.id);
       expect((await api(planner.url, 'DELETE', '/v1/tools/brief')).status).toBe(204);
-      await expect.poll(() => queues.holdsNothing('brief'), { timeout: 15_000 }).toBe(true);
+      await expect.poll(() => calls.lifecycle.holdsNothing('brief'), { timeout: 15_000 }).toBe(true);
       await expect.poll(() => registry.deletedNames(), { timeout: 15_000 }).not.toContain('brief');
       for (const [i, id] of ids.entries()) {
         expect((await api(planner.url, 'GET', `/v1/calls/${id}`)).body).toMatchObject({ id, tool: 'brief', status: 'succeeded', result: i + 1 });

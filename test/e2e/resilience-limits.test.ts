@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { ToolQueues, ToolRegistry, createKeys, createRedisConnection, closeRedis, type RedisConnection } from '@toolplane/queue';
+import { createCalls, ToolRegistry, createKeys, createRedisConnection, closeRedis, type RedisConnection } from '@toolplane/queue';
 import {
   ADD_TOOL,
   api,
@@ -65,11 +65,11 @@ describe('rate limits and concurrency caps hold across 4 worker processes', () =
     // Tenants come from API keys; until those exist the producer library sets them directly.
     const keys = createKeys(env.TOOLPLANE_PREFIX);
     const tool = (await new ToolRegistry(redis, keys).get('pertenant'))!;
-    const queues = new ToolQueues(redis, keys);
+    const calls = createCalls(redis, keys);
     const started = Date.now();
     const ids: Record<string, string[]> = { a: [], b: [] };
     for (let i = 0; i < 20; i++) {
-      for (const tenant of ['a', 'b']) ids[tenant]!.push((await queues.enqueue(tool, { i }, { tenant })).id);
+      for (const tenant of ['a', 'b']) ids[tenant]!.push((await calls.producer.enqueue(tool, { i }, { tenant })).id);
     }
     const [a, b] = await Promise.all([waitForCalls(planner.url, ids.a!, 20_000), waitForCalls(planner.url, ids.b!, 20_000)]);
     const elapsed = Date.now() - started;

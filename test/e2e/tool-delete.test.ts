@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { ToolQueues, closeRedis, createKeys, createRedisConnection, type RedisConnection } from '@toolplane/queue';
+import { createCalls, closeRedis, createKeys, createRedisConnection, type Calls, type RedisConnection } from '@toolplane/queue';
 import { ADD_TOOL, api, eventually, startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
 
 /**
@@ -12,12 +12,12 @@ describe('a deleted tool releases what it held', () => {
   let planner: ServiceProcess;
   let worker: ServiceProcess;
   let redis: RedisConnection;
-  let queues: ToolQueues;
+  let calls: Calls;
 
   beforeAll(async () => {
     [planner, worker] = await Promise.all([startPlanner(env), startWorker(env)]);
     redis = createRedisConnection(env.REDIS_URL, 'worker');
-    queues = new ToolQueues(redis, keys);
+    calls = createCalls(redis, keys);
   });
   afterAll(async () => {
     await Promise.all([planner, worker].map((p) => p?.kill()));
@@ -29,12 +29,12 @@ describe('a deleted tool releases what it held', () => {
   test('with no call left to run: every version and the queue bookkeeping go; the name starts again past its old versions', async () => {
     for (let i = 0; i < 3; i++) expect((await api(planner.url, 'PUT', '/v1/tools/gone', ADD_TOOL)).status).toBeLessThan(300);
     expect((await api(planner.url, 'POST', '/v1/calls', { tool: 'gone', arguments: { a: 1, b: 2 }, wait: 10_000 })).body).toMatchObject({ status: 'succeeded', result: 3 });
-    expect(await redis.exists(queues.queue('gone').keys.meta!)).toBe(1);
+    expect(await redis.exists(calls.queues.queue('gone').keys.meta!)).toBe(1);
     expect(await specsOf('gone')).toEqual(['gone@1', 'gone@2', 'gone@3']);
 
     expect((await api(planner.url, 'DELETE', '/v1/tools/gone')).status).toBe(204);
     expect(await specsOf('gone')).toEqual([]);
-    expect(await redis.exists(queues.queue('gone').keys.meta!, queues.queue('gone').keys.events!)).toBe(0);
+    expect(await redis.exists(calls.queues.queue('gone').keys.meta!, calls.queues.queue('gone').keys.events!)).toBe(0);
     const again = await api(planner.url, 'PUT', '/v1/tools/gone', ADD_TOOL);
     expect(again.body).toMatchObject({ version: 4 });
   });
@@ -47,7 +47,7 @@ describe('a deleted tool releases what it held', () => {
 
     expect((await api(planner.url, 'DELETE', '/v1/tools/kept')).status).toBe(204);
     expect(await specsOf('kept')).toEqual(['kept@1']);
-    expect(await redis.exists(queues.queue('kept').keys.meta!)).toBe(1);
+    expect(await redis.exists(calls.queues.queue('kept').keys.meta!)).toBe(1);
 
     expect((await api(planner.url, 'POST', `/v1/calls/${pending.id}/approve`, {})).status).toBe(200);
     const done = await eventually(async () => {

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { ToolSpec } from '@toolplane/core';
-import { ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection, waitForRedis, type RedisConnection } from '@toolplane/queue';
+import { createCalls, ToolRegistry, closeRedis, createKeys, createRedisConnection, waitForRedis, type Calls, type RedisConnection } from '@toolplane/queue';
 import { startRedisServer, type RedisServer } from '@toolplane/queue/testing';
 import { ADD_TOOL, api, startPlanner, startWorker, uniquePrefix, waitForCalls, type ServiceProcess } from '../support/services.js';
 
@@ -93,17 +93,17 @@ describe('2,000 tools across 20 tenants: one planner, 2 workers', () => {
     const writer = createRedisConnection(redis.url, 'worker');
     await waitForRedis(writer);
     const registry = new ToolRegistry(writer, createKeys(prefix));
-    const queues = new ToolQueues(writer, createKeys(prefix));
+    const calls = createCalls(writer, createKeys(prefix));
     const spec = ToolSpec.parse(ADD_TOOL);
     try {
       await inBatches(list, 100, async (t) => {
         const { tool, created } = await registry.put(t.name, spec, t.tenant);
         expect(created).toBe(true);
-        await queues.applyToolSettings(tool);
+        await calls.lifecycle.applyToolSettings(tool);
       });
       tools.push(...list);
     } finally {
-      await Promise.all(list.map((t) => queues.queue(t.name).close()));
+      await Promise.all(list.map((t) => calls.queues.queue(t.name).close()));
       await closeRedis(writer);
     }
   }
@@ -229,7 +229,7 @@ describe('one worker process (WORKER_CONCURRENCY=8): budget and fairness', () =>
   let worker: ServiceProcess | undefined;
   let writer: RedisConnection;
   let registry: ToolRegistry;
-  let queues: ToolQueues;
+  let parts: Calls;
   const prefix = uniquePrefix();
 
   beforeAll(async () => {
@@ -241,7 +241,7 @@ describe('one worker process (WORKER_CONCURRENCY=8): budget and fairness', () =>
     await waitForRedis(writer);
     registry = new ToolRegistry(writer, createKeys(prefix));
     // No tenant ceiling on calls in flight: the backlog below is far past the default 10,000.
-    queues = new ToolQueues(writer, createKeys(prefix), { maxCallsInFlight: 0 });
+    parts = createCalls(writer, createKeys(prefix), { maxCallsInFlight: 0 });
   });
   afterEach((ctx) => {
     if (ctx.task.result?.state === 'fail') console.log(`planner:\n${planner.output()}\nworker:\n${worker?.output()}`);
@@ -255,13 +255,13 @@ describe('one worker process (WORKER_CONCURRENCY=8): budget and fairness', () =>
   /** Registers a tool as the planner's PUT stores it (see `putTools` above for why not through the API). */
   async function put(name: string, spec: ToolSpec) {
     const { tool } = await registry.put(name, spec, 'default');
-    await queues.applyToolSettings(tool);
+    await parts.lifecycle.applyToolSettings(tool);
     return tool;
   }
 
   test('never more than WORKER_CONCURRENCY calls at once over 50 busy tools', async () => {
     const tools = await Promise.all(Array.from({ length: 50 }, (_, i) => put(`busy-${i}`, sleeper(50))));
-    const ids = (await Promise.all(tools.map((tool) => queues.enqueueBulk(tool, Array.from({ length: 6 }, () => ({})), { tenant: 'default' })))).flat();
+    const ids = (await Promise.all(tools.map((tool) => parts.producer.enqueueBulk(tool, Array.from({ length: 6 }, () => ({})), { tenant: 'default' })))).flat();
     const calls = await waitForCalls(planner.url, ids, 60_000);
     expect(calls.filter((c) => c.status !== 'succeeded')).toEqual([]);
     // When BullMQ made each call active in this process and when it finished it (its own clocks,
@@ -284,10 +284,10 @@ describe('one worker process (WORKER_CONCURRENCY=8): budget and fairness', () =>
     await put('quick', ToolSpec.parse(ADD_TOOL));
     for (let i = 0; i < 20_000; i += 1_000) {
       // Under a tenant of their own: the planner would refuse the quick call of a tenant past its 10,000 calls in flight.
-      await queues.enqueueBulk(slow, Array.from({ length: 1_000 }, () => ({})), { tenant: 'backlog' });
+      await parts.producer.enqueueBulk(slow, Array.from({ length: 1_000 }, () => ({})), { tenant: 'backlog' });
     }
     // The backlog is running: the worker's slots are taken by it.
-    await expect.poll(async () => (await queues.queue('slow').getJobCounts('active')).active, { timeout: 15_000, interval: 50 }).toBeGreaterThanOrEqual(8);
+    await expect.poll(async () => (await parts.queues.queue('slow').getJobCounts('active')).active, { timeout: 15_000, interval: 50 }).toBeGreaterThanOrEqual(8);
     const asked = Date.now();
     const call = await api(planner.url, 'POST', '/v1/calls', { tool: 'quick', arguments: { a: 2, b: 3 }, wait: 10_000 });
     const tookMs = Date.now() - asked;
@@ -295,7 +295,7 @@ describe('one worker process (WORKER_CONCURRENCY=8): budget and fairness', () =>
     expect(call.body).toMatchObject({ status: 'succeeded', result: 5 });
     expect(tookMs).toBeLessThan(2_000);
     // The backlog was still there all along: it was passed, not drained.
-    const counts = await queues.queue('slow').getJobCounts('waiting', 'completed');
+    const counts = await parts.queues.queue('slow').getJobCounts('waiting', 'completed');
     expect(counts.waiting).toBeGreaterThan(19_000);
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ToolSpec } from '@toolplane/core';
-import { ToolQueues, ToolRegistry, closeRedis, createKeys, createRedisConnection, waitForRedis, type RedisConnection } from '@toolplane/queue';
+import { createCalls, ToolRegistry, closeRedis, createKeys, createRedisConnection, waitForRedis, type RedisConnection } from '@toolplane/queue';
 import { startRedisServer, type RedisServer } from '@toolplane/queue/testing';
 import { startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
 
@@ -31,7 +31,7 @@ describe('two tenants flooding one tool', () => {
 
   test('get starts in proportion within 20 %', async () => {
     const registry = new ToolRegistry(writer, createKeys(prefix));
-    const queues = new ToolQueues(writer, createKeys(prefix), { maxCallsInFlight: 0 });
+    const calls = createCalls(writer, createKeys(prefix), { maxCallsInFlight: 0 });
     const spec = ToolSpec.parse({
       description: 'waits 50 ms',
       parameters: { type: 'object' },
@@ -39,11 +39,11 @@ describe('two tenants flooding one tool', () => {
       concurrency: 10_000,
     });
     const { tool } = await registry.put('shared', spec, 'default');
-    await queues.applyToolSettings(tool);
-    await queues.enqueueBulk(tool, Array.from({ length: 400 }, () => ({})), { tenant: 'a' });
-    await queues.enqueueBulk(tool, Array.from({ length: 400 }, () => ({})), { tenant: 'b' });
+    await calls.lifecycle.applyToolSettings(tool);
+    await calls.producer.enqueueBulk(tool, Array.from({ length: 400 }, () => ({})), { tenant: 'a' });
+    await calls.producer.enqueueBulk(tool, Array.from({ length: 400 }, () => ({})), { tenant: 'b' });
     const bothQueued = Date.now();
-    const queue = queues.queue('shared');
+    const queue = calls.queues.queue('shared');
     await expect.poll(async () => (await queue.getJobCounts('completed')).completed, { timeout: 60_000, interval: 100 }).toBeGreaterThanOrEqual(240);
     // The first 200 starts after both floods were queued: both tenants had calls waiting all along.
     const jobs = await queue.getJobs(['completed', 'active']);

@@ -1,16 +1,16 @@
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import type { CallRecord } from '@toolplane/core';
-import type { ToolQueues } from '@toolplane/queue';
+import type { CallReads } from '@toolplane/queue';
 import { startCallRig, type CallRig } from './testing/call-rig.js';
 import { storeFactory, type StoreFactory } from './testing/index.js';
 import type { HistoryDriver, HistoryStore } from './types.js';
 
 /** Lists every page of the tenant's calls through the API's read path (Redis and history merged). */
-async function listAll(queues: ToolQueues, tenant: string, limit = 37): Promise<CallRecord[]> {
+async function listAll(reads: CallReads, tenant: string, limit = 37): Promise<CallRecord[]> {
   const out: CallRecord[] = [];
   let cursor: string | undefined;
   do {
-    const page = await queues.list({ tenant, limit, ...(cursor ? { cursor } : {}) });
+    const page = await reads.list({ tenant, limit, ...(cursor ? { cursor } : {}) });
     out.push(...page.calls);
     cursor = page.nextCursor;
   } while (cursor);
@@ -19,8 +19,8 @@ async function listAll(queues: ToolQueues, tenant: string, limit = 37): Promise<
 
 /** Enqueues `n` calls and waits until all have finished. */
 async function runCalls(rig: CallRig, n: number, args: (i: number) => unknown = (i) => ({ i })): Promise<string[]> {
-  const ids = await rig.queues.enqueueBulk(rig.tool, Array.from({ length: n }, (_, i) => args(i)), { tenant: 'acme' });
-  const q = rig.queues.queue(rig.tool.name);
+  const ids = await rig.calls.producer.enqueueBulk(rig.tool, Array.from({ length: n }, (_, i) => args(i)), { tenant: 'acme' });
+  const q = rig.calls.queues.queue(rig.tool.name);
   await expect.poll(async () => (await q.getCompletedCount()) + (await q.getFailedCount()), { timeout: 30_000, interval: 50 }).toBe(n);
   return ids;
 }
@@ -28,10 +28,10 @@ async function runCalls(rig: CallRig, n: number, args: (i: number) => unknown = 
 /** What a call leaves in Redis that the archiver must take away. */
 async function redisTrace(rig: CallRig, ids: readonly string[]) {
   const k = rig.keys;
-  const q = rig.queues.queue(rig.tool.name);
+  const q = rig.calls.queues.queue(rig.tool.name);
   const [idKeys, usage] = await Promise.all([
     Promise.all(ids.map((id) => rig.redis.exists(k.callIndex(id)))),
-    rig.queues.quotas.usage('acme'),
+    rig.calls.quotas.usage('acme'),
   ]);
   return {
     jobs: (await q.getCompletedCount()) + (await q.getFailedCount()),
@@ -54,19 +54,19 @@ describe.each<HistoryDriver>(['sqlite', 'postgres'])('archiver (%s)', (driver) =
     try {
       rig.work();
       const ids = await runCalls(rig, 200, (i) => (i % 10 === 0 ? { fail: true, i } : { i }));
-      const before = await listAll(rig.queues, 'acme');
+      const before = await listAll(rig.calls.reads, 'acme');
       expect(before).toHaveLength(200);
-      const hot = await Promise.all(ids.map((id) => rig.queues.get(id)));
+      const hot = await Promise.all(ids.map((id) => rig.calls.reads.get(id)));
       const archiver = rig.archiver();
       expect(await archiver.archiveOnce()).toBe(200);
       expect(await redisTrace(rig, ids)).toEqual({ jobs: 0, idKeys: 0, indexed: 0, resultBytes: 0 });
       expect(await store.countCalls('acme')).toBe(200);
       // Transparent: the same records by id and the same listing, now answered from history.
-      expect(await Promise.all(ids.map((id) => rig.queues.get(id)))).toEqual(hot);
-      const after = await listAll(rig.queues, 'acme');
+      expect(await Promise.all(ids.map((id) => rig.calls.reads.get(id)))).toEqual(hot);
+      const after = await listAll(rig.calls.reads, 'acme');
       expect(after.map((c) => `${c.createdAt} ${c.id}`)).toEqual(before.map((c) => `${c.createdAt} ${c.id}`));
       expect(after).toEqual(before);
-      const failed = await rig.queues.list({ tenant: 'acme', limit: 100, status: 'failed', errorCode: 'TOOL_ERROR' });
+      const failed = await rig.calls.reads.list({ tenant: 'acme', limit: 100, status: 'failed', errorCode: 'TOOL_ERROR' });
       expect(failed.calls).toHaveLength(20);
       expect(await archiver.lagSeconds()).toBe(0);
     } finally {
@@ -86,7 +86,7 @@ describe.each<HistoryDriver>(['sqlite', 'postgres'])('archiver (%s)', (driver) =
       let cursor: string | undefined;
       let pages = 0;
       do {
-        const page = await rig.queues.list({ tenant: 'acme', limit: 11, ...(cursor ? { cursor } : {}) });
+        const page = await rig.calls.reads.list({ tenant: 'acme', limit: 11, ...(cursor ? { cursor } : {}) });
         seen.push(...page.calls.map((c) => c.id));
         cursor = page.nextCursor;
         if (++pages === 3) await rig.archiver().archiveOnce(); // mid-listing, the rest moves
@@ -103,13 +103,13 @@ describe.each<HistoryDriver>(['sqlite', 'postgres'])('archiver (%s)', (driver) =
     const rig = await startCallRig(inject('redisUrl'), store);
     try {
       rig.work();
-      const a = await rig.queues.enqueue(rig.tool, { x: 1 }, { tenant: 'acme', idempotencyKey: 'k1' });
-      await expect.poll(async () => (await rig.queues.get(a.id))?.status, { timeout: 10_000 }).toBe('succeeded');
+      const a = await rig.calls.producer.enqueue(rig.tool, { x: 1 }, { tenant: 'acme', idempotencyKey: 'k1' });
+      await expect.poll(async () => (await rig.calls.reads.get(a.id))?.status, { timeout: 10_000 }).toBe('succeeded');
       expect(await rig.archiver().archiveOnce()).toBe(1);
-      const again = await rig.queues.enqueue(rig.tool, { x: 1 }, { tenant: 'acme', idempotencyKey: 'k1' });
+      const again = await rig.calls.producer.enqueue(rig.tool, { x: 1 }, { tenant: 'acme', idempotencyKey: 'k1' });
       expect(again).toEqual({ id: a.id, duplicate: true });
-      expect(await rig.queues.queue(rig.tool.name).getJobCountByTypes('waiting', 'active', 'completed')).toBe(0);
-      expect((await rig.queues.get(a.id))?.status).toBe('succeeded');
+      expect(await rig.calls.queues.queue(rig.tool.name).getJobCountByTypes('waiting', 'active', 'completed')).toBe(0);
+      expect((await rig.calls.reads.get(a.id))?.status).toBe('succeeded');
     } finally {
       await rig.close();
     }
@@ -138,7 +138,7 @@ describe.each<HistoryDriver>(['sqlite', 'postgres'])('archiver (%s)', (driver) =
       await expect.poll(async () => (await redisTrace(rig, ids)).jobs, { timeout: 10_000 }).toBe(0);
       expect(await store.countCalls()).toBe(300);
       expect(await redisTrace(rig, ids)).toEqual({ jobs: 0, idKeys: 0, indexed: 0, resultBytes: 0 });
-      const listed = await listAll(rig.queues, 'acme', 100);
+      const listed = await listAll(rig.calls.reads, 'acme', 100);
       expect(listed.map((c) => c.id).sort()).toEqual([...ids].sort());
     } finally {
       await rig.close();
@@ -192,7 +192,7 @@ describe.each<HistoryDriver>(['sqlite', 'postgres'])('archiver (%s)', (driver) =
       expect((await redisTrace(rig, ids)).jobs).toBe(500); // Redis holds every call meanwhile
       expect(Math.max(...lags)).toBeGreaterThan(outageMs / 1000 / 2);
       // Reads by id still answer from Redis while the store is down.
-      expect((await rig.queues.getHot(ids[0]!))?.status).toBe('succeeded');
+      expect((await rig.calls.reads.getHot(ids[0]!))?.status).toBe('succeeded');
       if (driver === 'postgres') await factory.postgres!.resume();
       down = false;
       await expect.poll(async () => (await redisTrace(rig, ids)).jobs, { timeout: 20_000 }).toBe(0);
@@ -209,10 +209,10 @@ describe.each<HistoryDriver>(['sqlite', 'postgres'])('archiver (%s)', (driver) =
     const rig = await startCallRig(inject('redisUrl'), store);
     // Counts the archiver's reads of tool queues (our own methods, on the real Redis).
     let reads = 0;
-    const { queues } = rig;
-    const [finishedBefore, oldestFinished] = [queues.finishedBefore.bind(queues), queues.oldestFinished.bind(queues)];
-    queues.finishedBefore = (...a) => (reads++, finishedBefore(...a));
-    queues.oldestFinished = (...a) => (reads++, oldestFinished(...a));
+    const { archive } = rig.calls;
+    const [finishedBefore, oldestFinished] = [archive.finishedBefore.bind(archive), archive.oldestFinished.bind(archive)];
+    archive.finishedBefore = (...a) => (reads++, finishedBefore(...a));
+    archive.oldestFinished = (...a) => (reads++, oldestFinished(...a));
     try {
       rig.work();
       const ids = await runCalls(rig, 3);

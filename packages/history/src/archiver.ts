@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@toolplane/core';
-import type { Keys, RedisConnection, ToolQueues } from '@toolplane/queue';
+import type { CallArchive, Keys, RedisConnection } from '@toolplane/queue';
 import type { ArchivedRun, HistoryStore } from './types.js';
 
 /** Finished agent runs, for the archiver: the agent package's run store provides it. */
@@ -26,7 +26,8 @@ export type ArchiverHooks = {
 };
 
 export type ArchiverOptions = {
-  queues: ToolQueues;
+  /** The finished calls in Redis: pages of them to move, and dropping those moved. */
+  calls: CallArchive;
   store: HistoryStore;
   redis: RedisConnection;
   keys: Keys;
@@ -138,14 +139,14 @@ export class Archiver {
     for (const tool of await this.currentTools()) {
       if ((this.quietUntil.get(tool) ?? 0) > now) continue;
       for (;;) {
-        const calls = await this.opts.queues.finishedBefore(tool, before, this.batchSize);
+        const calls = await this.opts.calls.finishedBefore(tool, before, this.batchSize);
         if (calls.length === 0) {
           await this.readOldest(tool);
           break;
         }
         const started = performance.now();
         await this.opts.store.putCalls(calls);
-        const dropped = await this.opts.queues.dropArchived(tool, calls);
+        const dropped = await this.opts.calls.dropArchived(tool, calls);
         moved += calls.length;
         this.opts.hooks?.onBatch?.('call', calls.length, (performance.now() - started) / 1000);
         // Less than a batch of each kind: the tool is done for this round. None dropped (each changed
@@ -190,7 +191,7 @@ export class Archiver {
   private async readOldest(tool: string): Promise<number | undefined> {
     // Calls finish in real time whatever `now` a caller passed: the bound starts from the clock.
     const clock = Date.now();
-    const oldest = await this.opts.queues.oldestFinished(tool);
+    const oldest = await this.opts.calls.oldestFinished(tool);
     this.quietUntil.set(tool, Math.min(oldest ?? clock, clock) + this.opts.hotRetentionMs - CLOCK_SKEW_MS);
     return oldest;
   }

@@ -6,8 +6,8 @@
  * @example
  * ```ts
  * const store = await openHistory({ url: process.env.HISTORY_URL, prefix: 'toolplane' });
- * const queues = new ToolQueues(redis, keys, { history: store });
- * const archiver = new Archiver({ queues, store, redis, keys, tools: () => registry.names(), hotRetentionMs: 300_000 });
+ * const calls = createCalls(redis, keys, { history: store }); // calls.reads reads through to history
+ * const archiver = new Archiver({ calls: calls.archive, store, redis, keys, tools: () => registry.names(), hotRetentionMs: 300_000 });
  * archiver.start();
  * ```
  */

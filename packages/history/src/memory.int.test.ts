@@ -31,8 +31,8 @@ test(`${CALLS} calls with a short hot retention: Redis returns to where it start
   try {
     rig.work(100);
     // Baseline after the tool, its queue and the worker exist: what stays whatever the call count.
-    await rig.queues.enqueueBulk(rig.tool, [{ warm: true }], { tenant: 'acme' });
-    const q = rig.queues.queue(rig.tool.name);
+    await rig.calls.producer.enqueueBulk(rig.tool, [{ warm: true }], { tenant: 'acme' });
+    const q = rig.calls.queues.queue(rig.tool.name);
     await expect.poll(() => q.getCompletedCount(), { timeout: 10_000 }).toBe(1);
     const archiver = rig.archiver({ hotRetentionMs: 200, intervalMs: 100 });
     await archiver.archiveOnce(Date.now() + 1_000);
@@ -43,7 +43,7 @@ test(`${CALLS} calls with a short hot retention: Redis returns to where it start
     const ids: string[] = [];
     let peak = baseline;
     for (let i = 0; i < CALLS; i += 1_000) {
-      ids.push(...(await rig.queues.enqueueBulk(rig.tool, Array.from({ length: 1_000 }, (_, j) => ({ n: i + j })), { tenant: 'acme' })));
+      ids.push(...(await rig.calls.producer.enqueueBulk(rig.tool, Array.from({ length: 1_000 }, (_, j) => ({ n: i + j })), { tenant: 'acme' })));
       peak = Math.max(peak, await usedMemory(redis.url));
     }
     await expect.poll(() => store.countCalls('acme'), { timeout: 120_000, interval: 250 }).toBe(CALLS + 1);
@@ -57,13 +57,13 @@ test(`${CALLS} calls with a short hot retention: Redis returns to where it start
     expect(after - baseline).toBeLessThan(5 * 1024 * 1024);
 
     // Every call by id (from history now) and listed by paging: in order, each once.
-    const records = await Promise.all(ids.map((id) => rig.queues.get(id)));
+    const records = await Promise.all(ids.map((id) => rig.calls.reads.get(id)));
     expect(records.filter((r) => r?.status === 'succeeded')).toHaveLength(CALLS);
     const listed: string[] = [];
     let cursor: string | undefined;
     let prev: [number, string] | undefined;
     do {
-      const page = await rig.queues.list({ tenant: 'acme', limit: 500, ...(cursor ? { cursor } : {}) });
+      const page = await rig.calls.reads.list({ tenant: 'acme', limit: 500, ...(cursor ? { cursor } : {}) });
       for (const c of page.calls) {
         const pos: [number, string] = [Date.parse(c.createdAt), c.id];
         if (prev) expect(pos[0] < prev[0] || (pos[0] === prev[0] && pos[1] < prev[1])).toBe(true);

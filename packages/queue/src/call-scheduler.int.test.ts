@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { DelayedError, type Job } from 'bullmq';
 import { ToolSpec, type CallJobData, type CallOutput, type Tool } from '@toolplane/core';
 import { CallScheduler } from './call-scheduler.js';
-import { ToolQueues } from './calls.js';
+import { createCalls } from './calls.js';
 import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
 import { createKeys } from './keys.js';
 import { ToolRegistry } from './registry.js';
@@ -28,7 +28,7 @@ async function setup(processor: CallProcessor, concurrency: number, url = inject
   const keys = createKeys(`cs${randomUUID().slice(0, 8)}`);
   const producer = url === inject('redisUrl') ? redis : createRedisConnection(url, 'worker');
   const registry = new ToolRegistry(producer, keys);
-  const queues = new ToolQueues(producer, keys, { maxCallsInFlight: 0 });
+  const calls = createCalls(producer, keys, { maxCallsInFlight: 0 });
   const blocking = createRedisConnection(url, 'worker');
   const commands = createRedisConnection(url, 'worker');
   await Promise.all([waitForRedis(blocking), waitForRedis(commands)]);
@@ -41,19 +41,19 @@ async function setup(processor: CallProcessor, concurrency: number, url = inject
   const tools: Tool[] = [];
   const put = async (name: string) => {
     const { tool } = await registry.put(name, SPEC, 'default');
-    await queues.applyToolSettings(tool);
+    await calls.lifecycle.applyToolSettings(tool);
     tools.push(tool);
     return tool;
   };
   const stop = async () => {
     await scheduler.drain(5_000);
     await scheduler.close();
-    for (const t of tools) await queues.queue(t.name).obliterate({ force: true }).catch(() => {});
-    await Promise.all(tools.map((t) => queues.queue(t.name).close()));
+    for (const t of tools) await calls.queues.queue(t.name).obliterate({ force: true }).catch(() => {});
+    await Promise.all(tools.map((t) => calls.queues.queue(t.name).close()));
     await Promise.all([closeRedis(blocking), closeRedis(commands)]);
     if (producer !== redis) await closeRedis(producer);
   };
-  return { keys, queues, scheduler, put, stop };
+  return { keys, calls, scheduler, put, stop };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -81,7 +81,7 @@ describe('CallScheduler', () => {
     const own = await startRedisServer();
     const probe = createRedisConnection(own.url, 'worker');
     const done = new Set<string>();
-    const { queues, scheduler, put, stop } = await setup(async (job) => {
+    const { calls, scheduler, put, stop } = await setup(async (job) => {
       done.add(job.id!);
       return { result: job.data.tool, logs: [] };
     }, 20, own.url);
@@ -89,7 +89,7 @@ describe('CallScheduler', () => {
       const tools = await Promise.all(Array.from({ length: 300 }, (_, i) => put(`t${i}`)));
       const before = await serverFigures(probe);
       scheduler.start();
-      const ids = await Promise.all(tools.map(async (tool) => (await queues.enqueue(tool, {}, { tenant: 'default' })).id));
+      const ids = await Promise.all(tools.map(async (tool) => (await calls.producer.enqueue(tool, {}, { tenant: 'default' })).id));
       await until(() => ids.every((id) => done.has(id)));
       const after = await serverFigures(probe);
       expect(after.clients - before.clients).toBe(0);
@@ -104,7 +104,7 @@ describe('CallScheduler', () => {
     let running = 0;
     let most = 0;
     let finished = 0;
-    const { queues, scheduler, put, stop } = await setup(async () => {
+    const { calls, scheduler, put, stop } = await setup(async () => {
       most = Math.max(most, ++running);
       await sleep(5);
       running--;
@@ -113,7 +113,7 @@ describe('CallScheduler', () => {
     }, 7);
     try {
       const tools = await Promise.all(Array.from({ length: 50 }, (_, i) => put(`busy${i}`)));
-      for (const tool of tools) await queues.enqueueBulk(tool, Array.from({ length: 10 }, () => ({})), { tenant: 'default' });
+      for (const tool of tools) await calls.producer.enqueueBulk(tool, Array.from({ length: 10 }, () => ({})), { tenant: 'default' });
       scheduler.start();
       await until(() => finished === 500);
       expect(most).toBe(7);
@@ -124,18 +124,18 @@ describe('CallScheduler', () => {
 
   test('fair: a call of another tool starts within about one call of a backlog', async () => {
     const started: Array<{ tool: string; at: number }> = [];
-    const { queues, scheduler, put, stop } = await setup(async (job) => {
+    const { calls, scheduler, put, stop } = await setup(async (job) => {
       started.push({ tool: job.data.tool, at: performance.now() });
       await sleep(job.data.tool === 'slow' ? 20 : 0);
       return { result: null, logs: [] };
     }, 4);
     try {
       const [slow, quick] = await Promise.all([put('slow'), put('quick')]);
-      await queues.enqueueBulk(slow, Array.from({ length: 2_000 }, () => ({})), { tenant: 'default' });
+      await calls.producer.enqueueBulk(slow, Array.from({ length: 2_000 }, () => ({})), { tenant: 'default' });
       scheduler.start();
       await until(() => started.length >= 20);
       const asked = performance.now();
-      await queues.enqueue(quick, {}, { tenant: 'default' });
+      await calls.producer.enqueue(quick, {}, { tenant: 'default' });
       await until(() => started.some((s) => s.tool === 'quick'));
       const quickAt = started.find((s) => s.tool === 'quick')!.at;
       // One slow call runs 20 ms; the scheduler's own round trips add a few.
@@ -149,7 +149,7 @@ describe('CallScheduler', () => {
 
   test('delayed and put-back calls run when their time comes', async () => {
     const runs = new Map<string, number>();
-    const { queues, scheduler, put, stop } = await setup(async (job, token) => {
+    const { calls, scheduler, put, stop } = await setup(async (job, token) => {
       const n = (runs.get(job.id!) ?? 0) + 1;
       runs.set(job.id!, n);
       if (n === 1 && job.data.arguments && (job.data.arguments as { putBack?: boolean }).putBack) {
@@ -162,8 +162,8 @@ describe('CallScheduler', () => {
       const tool = await put('later');
       scheduler.start();
       const t0 = Date.now();
-      const delayed = (await queues.enqueue(tool, {}, { tenant: 'default', delayMs: 400 })).id;
-      const putBack = (await queues.enqueue(tool, { putBack: true }, { tenant: 'default' })).id;
+      const delayed = (await calls.producer.enqueue(tool, {}, { tenant: 'default', delayMs: 400 })).id;
+      const putBack = (await calls.producer.enqueue(tool, { putBack: true }, { tenant: 'default' })).id;
       await until(() => runs.get(delayed) === 1 && runs.get(putBack) === 2, 10_000);
       expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
       expect(Date.now() - t0).toBeLessThan(3_000);
@@ -225,12 +225,12 @@ describe('CallScheduler order', () => {
   test('the tool that has waited longest starts first; then tools take turns', async () => {
     // Longer than the scheduler's 10 ms look at who else waits, so each turn sees the others.
     const { started, processor } = recording(50);
-    const { queues, scheduler, put, stop } = await setup(processor, 1);
+    const { calls, scheduler, put, stop } = await setup(processor, 1);
     try {
       // Announced in the order c, b, a: not the order of their names.
       for (const name of ['c', 'b', 'a']) {
         const tool = await put(name);
-        await queues.enqueueBulk(tool, [{}, {}, {}, {}], { tenant: 'default' });
+        await calls.producer.enqueueBulk(tool, [{}, {}, {}, {}], { tenant: 'default' });
         await sleep(5);
       }
       scheduler.start();
@@ -256,14 +256,14 @@ describe('CallScheduler order', () => {
 
   test('priorities order the calls of a tool; a more urgent call queued later overtakes', async () => {
     const { started, processor } = recording(20);
-    const { queues, scheduler, put, stop } = await setup(processor, 1);
+    const { calls, scheduler, put, stop } = await setup(processor, 1);
     try {
       const tool = await put('prio');
-      for (const priority of [5, 1, 4, 2, 3]) await queues.enqueue(tool, { priority }, { tenant: 'default', priority });
+      for (const priority of [5, 1, 4, 2, 3]) await calls.producer.enqueue(tool, { priority }, { tenant: 'default', priority });
       scheduler.start();
       await until(() => started.length >= 1);
       // Queued while the most urgent call runs: it comes before the four still waiting.
-      await queues.enqueue(tool, { priority: 0.5 }, { tenant: 'default', priority: 1 });
+      await calls.producer.enqueue(tool, { priority: 0.5 }, { tenant: 'default', priority: 1 });
       await until(() => started.length >= 6);
       const order = started.map((job) => (job.data.arguments as { priority: number }).priority);
       expect(order).toEqual([1, 0.5, 2, 3, 4, 5]);

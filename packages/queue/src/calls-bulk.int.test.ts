@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { ToolSpec } from '@toolplane/core';
 import { closeRedis, createRedisConnection, type RedisConnection } from './connection.js';
 import { createKeys } from './keys.js';
-import { ToolQueues } from './calls.js';
+import { createCalls } from './calls.js';
 import { ToolRegistry } from './registry.js';
 
 // The run's shared redis-server (test/support/global-setup.ts); keys are isolated by prefix.
@@ -20,22 +20,22 @@ test('enqueueBulk queues the same jobs and audit records as enqueue', async () =
     'add',
     ToolSpec.parse({ description: 'adds', parameters: { type: 'object' }, code: 'export default () => 1' }),
   );
-  const queues = new ToolQueues(redis, keys);
-  const single = await queues.enqueue(tool, { a: 1 }, { tenant: 'acme' });
-  const ids = await queues.enqueueBulk(tool, [{ a: 2 }, { a: 3 }], { tenant: 'acme' });
+  const calls = createCalls(redis, keys);
+  const single = await calls.producer.enqueue(tool, { a: 1 }, { tenant: 'acme' });
+  const ids = await calls.producer.enqueueBulk(tool, [{ a: 2 }, { a: 3 }], { tenant: 'acme' });
   expect(ids).toHaveLength(2);
 
-  const one = await queues.queue('add').getJob(single.id);
+  const one = await calls.queues.queue('add').getJob(single.id);
   for (const [i, id] of ids.entries()) {
-    const job = await queues.queue('add').getJob(id);
+    const job = await calls.queues.queue('add').getJob(id);
     expect(job?.data).toMatchObject({ tool: 'add', version: tool.version, tenant: 'acme', arguments: { a: i + 2 } });
     // Only the fair-share tag differs: the tenant's calls take their turns one after another.
     expect(job?.opts).toEqual({ ...one!.opts, jobId: id, timestamp: job?.data.enqueuedAt, priority: one!.opts.priority! + i + 1 });
-    expect(await queues.get(id)).toMatchObject({ id, status: 'queued', tenant: 'acme' });
+    expect(await calls.reads.get(id)).toMatchObject({ id, status: 'queued', tenant: 'acme' });
   }
   expect(await redis.zcard(keys.tenantToolCalls('acme', 'add'))).toBe(3);
   expect(await redis.zcard(keys.tenantInFlight('acme'))).toBe(3);
-  expect((await queues.list({ tenant: 'acme', tool: 'add', limit: 10 })).calls.map((c) => c.id).sort()).toEqual([single.id, ...ids].sort());
-  await queues.queue('add').obliterate({ force: true });
-  await queues.queue('add').close();
+  expect((await calls.reads.list({ tenant: 'acme', tool: 'add', limit: 10 })).calls.map((c) => c.id).sort()).toEqual([single.id, ...ids].sort());
+  await calls.queues.queue('add').obliterate({ force: true });
+  await calls.queues.queue('add').close();
 });

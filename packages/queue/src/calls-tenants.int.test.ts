@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { ToolSpec, type Tool } from '@toolplane/core';
-import { ToolQueues } from './calls.js';
+import { createCalls } from './calls.js';
 import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
 import { createKeys } from './keys.js';
 import { ToolRegistry } from './registry.js';
@@ -27,12 +27,12 @@ const SPEC = ToolSpec.parse({ description: 'echoes', parameters: { type: 'object
 async function setup(opts: { maxCallsInFlight?: number } = {}) {
   const keys = createKeys(`ct${randomUUID().slice(0, 8)}`);
   const registry = new ToolRegistry(redis, keys);
-  const queues = new ToolQueues(redis, keys, opts);
+  const calls = createCalls(redis, keys, opts);
   const tools: Tool[] = [];
   const cleanup = async () => {
     for (const t of tools) {
-      await queues.queue(t.name).obliterate({ force: true });
-      await queues.queue(t.name).close();
+      await calls.queues.queue(t.name).obliterate({ force: true });
+      await calls.queues.queue(t.name).close();
     }
   };
   const put = async (name: string, tenant: string, extra: Partial<ToolSpec> = {}) => {
@@ -40,7 +40,7 @@ async function setup(opts: { maxCallsInFlight?: number } = {}) {
     tools.push(tool);
     return tool;
   };
-  return { keys, registry, queues, put, cleanup };
+  return { keys, registry, calls, put, cleanup };
 }
 
 /** Every command Redis runs while `fn` runs, as text (MONITOR on a connection of its own). */
@@ -62,20 +62,20 @@ async function commandsDuring(fn: () => Promise<void>): Promise<string[]> {
 
 describe("one tenant's calls, seen from another", () => {
   test("a listing reads its own tenant's index and never touches another tenant's entries", async () => {
-    const { keys, queues, put, cleanup } = await setup();
+    const { keys, calls, put, cleanup } = await setup();
     const toolA = await put('a-echo', 'tenant-a');
     const toolB = await put('b-echo', 'tenant-b');
     const idsA: string[] = [];
-    for (let i = 0; i < 30; i++) idsA.push((await queues.enqueue(toolA, { i }, { tenant: 'tenant-a' })).id);
+    for (let i = 0; i < 30; i++) idsA.push((await calls.producer.enqueue(toolA, { i }, { tenant: 'tenant-a' })).id);
     const idsB: string[] = [];
-    for (let i = 0; i < 3; i++) idsB.push((await queues.enqueue(toolB, { i }, { tenant: 'tenant-b' })).id);
+    for (let i = 0; i < 3; i++) idsB.push((await calls.producer.enqueue(toolB, { i }, { tenant: 'tenant-b' })).id);
 
     let pages: Array<{ calls: Array<{ id: string }> }> = [];
     const commands = await commandsDuring(async () => {
       pages = await Promise.all([
-        queues.list({ tenant: 'tenant-b', limit: 50 }),
-        queues.list({ tenant: 'tenant-b', tool: 'a-echo', limit: 50 }),
-        queues.list({ tenant: 'tenant-b', tool: 'b-echo', status: 'queued', limit: 50 }),
+        calls.reads.list({ tenant: 'tenant-b', limit: 50 }),
+        calls.reads.list({ tenant: 'tenant-b', tool: 'a-echo', limit: 50 }),
+        calls.reads.list({ tenant: 'tenant-b', tool: 'b-echo', status: 'queued', limit: 50 }),
       ]);
     });
     // Calls made in the same millisecond have no order among themselves: compare as sets.
@@ -93,7 +93,7 @@ describe("one tenant's calls, seen from another", () => {
     const seen: Array<{ id: string; createdAt: string }> = [];
     let cursor: string | undefined;
     do {
-      const page = await queues.list({ tenant: 'tenant-a', limit: 7, ...(cursor ? { cursor } : {}) });
+      const page = await calls.reads.list({ tenant: 'tenant-a', limit: 7, ...(cursor ? { cursor } : {}) });
       seen.push(...page.calls);
       cursor = page.nextCursor;
     } while (cursor);
@@ -104,19 +104,19 @@ describe("one tenant's calls, seen from another", () => {
   });
 
   test("an idempotency key is the tenant's own: B's key equal to A's makes B's own call and leaves A's alone", async () => {
-    const { queues, put, cleanup } = await setup();
+    const { calls, put, cleanup } = await setup();
     // Only an admin can call another tenant's tool; the queue library lets this test do it directly.
     const tool = await put('shared', 'tenant-a');
-    const a = await queues.enqueue(tool, { from: 'a' }, { tenant: 'tenant-a', idempotencyKey: 'order-42' });
-    const b = await queues.enqueue(tool, { from: 'b' }, { tenant: 'tenant-b', idempotencyKey: 'order-42' });
+    const a = await calls.producer.enqueue(tool, { from: 'a' }, { tenant: 'tenant-a', idempotencyKey: 'order-42' });
+    const b = await calls.producer.enqueue(tool, { from: 'b' }, { tenant: 'tenant-b', idempotencyKey: 'order-42' });
     expect(b.id).not.toBe(a.id);
     expect(b.duplicate).toBe(false);
-    expect(await queues.get(b.id)).toMatchObject({ tenant: 'tenant-b' });
-    expect((await queues.queue('shared').getJob(a.id))?.data).toMatchObject({ tenant: 'tenant-a', arguments: { from: 'a' } });
+    expect(await calls.reads.get(b.id)).toMatchObject({ tenant: 'tenant-b' });
+    expect((await calls.queues.queue('shared').getJob(a.id))?.data).toMatchObject({ tenant: 'tenant-a', arguments: { from: 'a' } });
     // Within a tenant the key still means "the same call".
-    expect(await queues.enqueue(tool, { from: 'a' }, { tenant: 'tenant-a', idempotencyKey: 'order-42' })).toEqual({ id: a.id, duplicate: true });
-    expect((await queues.list({ tenant: 'tenant-a', limit: 10 })).calls.map((c) => c.id)).toEqual([a.id]);
-    expect((await queues.list({ tenant: 'tenant-b', limit: 10 })).calls.map((c) => c.id)).toEqual([b.id]);
+    expect(await calls.producer.enqueue(tool, { from: 'a' }, { tenant: 'tenant-a', idempotencyKey: 'order-42' })).toEqual({ id: a.id, duplicate: true });
+    expect((await calls.reads.list({ tenant: 'tenant-a', limit: 10 })).calls.map((c) => c.id)).toEqual([a.id]);
+    expect((await calls.reads.list({ tenant: 'tenant-b', limit: 10 })).calls.map((c) => c.id)).toEqual([b.id]);
     await cleanup();
   });
 
@@ -134,26 +134,26 @@ describe("one tenant's calls, seen from another", () => {
 
 describe('the cap of calls in flight on the enqueue path', () => {
   test('past the cap enqueue is refused; a cancelled or rejected call frees its slot; a repeat is never refused', async () => {
-    const { queues, put, cleanup } = await setup({ maxCallsInFlight: 2 });
+    const { calls, put, cleanup } = await setup({ maxCallsInFlight: 2 });
     const tool = await put('held', 'tenant-a', { requiresApproval: true });
-    const first = await queues.enqueue(tool, { n: 1 }, { tenant: 'tenant-a', idempotencyKey: 'k1' });
-    const second = await queues.enqueue(tool, { n: 2 }, { tenant: 'tenant-a' });
-    expect((await queues.get(first.id))?.status).toBe('awaiting_approval');
-    await expect(queues.enqueue(tool, { n: 3 }, { tenant: 'tenant-a' })).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
-    await expect(queues.enqueueBulk(tool, [{ n: 3 }], { tenant: 'tenant-a' })).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+    const first = await calls.producer.enqueue(tool, { n: 1 }, { tenant: 'tenant-a', idempotencyKey: 'k1' });
+    const second = await calls.producer.enqueue(tool, { n: 2 }, { tenant: 'tenant-a' });
+    expect((await calls.reads.get(first.id))?.status).toBe('awaiting_approval');
+    await expect(calls.producer.enqueue(tool, { n: 3 }, { tenant: 'tenant-a' })).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+    await expect(calls.producer.enqueueBulk(tool, [{ n: 3 }], { tenant: 'tenant-a' })).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
     // The refused calls left nothing behind.
-    expect((await queues.list({ tenant: 'tenant-a', limit: 10 })).calls).toHaveLength(2);
-    expect(await queues.enqueue(tool, { n: 1 }, { tenant: 'tenant-a', idempotencyKey: 'k1' })).toEqual({ id: first.id, duplicate: true });
+    expect((await calls.reads.list({ tenant: 'tenant-a', limit: 10 })).calls).toHaveLength(2);
+    expect(await calls.producer.enqueue(tool, { n: 1 }, { tenant: 'tenant-a', idempotencyKey: 'k1' })).toEqual({ id: first.id, duplicate: true });
     // Another tenant is not held back by tenant-a's calls.
-    await queues.enqueue(tool, { n: 1 }, { tenant: 'tenant-b' });
+    await calls.producer.enqueue(tool, { n: 1 }, { tenant: 'tenant-b' });
 
-    expect((await queues.cancel(first.id))?.status).toBe('cancelled');
-    const third = await queues.enqueue(tool, { n: 3 }, { tenant: 'tenant-a' });
-    await expect(queues.enqueue(tool, { n: 4 }, { tenant: 'tenant-a' })).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
-    expect((await queues.reject(second.id))?.status).toBe('failed');
-    await queues.enqueue(tool, { n: 4 }, { tenant: 'tenant-a' });
-    expect((await queues.quotas.usage('tenant-a')).callsInFlight).toBe(2);
-    expect((await queues.get(third.id))?.status).toBe('awaiting_approval');
+    expect((await calls.actions.cancel(first.id))?.status).toBe('cancelled');
+    const third = await calls.producer.enqueue(tool, { n: 3 }, { tenant: 'tenant-a' });
+    await expect(calls.producer.enqueue(tool, { n: 4 }, { tenant: 'tenant-a' })).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+    expect((await calls.actions.reject(second.id))?.status).toBe('failed');
+    await calls.producer.enqueue(tool, { n: 4 }, { tenant: 'tenant-a' });
+    expect((await calls.quotas.usage('tenant-a')).callsInFlight).toBe(2);
+    expect((await calls.reads.get(third.id))?.status).toBe('awaiting_approval');
     await cleanup();
   });
 });

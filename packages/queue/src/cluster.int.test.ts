@@ -4,7 +4,7 @@ import { Worker } from 'bullmq';
 import { Cluster } from 'ioredis';
 import { ToolSpec, type Tool } from '@toolplane/core';
 import { CallWaiter, announceCallDone } from './call-waiter.js';
-import { ToolQueues } from './calls.js';
+import { createCalls } from './calls.js';
 import { checkNoEviction, closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
 import { CallGate } from './gate.js';
 import { createKeys } from './keys.js';
@@ -98,7 +98,7 @@ test('registry, secrets and pub/sub work across nodes', async () => {
 
 test('calls of tools on different nodes: enqueue, idempotency, approval, cancel, listing, depths, gate', async () => {
   const registry = new ToolRegistry(client, keys);
-  const queues = new ToolQueues(client, keys);
+  const calls = createCalls(client, keys);
   const gate = new CallGate(worker, keys);
   // Enough tools that their queues land on every master.
   const names = ['alpha', 'bravo', 'charlie', 'delta', 'echo2', 'foxtrot'];
@@ -113,11 +113,11 @@ test('calls of tools on different nodes: enqueue, idempotency, approval, cancel,
     for (const key of [keys.rateWindow(tool.name), keys.breakerOpen(tool.name), keys.cancelMarker(tool.name, 'x')]) {
       expect(await nodeOf(key)).toBe(home);
     }
-    await queues.applyToolSettings(tool);
-    const first = await queues.enqueue(tool, { n: 1 }, { tenant: 'acme', idempotencyKey: 'k1' });
-    const again = await queues.enqueue(tool, { n: 1 }, { tenant: 'acme', idempotencyKey: 'k1' });
+    await calls.lifecycle.applyToolSettings(tool);
+    const first = await calls.producer.enqueue(tool, { n: 1 }, { tenant: 'acme', idempotencyKey: 'k1' });
+    const again = await calls.producer.enqueue(tool, { n: 1 }, { tenant: 'acme', idempotencyKey: 'k1' });
     expect(again).toEqual({ id: first.id, duplicate: true });
-    expect((await queues.get(first.id))?.status).toBe('queued');
+    expect((await calls.reads.get(first.id))?.status).toBe('queued');
 
     // Gate: two runs in the window, then the limit; trip, half-open trial, close.
     expect((await gate.admit(tool, 'c1', 'acme')).verdict).toBe('run');
@@ -131,17 +131,17 @@ test('calls of tools on different nodes: enqueue, idempotency, approval, cancel,
   }
 
   const approvalTool = (await registry.put('approve-me', { ...SPEC, requiresApproval: true })).tool;
-  const pending = await queues.enqueue(approvalTool, {}, { tenant: 'acme' });
-  expect((await queues.get(pending.id))?.status).toBe('awaiting_approval');
-  expect((await queues.approve(pending.id))?.status).toBe('queued');
-  const rejected = await queues.enqueue(approvalTool, {}, { tenant: 'acme' });
-  expect((await queues.reject(rejected.id))?.status).toBe('failed');
-  const cancelled = await queues.enqueue(tools[0]!, { n: 2 }, { tenant: 'acme' });
-  expect((await queues.cancel(cancelled.id))?.status).toBe('cancelled');
+  const pending = await calls.producer.enqueue(approvalTool, {}, { tenant: 'acme' });
+  expect((await calls.reads.get(pending.id))?.status).toBe('awaiting_approval');
+  expect((await calls.actions.approve(pending.id))?.status).toBe('queued');
+  const rejected = await calls.producer.enqueue(approvalTool, {}, { tenant: 'acme' });
+  expect((await calls.actions.reject(rejected.id))?.status).toBe('failed');
+  const cancelled = await calls.producer.enqueue(tools[0]!, { n: 2 }, { tenant: 'acme' });
+  expect((await calls.actions.cancel(cancelled.id))?.status).toBe('cancelled');
 
-  const listed = await queues.list({ tenant: 'acme', limit: 100 });
+  const listed = await calls.reads.list({ tenant: 'acme', limit: 100 });
   expect(listed.calls).toHaveLength(names.length + 3);
-  expect((await queues.list({ tenant: 'acme', tool: 'approve-me', limit: 100 })).calls).toHaveLength(2);
+  expect((await calls.reads.list({ tenant: 'acme', tool: 'approve-me', limit: 100 })).calls).toHaveLength(2);
 
   // Every key of one tenant lives in one slot, so each quota script runs on one node.
   const tenantHome = await nodeOf(keys.tenantCalls('acme'));
@@ -165,5 +165,5 @@ test('calls of tools on different nodes: enqueue, idempotency, approval, cancel,
     await consumer.close();
     await closeRedis(conn);
   }
-  for (const q of names) await queues.queue(q).obliterate({ force: true });
+  for (const q of names) await calls.queues.queue(q).obliterate({ force: true });
 });

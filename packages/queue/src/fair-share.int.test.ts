@@ -4,7 +4,7 @@ import { Worker, type Job } from 'bullmq';
 import { ToolSpec, type CallJobData } from '@toolplane/core';
 import { closeRedis, createRedisConnection, type RedisConnection } from './connection.js';
 import { createKeys, type Keys } from './keys.js';
-import { ToolQueues } from './calls.js';
+import { createCalls } from './calls.js';
 import { ToolRegistry } from './registry.js';
 
 // The run's shared redis-server (test/support/global-setup.ts); keys are isolated by prefix.
@@ -21,8 +21,8 @@ async function setup(opts: { deadlineMs?: number } = {}) {
     'shared',
     ToolSpec.parse({ description: 'shared', parameters: { type: 'object' }, code: 'export default () => 1', ...opts }),
   );
-  const queues = new ToolQueues(redis, keys, { maxCallsInFlight: 0 });
-  const queue = queues.queue('shared');
+  const calls = createCalls(redis, keys, { maxCallsInFlight: 0 });
+  const queue = calls.queues.queue('shared');
   const worker = new Worker(queue.name, null, { connection: redis, prefix: keys.bullPrefix, autorun: false });
   const start = async (n: number): Promise<string[]> => {
     const started: string[] = [];
@@ -34,7 +34,7 @@ async function setup(opts: { deadlineMs?: number } = {}) {
     return started;
   };
   const flood = (tenant: string, from: number, count: number, priority?: number) =>
-    queues.enqueueBulk(
+    calls.producer.enqueueBulk(
       tool,
       Array.from({ length: count }, (_, i) => ({ n: from + i })),
       { tenant, ...(priority ? { priority } : {}) },
@@ -44,7 +44,7 @@ async function setup(opts: { deadlineMs?: number } = {}) {
     await queue.obliterate({ force: true });
     await queue.close();
   };
-  return { keys, tool, queues, start, flood, close };
+  return { keys, tool, calls, start, flood, close };
 }
 
 test('tenants flooding one tool take turns, each in its own order', async () => {
@@ -80,7 +80,7 @@ test('numbering starts again once the tags ran high and no tagged call waits', a
   const t = await setup();
   await redis.hset(t.keys.fairTags('shared'), '~max', 1_500_000, 'a', 1_500_000);
   await t.flood('a', 1, 2);
-  const jobs = await t.queues.queue('shared').getJobs(['prioritized']);
+  const jobs = await t.calls.queues.queue('shared').getJobs(['prioritized']);
   expect(jobs.map((j) => j.opts.priority).sort()).toEqual([1, 2]);
   await t.close();
 });
@@ -89,7 +89,7 @@ test('calls with a deadline are indexed for the deadline sweeper', async () => {
   const t = await setup({ deadlineMs: 60_000 });
   const before = Date.now();
   const ids = await t.flood('a', 1, 2);
-  const { id } = await t.queues.enqueue(t.tool, { n: 3 }, { tenant: 'b', priority: 2 });
+  const { id } = await t.calls.producer.enqueue(t.tool, { n: 3 }, { tenant: 'b', priority: 2 });
   const index = await redis.zrange(t.keys.callDeadlines('shared'), 0, -1, 'WITHSCORES');
   expect(index.filter((_, i) => i % 2 === 0).sort()).toEqual([...ids, id].sort());
   for (const score of index.filter((_, i) => i % 2 === 1)) expect(Number(score)).toBeGreaterThanOrEqual(before + 60_000);

@@ -1,14 +1,15 @@
 /**
- * BullMQ and Redis wiring: connections, key names, the tool registry, the producer and the worker
- * factory. No sandbox, no HTTP.
+ * BullMQ and Redis wiring: connections, key names, the tool registry, the calls (producer, read
+ * model, actions, archive paging, tool lifecycle) and the workers' scheduler. No sandbox, no HTTP.
  *
  * @example
  * ```ts
  * const redis = createRedisConnection(url, 'client');
  * const keys = createKeys('toolplane');
  * const registry = new ToolRegistry(redis, keys);
- * const queues = new ToolQueues(redis, keys);
- * const { id } = await queues.enqueue(await registry.get('add'), { a: 1, b: 2 }, { tenant: 'default' });
+ * const calls = createCalls(redis, keys);
+ * const { id } = await calls.producer.enqueue(await registry.get('add'), { a: 1, b: 2 }, { tenant: 'default' });
+ * const record = await calls.reads.get(id);
  * ```
  */
 export { createRedisConnection, waitForRedis, closeRedis, isRedisUnavailable, checkNoEviction } from './connection.js';
@@ -16,8 +17,19 @@ export type { RedisConnection, ConnectionRole } from './connection.js';
 export { createKeys } from './keys.js';
 export type { Keys } from './keys.js';
 export { ToolRegistry, watchToolChanges } from './registry.js';
-export { ToolQueues, idempotentCallId, isIdempotentCallId } from './calls.js';
-export type { EnqueueOptions, ToolQueuesOptions, CallHistory, HistoryCallQuery, FinishedCall, EarlierRun } from './calls.js';
+export { createCalls } from './calls.js';
+export type { Calls, CallsOptions } from './calls.js';
+export { CallProducer } from './call-producer.js';
+export type { CallProducerOptions, EnqueueOptions } from './call-producer.js';
+export { CallReads } from './call-reads.js';
+export type { CallReadsOptions, CallHistory, HistoryCallQuery, CallFilter, EarlierRun } from './call-reads.js';
+export { CallActions } from './call-actions.js';
+export type { CallActionsOptions } from './call-actions.js';
+export { CallArchive } from './call-archive.js';
+export type { FinishedCall } from './call-archive.js';
+export { ToolLifecycle } from './tool-lifecycle.js';
+export { ToolQueueCache } from './tool-queue-cache.js';
+export { idempotentCallId, isIdempotentCallId } from './call-ids.js';
 export { CallWaiter, announceCallDone } from './call-waiter.js';
 export { PubSubWaiter } from './pubsub-waiter.js';
 export type { Wait } from './pubsub-waiter.js';
@@ -32,7 +44,6 @@ export type { CallProcessor } from './tool-worker.js';
 export { encodeFailure, decodeFailure, isStalledTooOften } from './failure.js';
 export { CallGate } from './gate.js';
 export type { Admission, BreakerState, TenantRateLimit } from './gate.js';
-export type { CallFilter } from './calls.js';
 export { readQueueDepths } from './queue-depth.js';
 export type { QueueState, ToolQueueDepth } from './queue-depth.js';
 export { SecretStore, SecretUnreadableError } from './secrets.js';

@@ -30,7 +30,7 @@ const SESSION_MS = 12 * 3_600_000;
  * The queue list is read from the registry on each request, so newly registered tools appear on the
  * board's next poll.
  */
-export function adminRouter(deps: Pick<PlannerDeps, 'adminKey' | 'registry' | 'queues'>): Router {
+export function adminRouter(deps: Pick<PlannerDeps, 'adminKey' | 'registry' | 'calls'>): Router {
   const router = Router();
   router.use(refuseCrossOrigin((req) => isStateChanging(req) || req.query.key !== undefined));
   router.use(requireAdminKey(deps.adminKey));
@@ -45,7 +45,7 @@ export function adminRouter(deps: Pick<PlannerDeps, 'adminKey' | 'registry' | 'q
   router.use(async (_req, _res, next) => {
     const names = (await deps.registry.names()).sort();
     if (names.join('\n') !== shown) {
-      board.replaceQueues(names.map((tool) => new BullMQAdapter(deps.queues.queue(tool), { displayName: tool, readOnlyMode: true })));
+      board.replaceQueues(names.map((tool) => new BullMQAdapter(deps.calls.queues.queue(tool), { displayName: tool, readOnlyMode: true })));
       shown = names.join('\n');
     }
     next();

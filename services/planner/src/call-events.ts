@@ -1,5 +1,5 @@
 import { isFinished, type CallRecord } from '@toolplane/core';
-import { STREAM_ID_PATTERN, type CallEventLog, type CallWaiter, type ToolQueues } from '@toolplane/queue';
+import { STREAM_ID_PATTERN, type CallEventLog, type CallReads, type CallWaiter } from '@toolplane/queue';
 
 /**
  * Follows one call for `GET /v1/calls/{id}/events` and MCP progress notifications: its status
@@ -17,7 +17,7 @@ export type CallEvent =
 /** A position in both streams: after progress entry `progress` and BullMQ event `jobs`; `end` once the final event was sent. */
 export type CallEventCursor = { progress: string; jobs: string; end: boolean };
 
-export type CallFollowDeps = { queues: ToolQueues; waiter: CallWaiter; log: CallEventLog };
+export type CallFollowDeps = { reads: Pick<CallReads, 'get'>; waiter: CallWaiter; log: CallEventLog };
 
 /** How often a running call's streams are read when nothing wakes the reader (progress comes at most every 100 ms). */
 const POLL_MS = 200;
@@ -53,7 +53,7 @@ export async function* followCall(
   const { id, tool } = record;
   // The end of BullMQ's stream is read before the record, so no change after the snapshot is missed.
   const cursor: CallEventCursor = resume ?? { progress: '0', jobs: await deps.log.jobEventsEnd(tool), end: false };
-  let current = resume ? await deps.queues.get(id) ?? record : record;
+  let current = resume ? await deps.reads.get(id) ?? record : record;
   if (cursor.end && isFinished(current.status)) {
     yield { type: 'status', id: formatCursor(cursor), data: current };
     return;
@@ -78,7 +78,7 @@ export async function* followCall(
       cursor.jobs = jobs.cursor;
       if (jobs.events.length > 0 || Date.now() - checkedAt > RECHECK_MS || isFinished(status)) {
         checkedAt = Date.now();
-        current = (await deps.queues.get(id)) ?? current;
+        current = (await deps.reads.get(id)) ?? current;
       }
       if (isFinished(current.status)) {
         yield* finish(deps, current, cursor);

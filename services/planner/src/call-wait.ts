@@ -7,7 +7,7 @@ import type { PlannerDeps } from './deps.js';
  * not missed.
  */
 export async function waitForCallDone(
-  deps: Pick<PlannerDeps, 'waiter' | 'queues'>,
+  deps: Pick<PlannerDeps, 'waiter' | 'calls'>,
   id: string,
   waitMs: number,
   signal: AbortSignal,
@@ -20,14 +20,14 @@ export async function waitForCallDone(
   tool?: string,
 ): Promise<CallRecord | undefined> {
   const deadline = Date.now() + waitMs;
-  if (registeredEarly && !(await registeredEarly.done)) return deps.queues.get(id, tool);
+  if (registeredEarly && !(await registeredEarly.done)) return deps.calls.reads.get(id, tool);
   for (;;) {
     const w = deps.waiter.wait(id, Math.max(1, deadline - Date.now()), signal);
-    const record = await deps.queues.get(id, tool);
+    const record = await deps.calls.reads.get(id, tool);
     if (!record || isFinished(record.status) || Date.now() >= deadline || signal.aborted) {
       w.cancel();
       return record;
     }
-    if (!(await w.done)) return deps.queues.get(id, tool);
+    if (!(await w.done)) return deps.calls.reads.get(id, tool);
   }
 }

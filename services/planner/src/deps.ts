@@ -6,11 +6,11 @@ import type { HttpMetrics, Registry } from '@toolplane/metrics';
 import type {
   ApiKeyStore,
   CallGate,
+  Calls,
   CallWaiter,
   Keys,
   RedisConnection,
   SecretStore,
-  ToolQueues,
   ToolRegistry,
   UpstreamStore,
 } from '@toolplane/queue';
@@ -24,7 +24,8 @@ export type PlannerDeps = {
   redis: RedisConnection;
   registry: ToolRegistry;
   secrets: SecretStore;
-  queues: ToolQueues;
+  /** Calls in Redis, one part per job: producer, reads, actions, archive, tool lifecycle, queue cache. */
+  calls: Calls;
   gate: CallGate;
   waiter: CallWaiter;
   validator: ArgumentValidator;
@@ -53,7 +54,7 @@ export type PlannerDeps = {
   tracing?: boolean;
   /** Agent runs; without them `/v1/runs` answers 503. */
   runs?: RunsDeps;
-  /** The history store: per-tenant retention and the export read it directly (reads by id go through `queues`). */
+  /** The history store: per-tenant retention and the export read it directly (reads by id go through `calls.reads`). */
   history?: HistoryStore;
   /** MCP upstreams (`/v1/upstreams`). */
   upstreams: UpstreamStore;

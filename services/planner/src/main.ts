@@ -6,12 +6,12 @@ import {
   ApiKeyStore,
   CallGate,
   CallWaiter,
-  ToolQueues,
   SecretStore,
   ToolRegistry,
   UpstreamStore,
   checkNoEviction,
   closeRedis,
+  createCalls,
   createKeys,
   createRedisConnection,
   readQueueDepths,
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   }
   logger.info({ history: describeHistory(historyOpts), driver: history.driver }, 'history store open');
   const registry = new ToolRegistry(redis, keys);
-  const queues = new ToolQueues(redis, keys, {
+  const calls = createCalls(redis, keys, {
     retentionMs: config.CALL_RETENTION_MS,
     maxCallsInFlight: config.TENANT_MAX_CALLS_IN_FLIGHT,
     history,
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
       const [breaker, holdMs, pausedMs] = await Promise.all([
         gate.breakerState(tool),
         gate.holdRemaining(tool),
-        queues.queue(tool).getRateLimitTtl(),
+        calls.queues.queue(tool).getRateLimitTtl(),
       ]);
       return breaker === 'open' || holdMs > 0 || pausedMs > 0 ? Number.MAX_SAFE_INTEGER : 0;
     },
@@ -109,11 +109,11 @@ async function main(): Promise<void> {
   // The archiver runs in the planners, one lease holder at a time (see packages/history/README.md).
   const archiver = config.HISTORY_ARCHIVER
     ? new Archiver({
-        queues,
+        calls: calls.archive,
         store: history,
         redis,
         keys,
-        tools: toolsToArchive(registry, queues),
+        tools: toolsToArchive(registry, calls.lifecycle),
         hotRetentionMs: config.CALL_HOT_RETENTION_MS,
         runs: runStore,
         batchSize: config.HISTORY_BATCH_SIZE,
@@ -156,11 +156,11 @@ async function main(): Promise<void> {
         llm: new ChatCompletionsCaller({ ...endpoint, timeoutMs: config.LLM_TIMEOUT_MS, maxRetries: config.LLM_MAX_RETRIES }),
         tools: new PlannerToolGateway({
           registry,
-          queues,
+          calls,
           waiter,
           validator,
           httpMetrics,
-          availability: new ToolAvailabilityReader({ gate, queues }),
+          availability: new ToolAvailabilityReader({ gate, queues: calls.queues }),
         }),
         defaultModel: config.TOOLPLANE_MODEL,
         prices,
@@ -207,7 +207,7 @@ async function main(): Promise<void> {
     logger: logger.child({ component: 'schedules' }),
     fire: async (schedule, firing) => {
       const principal = { keyId: `schedule:${schedule.name}`, tenant: schedule.tenant, scopes: ['calls:write' as const] };
-      const accepted = await submitCall({ registry, queues, validator, waiter, httpMetrics }, principal, schedule.tool, schedule.arguments, {
+      const accepted = await submitCall({ registry, calls, validator, waiter, httpMetrics }, principal, schedule.tool, schedule.arguments, {
         idempotencyKey: `schedule:${schedule.name}:${firing.at}`,
       });
       return accepted.id;
@@ -217,7 +217,7 @@ async function main(): Promise<void> {
     redis,
     registry,
     secrets: new SecretStore(redis, keys, config.TOOLPLANE_SECRETS_KEY ? { encryptionKey: config.TOOLPLANE_SECRETS_KEY } : {}),
-    queues,
+    calls,
     gate,
     waiter,
     validator,

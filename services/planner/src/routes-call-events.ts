@@ -25,7 +25,7 @@ export function callEventsRouter(deps: PlannerDeps): Router {
 
   v1.get('/calls/:id/events', requireScope('calls:read'), async (req, res) => {
     const id = String(req.params.id);
-    const record = CALL_ID_PATTERN.test(id) ? await deps.queues.get(id) : undefined;
+    const record = CALL_ID_PATTERN.test(id) ? await deps.calls.reads.get(id) : undefined;
     if (!record || !canSee(principalOf(res), record.tenant)) throw new RequestError('NOT_FOUND', `no call with id '${id}'`);
     const resume = parseCursor(req.get('last-event-id'));
     res.writeHead(200, {
@@ -39,7 +39,7 @@ export function callEventsRouter(deps: PlannerDeps): Router {
     res.on('close', () => gone.abort());
     const signal = AbortSignal.any([gone.signal, closing.signal]);
     try {
-      for await (const e of followCall({ queues: deps.queues, waiter: deps.waiter, log }, record, resume, signal, KEEP_ALIVE_MS)) {
+      for await (const e of followCall({ reads: deps.calls.reads, waiter: deps.waiter, log }, record, resume, signal, KEEP_ALIVE_MS)) {
         if (!e) {
           res.write(': keep-alive\n\n');
           continue;

@@ -26,7 +26,7 @@ export function callsRouter(deps: PlannerDeps): Router {
   const v1 = Router();
   /** The call if the request's tenant may see it; 404 otherwise, so ids of others leak nothing. */
   const visible = async (raw: unknown, principal: Principal): Promise<CallRecord> => {
-    const record = await found(String(raw), (id) => deps.queues.get(id));
+    const record = await found(String(raw), (id) => deps.calls.reads.get(id));
     if (!canSee(principal, record.tenant))
       throw new RequestError('NOT_FOUND', `no call with id '${String(raw)}'`);
     return record;
@@ -68,7 +68,7 @@ export function callsRouter(deps: PlannerDeps): Router {
     // any tenant named with `?tenant=` (its own by default).
     const tenant = q.data.tenant ?? principal.tenant;
     if (!canSee(principal, tenant)) throw new RequestError('FORBIDDEN', "only admins may list another tenant's calls");
-    const page = await deps.queues.list({
+    const page = await deps.calls.reads.list({
       tenant,
       limit: q.data.limit,
       ...(q.data.tool ? { tool: q.data.tool } : {}),
@@ -99,7 +99,7 @@ export function callsRouter(deps: PlannerDeps): Router {
     res.status(200).type('application/x-ndjson');
     let cursor: string | undefined;
     do {
-      const page = await deps.queues.list({
+      const page = await deps.calls.reads.list({
         tenant,
         limit: EXPORT_PAGE,
         ...(q.data.since !== undefined ? { since: q.data.since } : {}),
@@ -134,7 +134,7 @@ export function callsRouter(deps: PlannerDeps): Router {
 
   v1.post('/calls/:id/cancel', requireScope('calls:write'), async (req, res) => {
     const { id } = await visible(req.params.id, principalOf(res));
-    let record = await found(id, (i) => deps.queues.cancel(i));
+    let record = await found(id, (i) => deps.calls.actions.cancel(i));
     // A running call is aborted by its worker within milliseconds: answer with the settled state.
     if (record.status === 'running' || record.status === 'queued') {
       record = (await waitForCall(deps, id, CANCEL_SETTLE_MS, req)) ?? record;
@@ -144,7 +144,7 @@ export function callsRouter(deps: PlannerDeps): Router {
 
   v1.post('/calls/:id/retry', requireScope('calls:write'), async (req, res) => {
     const { id } = await visible(req.params.id, principalOf(res));
-    res.status(202).json(await found(id, (i) => deps.queues.retry(i)));
+    res.status(202).json(await found(id, (i) => deps.calls.actions.retry(i)));
   });
 
   v1.post('/calls/:id/approve', requireScope('calls:approve'), async (req, res) => {
@@ -154,12 +154,12 @@ export function callsRouter(deps: PlannerDeps): Router {
         issues: zodIssues(body.error.issues),
       });
     const { id } = await visible(req.params.id, principalOf(res));
-    res.json(await found(id, (i) => deps.queues.approve(i, body.data.argsHash)));
+    res.json(await found(id, (i) => deps.calls.actions.approve(i, body.data.argsHash)));
   });
 
   v1.post('/calls/:id/reject', requireScope('calls:approve'), async (req, res) => {
     const { id } = await visible(req.params.id, principalOf(res));
-    res.json(await found(id, (i) => deps.queues.reject(i)));
+    res.json(await found(id, (i) => deps.calls.actions.reject(i)));
   });
 
   return v1;

@@ -117,7 +117,7 @@ const RUNS_LISTED = 100;
 
 export function consoleDataRouter(deps: PlannerDeps): Router {
   const v1 = Router();
-  const health = new ToolHealthReader(deps);
+  const health = new ToolHealthReader({ redis: deps.redis, gate: deps.gate, queues: deps.calls.queues });
 
   const tenantFilter = (raw: unknown, principal: Principal): string | undefined => {
     const q = ConsoleTenantQuery.safeParse(raw);
@@ -168,15 +168,15 @@ export function consoleDataRouter(deps: PlannerDeps): Router {
 
   v1.get('/console/calls/:id', requireScope('calls:read'), async (req, res) => {
     const id = String(req.params.id);
-    const record = CALL_ID_PATTERN.test(id) ? await deps.queues.get(id) : undefined;
+    const record = CALL_ID_PATTERN.test(id) ? await deps.calls.reads.get(id) : undefined;
     if (!record || !canSee(principalOf(res), record.tenant)) throw new RequestError('NOT_FOUND', `no call with id '${id}'`);
     const tool = record.tool;
-    const job = await deps.queues.queue(tool).getJob(id);
+    const job = await deps.calls.queues.queue(tool).getJob(id);
     const data = job?.data as CallJobData | undefined;
     const [pending, granted, earlier] = await Promise.all([
       deps.redis.get(deps.keys.approvalPending(tool, id)),
-      deps.queues.approvalGrant(tool, id),
-      deps.queues.earlierRuns(tool, id),
+      deps.calls.actions.approvalGrant(tool, id),
+      deps.calls.reads.earlierRuns(tool, id),
     ]);
     const attempts: Array<z.infer<typeof ConsoleAttempt>> = [];
     const add = (run: { attempts: number; error?: { code: string; message: string }; startedAt?: number; finishedAt?: number; runMs: number | null }, last: z.infer<typeof ConsoleAttempt>['outcome']) => {
@@ -229,7 +229,7 @@ export function consoleDataRouter(deps: PlannerDeps): Router {
     const tools = (await deps.registry.list()).filter((t) => t.requiresApproval && canSee(principal, t.tenant));
     const perTool = await Promise.all(
       tools.map(async (t) => {
-        const jobs = await deps.queues.queue(t.name).getDelayed(0, APPROVALS_PER_TOOL - 1);
+        const jobs = await deps.calls.queues.queue(t.name).getDelayed(0, APPROVALS_PER_TOOL - 1);
         const waiting = await Promise.all(jobs.map(async (job) => ((await deps.redis.exists(deps.keys.approvalPending(t.name, job.id!))) ? job : undefined)));
         return waiting.filter((j) => j !== undefined);
       }),

@@ -121,9 +121,9 @@ function plannerCatalog(deps: PlannerDeps): McpToolCatalog<Principal> {
 async function forwardProgress(deps: PlannerDeps, events: CallEventLog, id: string, signal: AbortSignal, onProgress: (p: McpProgress) => void): Promise<void> {
   let last = -1;
   try {
-    const record = await deps.queues.get(id);
+    const record = await deps.calls.reads.get(id);
     if (!record) return;
-    for await (const e of followCall({ queues: deps.queues, waiter: deps.waiter, log: events }, record, undefined, signal)) {
+    for await (const e of followCall({ reads: deps.calls.reads, waiter: deps.waiter, log: events }, record, undefined, signal)) {
       if (e?.type !== 'progress' || e.data.fraction <= last) continue;
       last = e.data.fraction;
       onProgress({ progress: e.data.fraction, total: 1, ...(e.data.message ? { message: e.data.message } : {}) });

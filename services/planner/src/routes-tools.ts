@@ -34,7 +34,7 @@ export function toolsRouter(deps: PlannerDeps): Router {
       throw new RequestError('FORBIDDEN', `the tool name '${name}' belongs to another tenant`);
     }
     const { tool, created } = await deps.registry.put(name, spec, existing?.tenant ?? principal.tenant, { createdBy: principal.keyId });
-    await deps.queues.applyToolSettings(tool);
+    await deps.calls.lifecycle.applyToolSettings(tool);
     await pruneVersions(deps, name);
     res.status(created ? 201 : 200).json(toolView(tool));
   });
@@ -56,7 +56,7 @@ export function toolsRouter(deps: PlannerDeps): Router {
     if (current.upstream) throw new RequestError('INVALID_TOOL', 'tools of MCP upstreams are managed through /v1/upstreams');
     const tool = await deps.registry.rollback(name, body.data.version, { createdBy: principal.keyId });
     if (!tool) throw new RequestError('NOT_FOUND', `tool '${name}' has no version ${body.data.version} (see GET /v1/tools/${name}/versions)`);
-    await deps.queues.applyToolSettings(tool);
+    await deps.calls.lifecycle.applyToolSettings(tool);
     await pruneVersions(deps, name);
     res.json(toolView(tool));
   });
@@ -65,7 +65,7 @@ export function toolsRouter(deps: PlannerDeps): Router {
     const principal = principalOf(res);
     const visible = (await deps.registry.list()).filter((t) => canSee(principal, t.tenant));
     // `?available=true`: only what a model can call now (enabled, breaker not open, no hold).
-    const tools = await filterAvailable(deps, visible, req.query.available);
+    const tools = await filterAvailable({ gate: deps.gate, queues: deps.calls.queues }, visible, req.query.available);
     switch (req.query.format) {
       case 'openai':
         return void res.json(tools.map(openAiTool));
@@ -82,7 +82,7 @@ export function toolsRouter(deps: PlannerDeps): Router {
     const name = parseToolName(req.params.name);
     const tool = await deps.registry.get(name);
     if (!tool || !canSee(principalOf(res), tool.tenant)) throw toolNotFound(name);
-    const queue = deps.queues.queue(name);
+    const queue = deps.calls.queues.queue(name);
     const [counts, breaker, holdMs, recent] = await Promise.all([
       queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'),
       deps.gate.breakerState(name),
@@ -112,9 +112,9 @@ export function toolsRouter(deps: PlannerDeps): Router {
     if (!tool || !canSee(principalOf(res), tool.tenant) || !(await deps.registry.delete(name))) throw toolNotFound(name);
     deps.validator.forget(name);
     // What the tool held goes now, except what its unfinished calls still need to run.
-    const stillQueued = await deps.queues.releaseDeletedTool(name);
-    await deps.registry.prune(name, stillQueued ? await deps.queues.queuedVersions(name) : new Set(), 0);
-    if (!stillQueued && (await deps.queues.holdsNothing(name))) await deps.registry.forgetDeleted(name);
+    const stillQueued = await deps.calls.lifecycle.releaseDeletedTool(name);
+    await deps.registry.prune(name, stillQueued ? await deps.calls.lifecycle.queuedVersions(name) : new Set(), 0);
+    if (!stillQueued && (await deps.calls.lifecycle.holdsNothing(name))) await deps.registry.forgetDeleted(name);
     res.status(204).end();
   });
 
@@ -125,7 +125,7 @@ const RollbackBody = z.object({ version: z.number().int().min(1) }).strict();
 
 /** Drops the oldest versions past the registry's count, keeping those queued calls still reference. */
 async function pruneVersions(deps: PlannerDeps, name: string): Promise<void> {
-  await deps.registry.prune(name, await deps.queues.queuedVersions(name));
+  await deps.registry.prune(name, await deps.calls.lifecycle.queuedVersions(name));
 }
 
 /** Latency figures come from the most recent finished calls kept in the queue. */

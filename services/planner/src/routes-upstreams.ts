@@ -148,7 +148,7 @@ async function syncTools(
     }
     if (!existing || canonicalJson(specOf(existing)) !== canonicalJson(spec)) {
       const { tool } = await deps.registry.put(name, spec, upstream.tenant);
-      await deps.queues.applyToolSettings(tool);
+      await deps.calls.lifecycle.applyToolSettings(tool);
     }
     tools.push(name);
   }

@@ -1,6 +1,6 @@
 import { isRequestError, type CallRecord, type Principal, type SerializedError } from '@toolplane/core';
 import type { ArgumentIssue, ToolDefinition, ToolGateway, UnavailableTool } from '@toolplane/agent';
-import type { CallWaiter, ToolQueues, ToolRegistry } from '@toolplane/queue';
+import type { Calls, CallWaiter, ToolRegistry } from '@toolplane/queue';
 import type { HttpMetrics } from '@toolplane/metrics';
 import type { ToolAvailabilityReader } from './tool-availability.js';
 import { submitCall } from './submit-call.js';
@@ -22,7 +22,7 @@ export class PlannerToolGateway implements ToolGateway {
   constructor(
     private readonly deps: {
       registry: ToolRegistry;
-      queues: ToolQueues;
+      calls: Calls;
       waiter: CallWaiter;
       validator: ArgumentValidator;
       httpMetrics: HttpMetrics;
@@ -84,7 +84,7 @@ export class PlannerToolGateway implements ToolGateway {
   }
 
   get(callId: string): Promise<CallRecord | undefined> {
-    return this.deps.queues.get(callId);
+    return this.deps.calls.reads.get(callId);
   }
 
   watch(callId: string, timeoutMs: number, signal: AbortSignal): { done: Promise<boolean>; cancel: () => void } {

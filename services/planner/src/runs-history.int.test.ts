@@ -10,10 +10,10 @@ import {
   CallGate,
   CallWaiter,
   SecretStore,
-  ToolQueues,
   ToolRegistry,
   UpstreamStore,
   closeRedis,
+  createCalls,
   createKeys,
   createRedisConnection,
   waitForRedis,
@@ -76,9 +76,9 @@ describe('agent runs archived to history (sqlite)', () => {
     await Promise.all([waitForRedis(redis), waitForRedis(subscriber)]);
     factory = await storeFactory('sqlite');
     store = await factory.open();
-    const queues = new ToolQueues(redis, keys, { history: store });
+    const calls = createCalls(redis, keys, { history: store });
     runStore = new RunStore(redis, agentKeys, 60_000);
-    archiver = new Archiver({ queues, store, redis, keys, tools: async () => [], hotRetentionMs: 0, runs: runStore });
+    archiver = new Archiver({ calls: calls.archive, store, redis, keys, tools: async () => [], hotRetentionMs: 0, runs: runStore });
     const feed = new RunEventFeed(subscriber, agentKeys, runStore);
     await feed.start();
     const waiter = new CallWaiter(subscriber, keys);
@@ -88,7 +88,7 @@ describe('agent runs archived to history (sqlite)', () => {
       redis,
       registry: new ToolRegistry(redis, keys),
       secrets: new SecretStore(redis, keys),
-      queues,
+      calls,
       gate: new CallGate(redis, keys),
       waiter,
       validator: new ArgumentValidator(),

@@ -8,13 +8,14 @@ import { createHttpMetrics, createRegistry, type HttpMetrics } from '@toolplane/
 import {
   ApiKeyStore,
   CallWaiter,
-  ToolQueues,
   ToolRegistry,
   closeRedis,
+  createCalls,
   createKeys,
   createRedisConnection,
   idempotentCallId,
   waitForRedis,
+  type Calls,
   type RedisConnection,
 } from '@toolplane/queue';
 import { createPlannerApp, type PlannerDeps } from './app.js';
@@ -36,10 +37,10 @@ type Outcome = { code: string; status?: number; id?: string };
 
 type Planner = { base: string; server: Server; gateway: PlannerToolGateway; metrics: HttpMetrics };
 
-async function startPlanner(redis: RedisConnection, subscriber: RedisConnection, prefix: string, maxCallsInFlight: number): Promise<Planner & { queues: ToolQueues; registry: ToolRegistry; waiter: CallWaiter }> {
+async function startPlanner(redis: RedisConnection, subscriber: RedisConnection, prefix: string, maxCallsInFlight: number): Promise<Planner & { calls: Calls; registry: ToolRegistry; waiter: CallWaiter }> {
   const keys = createKeys(prefix);
   const registry = new ToolRegistry(redis, keys);
-  const queues = new ToolQueues(redis, keys, { maxCallsInFlight });
+  const calls = createCalls(redis, keys, { maxCallsInFlight });
   const waiter = new CallWaiter(subscriber, keys);
   const promRegistry = createRegistry();
   const metrics = createHttpMetrics(promRegistry);
@@ -47,7 +48,7 @@ async function startPlanner(redis: RedisConnection, subscriber: RedisConnection,
   const deps = {
     redis,
     registry,
-    queues,
+    calls,
     waiter,
     validator,
     promRegistry,
@@ -63,8 +64,8 @@ async function startPlanner(redis: RedisConnection, subscriber: RedisConnection,
   const server = createPlannerApp(deps).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const gateway = new PlannerToolGateway({ registry, queues, waiter, validator, httpMetrics: metrics });
-  return { base, server, gateway, metrics, queues, registry, waiter };
+  const gateway = new PlannerToolGateway({ registry, calls, waiter, validator, httpMetrics: metrics });
+  return { base, server, gateway, metrics, calls, registry, waiter };
 }
 
 async function http(base: string, key: string, method: string, path: string, body?: unknown) {
@@ -149,8 +150,8 @@ describe('one submission path: REST, MCP and agent runs answer alike', () => {
       await new Promise((r) => p?.server.close(r));
     }
     for (const tool of tools) {
-      await live?.queues.queue(tool).obliterate({ force: true });
-      await live?.queues.queue(tool).close();
+      await live?.calls.queues.queue(tool).obliterate({ force: true });
+      await live?.calls.queues.queue(tool).close();
     }
     deadRedis?.disconnect();
     deadSubscriber?.disconnect();
@@ -219,7 +220,7 @@ describe('one submission path: REST, MCP and agent runs answer alike', () => {
     // MCP with the key in `_meta`: the call is held until it ends; cancelling it over REST ends it.
     const id = idempotentCallId('tenant-a', 'add', 'mcp-key');
     const held = via.mcp('tenant-a', 'add', { a: 1, b: 2 }, { 'io.toolplane/idempotencyKey': 'mcp-key' });
-    for (let i = 0; i < 200 && (await live.queues.get(id)) === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 200 && (await live.calls.reads.get(id)) === undefined; i++) await new Promise((r) => setTimeout(r, 10));
     expect((await http(live.base, keyOf('tenant-a'), 'POST', `/v1/calls/${id}/cancel`)).body.status).toBe('cancelled');
     const ended = await held;
     expect(ended.code).toBe('CANCELLED');

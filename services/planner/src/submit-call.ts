@@ -5,7 +5,7 @@ import type { PlannerDeps } from './deps.js';
 import { toolNotFound } from './http-util.js';
 
 /** What {@link submitCall} needs: the registry, validation, the queues and the enqueue counter. */
-export type SubmitDeps = Pick<PlannerDeps, 'registry' | 'queues' | 'validator' | 'waiter' | 'httpMetrics'>;
+export type SubmitDeps = Pick<PlannerDeps, 'registry' | 'calls' | 'validator' | 'waiter' | 'httpMetrics'>;
 
 /** The per-call options every entry point may pass; the same names as the `POST /v1/calls` body. */
 export type SubmitOptions = Partial<Pick<CallRequest, 'idempotencyKey' | 'priority' | 'delayMs' | 'deadlineMs' | 'version' | 'callbackUrl'>> & {
@@ -48,7 +48,7 @@ export async function submitCall(
   try {
     const tool = await resolveTool(deps, principal, toolName, options.version);
     deps.validator.validate(tool, args);
-    const id = deps.queues.callId(tool.name, {
+    const id = deps.calls.producer.callId(tool.name, {
       tenant: principal.tenant,
       ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
     });
@@ -56,7 +56,7 @@ export async function submitCall(
     const finished = options.watch ? deps.waiter.wait(id, options.watch.timeoutMs, options.watch.signal) : undefined;
     let duplicate: boolean;
     try {
-      ({ duplicate } = await deps.queues.enqueue(tool, args, {
+      ({ duplicate } = await deps.calls.producer.enqueue(tool, args, {
         id,
         tenant: principal.tenant,
         trace: injectTraceContext(),

@@ -10,14 +10,15 @@ import {
   CallGate,
   CallWaiter,
   SecretStore,
-  ToolQueues,
   ToolRegistry,
   UpstreamStore,
   closeRedis,
+  createCalls,
   createKeys,
   createRedisConnection,
   waitForRedis,
   watchToolChanges,
+  type Calls,
   type RedisConnection,
 } from '@toolplane/queue';
 import { RunEventFeed, RunStore, createAgentKeys, type RunRecord } from '@toolplane/agent';
@@ -38,7 +39,7 @@ describe('tenant B against tenant A, surface by surface', () => {
   let redis: RedisConnection;
   let subscriber: RedisConnection;
   let registry: ToolRegistry;
-  let queues: ToolQueues;
+  let calls: Calls;
   let runStore: RunStore;
   let server: Server;
   let base: string;
@@ -68,7 +69,7 @@ describe('tenant B against tenant A, surface by surface', () => {
     subscriber = createRedisConnection(inject('redisUrl'), 'subscriber');
     await Promise.all([waitForRedis(redis), waitForRedis(subscriber)]);
     registry = new ToolRegistry(redis, keys);
-    queues = new ToolQueues(redis, keys);
+    calls = createCalls(redis, keys);
     const waiter = new CallWaiter(subscriber, keys);
     await waiter.start();
     const events = new EventEmitter<PlannerEvents>();
@@ -81,7 +82,7 @@ describe('tenant B against tenant A, surface by surface', () => {
       redis,
       registry,
       secrets: new SecretStore(redis, keys),
-      queues,
+      calls,
       gate: new CallGate(redis, keys),
       waiter,
       validator: new ArgumentValidator(),
@@ -116,8 +117,8 @@ describe('tenant B against tenant A, surface by surface', () => {
     server?.closeAllConnections();
     await new Promise((r) => server?.close(r));
     for (const tool of ['a-echo', 'a-held', 'b-echo']) {
-      await queues?.queue(tool).obliterate({ force: true });
-      await queues?.queue(tool).close();
+      await calls?.queues.queue(tool).obliterate({ force: true });
+      await calls?.queues.queue(tool).close();
     }
     await Promise.all([redis, subscriber].map((c) => c && closeRedis(c)));
   });

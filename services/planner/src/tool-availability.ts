@@ -1,6 +1,6 @@
 import { RequestError, type Tool } from '@toolplane/core';
 import type { ToolAvailability } from '@toolplane/agent';
-import type { CallGate, ToolQueues } from '@toolplane/queue';
+import type { CallGate, ToolQueueCache } from '@toolplane/queue';
 
 /** A tool's availability now, and why it is not available. */
 export type Availability = { availability: ToolAvailability; reason?: string; retryAfterMs?: number };
@@ -16,7 +16,7 @@ export class ToolAvailabilityReader {
   constructor(
     private readonly deps: {
       gate: Pick<CallGate, 'breakerState' | 'holdRemaining'>;
-      queues: Pick<ToolQueues, 'queue'>;
+      queues: ToolQueueCache;
     },
   ) {}
 
@@ -42,7 +42,7 @@ export class ToolAvailabilityReader {
 
 /** `GET /v1/tools?available=`: `true` keeps the tools available now, `false` or absent keeps all. */
 export async function filterAvailable(
-  deps: { gate: Pick<CallGate, 'breakerState' | 'holdRemaining'>; queues: Pick<ToolQueues, 'queue'> },
+  deps: { gate: Pick<CallGate, 'breakerState' | 'holdRemaining'>; queues: ToolQueueCache },
   tools: Tool[],
   available: unknown,
 ): Promise<Tool[]> {

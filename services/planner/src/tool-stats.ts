@@ -1,5 +1,5 @@
 import type { Tool } from '@toolplane/core';
-import type { CallGate, RedisConnection, ToolQueues } from '@toolplane/queue';
+import type { CallGate, RedisConnection, ToolQueueCache } from '@toolplane/queue';
 import { ToolAvailabilityReader, type Availability } from './tool-availability.js';
 
 /**
@@ -47,7 +47,7 @@ export type ToolHealth = Availability & {
 export class ToolHealthReader {
   private readonly availability: ToolAvailabilityReader;
 
-  constructor(private readonly deps: { redis: RedisConnection; gate: CallGate; queues: ToolQueues }) {
+  constructor(private readonly deps: { redis: RedisConnection; gate: CallGate; queues: ToolQueueCache }) {
     this.availability = new ToolAvailabilityReader(deps);
   }
 

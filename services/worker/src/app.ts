@@ -6,7 +6,7 @@ import { UpstreamClients } from '@toolplane/mcp';
 import { createRegistry, createToolMetrics, initToolSeries, removeToolSeries } from '@toolplane/metrics';
 import {
   CallGate,
-  ToolQueues,
+  createCalls,
   SecretStore,
   ToolRegistry,
   TenantQuotas,
@@ -70,7 +70,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     onDispose: (reason) => metrics.sandboxDisposals.inc({ reason }),
     onHostFailure: (reason) => metrics.sandboxHostFailures.inc({ reason }),
   });
-  const queues = new ToolQueues(redis, keys, { retentionMs: config.CALL_RETENTION_MS });
+  const calls = createCalls(redis, keys, { retentionMs: config.CALL_RETENTION_MS });
   const gate = new CallGate(redis, keys);
   const breakers = new ToolBreakers((tool) => {
     metrics.circuitState.set({ tool: tool.name }, 2);
@@ -93,7 +93,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     },
   });
   const callEvents = new CallEventLog(redis, keys);
-  const untraced = createProcessor({ registry, queues, gate, breakers, secrets, sandbox, upstreams, metrics, callEvents, redis, keys, logger });
+  const untraced = createProcessor({ registry, queues: calls.queues, actions: calls.actions, gate, breakers, secrets, sandbox, upstreams, metrics, callEvents, redis, keys, logger });
   const processor = config.OTEL_EXPORTER_OTLP_ENDPOINT ? traceCalls(untraced) : untraced;
   // Three connections, whatever the number of tools: commands, the scheduler's blocking pop, pub/sub.
   // Named, so operators (and `make bench`) can count the scheduling workers of a deployment.
@@ -126,7 +126,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
   };
   scheduler.on('completed', announce);
   scheduler.on('failed', announce);
-  const deliverFinish = (job: Job<CallJobData, CallOutput> | undefined) => void deliverCallFinish(job, queues, webhooks, logger);
+  const deliverFinish = (job: Job<CallJobData, CallOutput> | undefined) => void deliverCallFinish(job, calls.reads, webhooks, logger);
   scheduler.on('completed', deliverFinish);
   scheduler.on('failed', deliverFinish);
   scheduler.on('failed', (job: Job<CallJobData, CallOutput> | undefined, err: Error) => {

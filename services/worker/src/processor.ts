@@ -1,7 +1,7 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
 import { CallJobData, ToolExecError, hashArguments, toPublicFailure, type CallOutput, type Logger, type Tool } from '@toolplane/core';
 import type { ToolMetrics, CallOutcome } from '@toolplane/metrics';
-import { SecretUnreadableError, type CallEventLog, type CallGate, type Keys, type RedisConnection, type SecretStore, type ToolQueues, type ToolRegistry } from '@toolplane/queue';
+import { SecretUnreadableError, type CallEventLog, type CallGate, type Keys, type RedisConnection, type SecretStore, type CallActions, type ToolQueueCache, type ToolRegistry } from '@toolplane/queue';
 import type { UpstreamClients } from '@toolplane/mcp';
 import type { SandboxFleet } from '@toolplane/sandbox';
 import type { ToolBreakers } from './breakers.js';
@@ -9,7 +9,9 @@ import { deferCall, isPastDeadline, type HoldKind } from './deadline.js';
 
 export type ProcessorDeps = {
   registry: ToolRegistry;
-  queues: ToolQueues;
+  queues: ToolQueueCache;
+  /** The approval grants of calls of tools that need approval. */
+  actions: Pick<CallActions, 'approvalGrant'>;
   gate: CallGate;
   breakers: ToolBreakers;
   /** Only the secrets a tool lists are read, per call, and handed to its sandbox as `ctx.secrets`. */
@@ -201,7 +203,7 @@ async function putBack(job: Job, token: string | undefined, waitMs: number): Pro
 
 /** A call of a tool that needs approval runs only with a grant for exactly its arguments. */
 async function checkApproval(deps: ProcessorDeps, tool: Tool, id: string, data: CallJobData): Promise<void> {
-  const grant = await deps.queues.approvalGrant(tool.name, id);
+  const grant = await deps.actions.approvalGrant(tool.name, id);
   if (grant === null || grant !== data.argsHash || hashArguments(data.arguments) !== grant) {
     throw new ToolExecError('REJECTED', 'call was not approved for these arguments');
   }

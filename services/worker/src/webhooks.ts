@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import { isFinished, type CallJobData, type CallOutput, type Logger } from '@toolplane/core';
-import type { ToolQueues } from '@toolplane/queue';
+import type { CallReads } from '@toolplane/queue';
 import { defaultResolver, hostFetch, parseEgressRule, type NetworkList } from '@toolplane/sandbox';
 import type { WebhookDeliveries, WebhookSender } from '@toolplane/webhooks';
 
@@ -50,14 +50,14 @@ export function egressSender(allowPrivate: NetworkList): WebhookSender {
  */
 export async function deliverCallFinish(
   job: Job<CallJobData, CallOutput> | undefined,
-  queues: Pick<ToolQueues, 'getHot'>,
+  reads: Pick<CallReads, 'getHot'>,
   deliveries: Pick<WebhookDeliveries, 'enqueue'>,
   logger: Logger,
 ): Promise<void> {
   const url = job?.data.callbackUrl;
   if (!job?.id || !url) return;
   try {
-    const record = await queues.getHot(job.id);
+    const record = await reads.getHot(job.id);
     if (!record || !isFinished(record.status)) return;
     await deliveries.enqueue({
       kind: 'call',

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { ToolSpec, type CallJobData, type CallOutput, type Tool } from '@toolplane/core';
-import { ToolQueues, ToolRegistry, createKeys, createRedisConnection, closeRedis, waitForRedis, type Keys, type RedisConnection } from '@toolplane/queue';
+import { createCalls, ToolRegistry, createKeys, createRedisConnection, closeRedis, waitForRedis, type Calls, type Keys, type RedisConnection } from '@toolplane/queue';
 import { Archiver, type ArchiverOptions } from '../archiver.js';
 import type { HistoryStore } from '../types.js';
 
@@ -14,7 +14,7 @@ export type CallRig = {
   redis: RedisConnection;
   keys: Keys;
   registry: ToolRegistry;
-  queues: ToolQueues;
+  calls: Calls;
   tool: Tool;
   /** Starts a worker for the tool; arguments `{ fail: true }` fail the call with `TOOL_ERROR`. */
   work(concurrency?: number): Worker;
@@ -29,7 +29,7 @@ export async function startCallRig(redisUrl: string, store: HistoryStore, opts: 
   await waitForRedis(redis);
   const keys = createKeys(`h${randomUUID().slice(0, 8)}`);
   const registry = new ToolRegistry(redis, keys);
-  const queues = new ToolQueues(redis, keys, { history: store, maxCallsInFlight: 0 });
+  const calls = createCalls(redis, keys, { history: store, maxCallsInFlight: 0 });
   const { tool } = await registry.put('echo', SPEC, opts.tenant ?? 'acme');
   const workers: Worker[] = [];
   const archivers: Archiver[] = [];
@@ -37,7 +37,7 @@ export async function startCallRig(redisUrl: string, store: HistoryStore, opts: 
     redis,
     keys,
     registry,
-    queues,
+    calls,
     tool,
     work(concurrency = 50) {
       const w = new Worker<CallJobData, CallOutput>(
@@ -45,11 +45,11 @@ export async function startCallRig(redisUrl: string, store: HistoryStore, opts: 
         async (job) => {
           const args = job.data.arguments as { fail?: boolean };
           if (args.fail) {
-            await queues.quotas.release(job.data.tenant, [job.id!]);
+            await calls.quotas.release(job.data.tenant, [job.id!]);
             throw new Error('TOOL_ERROR: asked to fail');
           }
           const out: CallOutput = { result: args, logs: [] };
-          await queues.quotas.storeResult(job.data.tenant, job.id!, out, 86_400_000);
+          await calls.quotas.storeResult(job.data.tenant, job.id!, out, 86_400_000);
           return out;
         },
         { connection: redis, prefix: keys.bullPrefix, concurrency },
@@ -60,7 +60,7 @@ export async function startCallRig(redisUrl: string, store: HistoryStore, opts: 
     },
     archiver(o = {}) {
       const a = new Archiver({
-        queues,
+        calls: calls.archive,
         store,
         redis,
         keys,
@@ -76,8 +76,8 @@ export async function startCallRig(redisUrl: string, store: HistoryStore, opts: 
     async close() {
       await Promise.all(archivers.map((a) => a.stop()));
       await Promise.all(workers.map((w) => w.close()));
-      await queues.queue(tool.name).obliterate({ force: true }).catch(() => {});
-      await queues.queue(tool.name).close();
+      await calls.queues.queue(tool.name).obliterate({ force: true }).catch(() => {});
+      await calls.queues.queue(tool.name).close();
       await closeRedis(redis);
     },
   };
