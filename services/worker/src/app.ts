@@ -7,6 +7,7 @@ import { createRegistry, createToolMetrics, initToolSeries, removeToolSeries } f
 import {
   CallGate,
   createCalls,
+  DeadlineSweeper,
   SecretStore,
   ToolRegistry,
   TenantQuotas,
@@ -134,6 +135,13 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     if (job && isStalledTooOften(err.message)) void countPoisoned(job.data);
   });
   scheduler.on('error', (err: Error) => logger.warn({ err: err.message }, 'scheduler error'));
+  // Calls still waiting past their deadline end at it, not when a worker takes them: one worker of
+  // the fleet sweeps (a lease) about every second. Each ends as if this worker had failed it.
+  const deadlines = new DeadlineSweeper(redis, keys, { queues: calls.queues, quotas, logger: logger.child({ component: 'deadlines' }) });
+  deadlines.on('expired', (job: Job<CallJobData, CallOutput>) => {
+    metrics.calls.inc({ tool: job.data.tool, outcome: 'deadline_exceeded' });
+    deliverFinish(job);
+  });
 
   const countPoisoned = async (data: CallJobData) => {
     metrics.calls.inc({ tool: data.tool, outcome: 'poisoned' });
@@ -192,6 +200,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       await discover();
       discovery = setInterval(() => void discover(), config.TOOL_DISCOVERY_INTERVAL_MS);
       scheduler.start();
+      deadlines.start();
       webhookWorker = webhooks.startWorker({
         connection: redis,
         secrets: new WebhookSecrets(redis, webhookKeys),
@@ -208,6 +217,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       state = 'DRAINING';
       clearInterval(discovery);
       logger.info({ running: scheduler.active }, 'worker draining');
+      // Its lease goes at once, so another worker sweeps from its next tick.
+      await deadlines.stop();
       // Calls still running after the timeout go back to the queue through stalled-job recovery on another worker.
       await scheduler.drain(config.SHUTDOWN_TIMEOUT_MS);
       await scheduler.close();
