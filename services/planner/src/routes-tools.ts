@@ -26,7 +26,7 @@ export function toolsRouter(deps: PlannerDeps): Router {
       throw new RequestError('INVALID_TOOL', `code is larger than ${MAX_TOOL_CODE_BYTES} bytes`);
     }
     deps.validator.checkSchema(spec.parameters);
-    const check = await deps.codeChecker.check(spec.code);
+    const check = await deps.codeChecker.check(spec.code, { tenant: principal.tenant });
     if (!check.ok) throw new RequestError('INVALID_TOOL', check.message);
     // Tool names are global (they name queues); a name belongs to the tenant that took it first.
     const existing = await deps.registry.get(name);

@@ -125,8 +125,11 @@ export class SandboxFleet {
   private readonly hosts: Host[] = [];
   private readonly waiting: Pending[] = [];
   private readonly quarantine: Pending[] = [];
-  /** Registration checks waiting for a host without one under way (see {@link check}). */
-  private readonly checkQueue: Array<() => void> = [];
+  /**
+   * Registration checks waiting for a host without one under way, by tenant, in turn order: the
+   * tenant at the front sends one check and goes to the back (see {@link check}).
+   */
+  private readonly checkQueue = new Map<string, Array<() => void>>();
   private readonly opts: Required<Omit<SandboxFleetOptions, 'onDispose' | 'onHostFailure' | 'logger' | 'lazy'>>;
   private readonly log: Logger;
   private readonly watchdog: NodeJS.Timeout;
@@ -183,8 +186,11 @@ export class SandboxFleet {
   /**
    * Checks tool code for registration in a host (see `checkToolCode`), bounded by
    * {@link SandboxFleetOptions.checkTimeoutMs}: top-level code that hangs its host is refused.
+   * Checks run one per host at a time; the tenants with checks waiting take turns, so one tenant's
+   * burst of registrations delays another's by one check per tenant waiting, not by the burst.
    */
-  check(code: string): Promise<{ ok: true } | { ok: false; message: string }> {
+  check(code: string, opts: { tenant?: string } = {}): Promise<{ ok: true } | { ok: false; message: string }> {
+    const tenant = opts.tenant ?? '';
     if (this.closed) return Promise.resolve({ ok: false, message: 'sandbox is shut down' });
     this.ensureHosts();
     return new Promise((resolve, reject) => {
@@ -201,7 +207,7 @@ export class SandboxFleet {
         // One check per host at a time: checks sent together would share its CPU and each other's
         // time bound, so a burst of valid registrations failed as "blocked its checker" on a busy machine.
         const host = this.pickCheckHost();
-        if (!host) return void this.checkQueue.push(dispatch);
+        if (!host) return void this.queueCheck(tenant, dispatch);
         host.checks.set(id, { resolve, host, deadline: performance.now() + this.opts.checkTimeoutMs });
         host.send({ t: 'check', id, code });
       };
@@ -228,7 +234,9 @@ export class SandboxFleet {
       }),
     );
     // Checks still waiting for a host learn that there is none now.
-    for (const dispatch of this.checkQueue.splice(0)) dispatch();
+    const waiting = [...this.checkQueue.values()].flat();
+    this.checkQueue.clear();
+    for (const dispatch of waiting) dispatch();
   }
 
   /** Host processes alive now, by role. */
@@ -310,7 +318,6 @@ export class SandboxFleet {
     });
   }
 
-  /** The ready shared host with the fewest calls. */
   /** A ready shared host with no registration check of its own under way. */
   private pickCheckHost(): Host | undefined {
     let best: Host | undefined;
@@ -321,9 +328,23 @@ export class SandboxFleet {
     return best;
   }
 
-  /** Sends waiting registration checks to the hosts that are free for one. */
+  /** Sends waiting registration checks to the hosts that are free for one, a tenant at a time. */
   private drainChecks(): void {
-    while (this.checkQueue.length > 0 && (this.pickCheckHost() || !this.pickHost())) this.checkQueue.shift()!();
+    while (this.checkQueue.size > 0 && (this.pickCheckHost() || !this.pickHost())) this.nextCheck()();
+  }
+
+  private queueCheck(tenant: string, dispatch: () => void): void {
+    const queue = this.checkQueue.get(tenant);
+    if (queue) queue.push(dispatch);
+    else this.checkQueue.set(tenant, [dispatch]);
+  }
+
+  /** The first waiting check of the tenant at the front; that tenant goes to the back of the turn order. */
+  private nextCheck(): () => void {
+    const [tenant, queue] = this.checkQueue.entries().next().value!;
+    this.checkQueue.delete(tenant);
+    if (queue.length > 1) this.checkQueue.set(tenant, queue);
+    return queue.shift()!;
   }
 
   private pickHost(): Host | undefined {
