@@ -33,7 +33,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function setup(url = inject('redisUrl'), conn = redis) {
   const keys = createKeys(`ds${randomUUID().slice(0, 8)}`);
   const registry = new ToolRegistry(conn, keys);
-  const calls = createCalls(conn, keys, { maxCallsInFlight: 100 });
+  const calls = createCalls(conn, keys, { maxCallsInFlight: 10_000 });
   const sweepers: DeadlineSweeper[] = [];
   const expired: string[] = [];
   const sweeper = (intervalMs?: number) => {
@@ -119,7 +119,7 @@ test("a running call is the processor's business; the calls queued behind it end
     blocking,
     keysOf,
     async (job) => {
-      await sleep(2_500);
+      if ((job.data.arguments as { slow?: boolean }).slow) await sleep(2_500);
       finished.push(job.id!);
       return { result: 'done', logs: [] } as unknown as CallOutput;
     },
@@ -127,7 +127,7 @@ test("a running call is the processor's business; the calls queued behind it end
   );
   scheduler.start();
   try {
-    const running = (await t.calls.producer.enqueue(tool, {}, { tenant: 't1', deadlineMs: 1_000 })).id;
+    const running = (await t.calls.producer.enqueue(tool, { slow: true }, { tenant: 't1', deadlineMs: 1_000 })).id;
     const queue = t.calls.queues.queue('slow');
     for (let i = 0; i < 100 && (await queue.getJobState(running)) !== 'active'; i++) await sleep(20);
     expect(await queue.getJobState(running)).toBe('active');
@@ -172,6 +172,28 @@ test('one sweeper of the fleet at a time: every call ends once, and the lease pa
   expect(await other.sweep()).toBeUndefined();
   await holder.stop();
   expect(await other.sweep()).toBe(0);
+  await t.stop();
+});
+
+test('a sweep ends about maxEndedPerSweep calls; the next one goes on with the tools it did not get to', async () => {
+  const t = await setup();
+  const ids: string[] = [];
+  for (let n = 0; n < 25; n++) {
+    const tool = await t.put(`many${n}`);
+    ids.push(...(await t.calls.producer.enqueueBulk(tool, [{}, {}], { tenant: 't1', deadlineMs: 300 })));
+  }
+  await sleep(400);
+  const s = new DeadlineSweeper(redis, t.keys, { queues: t.calls.queues, quotas: t.calls.quotas, maxEndedPerSweep: 10 });
+  const expired: string[] = [];
+  s.on('expired', (job: Job<CallJobData, CallOutput>) => expired.push(job.id!));
+  const first = (await s.sweep())!;
+  // Tools are swept some at a time: the sweep stops after the batch that reached the budget.
+  expect(first).toBeGreaterThanOrEqual(10);
+  expect(first).toBeLessThan(50);
+  expect(await s.sweep()).toBe(50 - first);
+  expect(await s.sweep()).toBe(0);
+  expect(expired.sort()).toEqual(ids.sort());
+  await s.stop();
   await t.stop();
 });
 
