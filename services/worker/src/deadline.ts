@@ -1,8 +1,15 @@
 /**
  * A call's deadline (schedule-to-close): the job data carries it as `deadlineAt` (ms since epoch,
  * set when the call is enqueued). The worker decides here, without I/O, what becomes of a call that
- * is not going to run now; `processor.ts` acts on the answer.
+ * is not going to run now; `processor.ts` acts on the answer. Calls no worker takes before their
+ * deadline are ended at it by the fleet's deadline sweep (`DeadlineSweeper` of `@toolplane/queue`).
  */
+
+/**
+ * The text of `DEADLINE_EXCEEDED`, one wording for the calls the processor finds late and those the
+ * fleet's deadline sweep ends while they wait (`DeadlineSweeper`).
+ */
+export { deadlineMessage } from '@toolplane/queue';
 
 /** How a call is held back: put back on its own (delayed), or behind its whole tool's paused queue. */
 export type HoldKind = 'delay' | 'pause';
@@ -26,8 +33,8 @@ export function isPastDeadline(deadlineAt: number | undefined, nowMs: number): b
  * - Past its deadline: it ends now.
  * - Delayed: it comes back at `min(waitMs, time left)`, so one that cannot start in time ends at its
  *   deadline instead of after the wait.
- * - Behind a pause that lasts past its deadline: it ends now. It cannot be put back alone: it would
- *   sit in the paused queue, unseen, until the pause ends.
+ * - Behind a pause that lasts past its deadline: it ends now, since it cannot start in time (put
+ *   back, it would wait in the paused queue until the deadline sweep ends it at its deadline).
  */
 export function deferCall(deadlineAt: number | undefined, nowMs: number, waitMs: number, kind: HoldKind): Deferral {
   if (deadlineAt === undefined) return { action: 'put_back', waitMs };

@@ -5,7 +5,7 @@ import { SecretUnreadableError, type CallEventLog, type CallGate, type Keys, typ
 import type { UpstreamClients } from '@toolplane/mcp';
 import type { SandboxFleet } from '@toolplane/sandbox';
 import type { ToolBreakers } from './breakers.js';
-import { deferCall, isPastDeadline, type HoldKind } from './deadline.js';
+import { deadlineMessage, deferCall, isPastDeadline, type HoldKind } from './deadline.js';
 
 export type ProcessorDeps = {
   registry: ToolRegistry;
@@ -188,10 +188,7 @@ export function createProcessor(deps: ProcessorDeps) {
 function expire(deps: ProcessorDeps, data: CallJobData, log: Logger, cause?: unknown): never {
   deps.metrics.calls.inc({ tool: data.tool, outcome: 'deadline_exceeded' });
   log.info({ deadlineAt: data.deadlineAt }, 'call deadline exceeded');
-  const at = new Date(data.deadlineAt ?? Date.now()).toISOString();
-  const message = cause instanceof Error
-    ? `call reached its deadline (${at}) before another attempt; last attempt: ${cause.message}`
-    : `call could not start before its deadline (${at})`;
+  const message = deadlineMessage(data.deadlineAt ?? Date.now(), cause instanceof Error ? cause.message : undefined);
   throw new ToolExecError('DEADLINE_EXCEEDED', message, { cause });
 }
 
