@@ -8,10 +8,10 @@ import type { CallAdmission, TenantQuotas } from './tenant-quotas.js';
 import type { ToolQueueCache } from './tool-queue-cache.js';
 import type { ToolWakeups } from './tool-wakeups.js';
 
-const TAG_CALLS = LuaScript.fromFile('tag-calls-3');
+const TAG_CALLS = LuaScript.fromFile('tag-calls-5');
 
 /**
- * BullMQ priorities up to here are fair-share start tags (`lua/tag-calls-3.lua`); an explicit
+ * BullMQ priorities up to here are fair-share start tags (`lua/tag-calls-5.lua`); an explicit
  * priority p (1–1000) becomes `FAIR_TAG_LIMIT + p`, so prioritized calls keep their order among
  * themselves and, as before, run after calls that set none. BullMQ's priorities stop at 2^21.
  */
@@ -162,7 +162,8 @@ export class CallProducer {
 
   /**
    * Gives calls of one tenant without an explicit priority their fair-share start tags as BullMQ
-   * priorities, so tenants flooding one tool take turns, and indexes their deadlines for the
+   * priorities when other tenants' calls wait too, so tenants flooding one tool take turns (a tenant
+   * alone stays on BullMQ's plain list), and indexes their deadlines for the
    * deadline sweeper — one script on the tool's slot, skipped when there is neither to write.
    */
   private async tagCalls(tool: string, opts: Pick<EnqueueOptions, 'tenant' | 'priority'>, calls: ReadonlyArray<{ data: CallJobData; opts: JobsOptions }>): Promise<void> {
@@ -175,8 +176,8 @@ export class CallProducer {
     const first = Number(
       await TAG_CALLS.run(
         this.redis,
-        [this.keys.fairTags(tool), q.keys.prioritized!, this.keys.callDeadlines(tool)],
-        [opts.tenant, opts.priority ? 0 : calls.length, FAIR_TAG_LIMIT, FAIR_TAG_RESTART, ...deadlines],
+        [this.keys.fairTags(tool), q.keys.prioritized!, this.keys.callDeadlines(tool), q.keys.wait!, q.keys.pc!],
+        [opts.tenant, opts.priority ? 0 : calls.length, FAIR_TAG_LIMIT, FAIR_TAG_RESTART, q.toKey(''), ...deadlines],
       ),
     );
     if (first > 0) calls.forEach((c, i) => (c.opts.priority = Math.min(first + i, FAIR_TAG_LIMIT)));

@@ -80,8 +80,29 @@ test('numbering starts again once the tags ran high and no tagged call waits', a
   const t = await setup();
   await redis.hset(t.keys.fairTags('shared'), '~max', 1_500_000, 'a', 1_500_000);
   await t.flood('a', 1, 2);
+  await t.flood('b', 1, 1);
   const jobs = await t.calls.queues.queue('shared').getJobs(['prioritized']);
-  expect(jobs.map((j) => j.opts.priority).sort()).toEqual([1, 2]);
+  expect(jobs.map((j) => j.priority).sort()).toEqual([1, 1, 2]);
+  await t.close();
+});
+
+test('a tenant alone stays on the plain list; its waiting calls take tags first when another comes', async () => {
+  const t = await setup();
+  await t.flood('a', 1, 3);
+  const queue = t.calls.queues.queue('shared');
+  expect(await queue.getJobCounts('wait', 'prioritized')).toEqual({ wait: 3, prioritized: 0 });
+  expect(await t.start(1)).toEqual(['a:1']);
+  await t.flood('a', 4, 1);
+  expect(await queue.getJobCounts('wait', 'prioritized')).toEqual({ wait: 3, prioritized: 0 });
+  await t.flood('b', 1, 2);
+  expect(await queue.getJobCounts('wait', 'prioritized')).toEqual({ wait: 0, prioritized: 5 });
+  // The job's own priority moved with it, as BullMQ's priority change would have done.
+  const a2 = (await queue.getJobs(['prioritized'])).find((j) => (j.data.arguments as { n: number }).n === 2 && j.data.tenant === 'a');
+  expect((await queue.getJob(a2!.id!))?.priority).toBe(1);
+  expect(await t.start(6)).toEqual(['a:2', 'b:1', 'a:3', 'b:2', 'a:4']);
+  // Drained: the next tenant alone is back on the plain list.
+  await t.flood('b', 3, 1);
+  expect(await queue.getJobCounts('wait', 'prioritized')).toEqual({ wait: 1, prioritized: 0 });
   await t.close();
 });
 

@@ -56,8 +56,9 @@ export function createKeys(prefix: string) {
     breakerTripped: (tool: string) => `${prefix}:{${tool}}:breaker:tripped`,
     breakerTrial: (tool: string) => `${prefix}:{${tool}}:breaker:trial`,
     /**
-     * Hash of the tool's fair-share tags: tenant → start tag of its last queued call, plus `~max`, the
-     * highest tag handed out (see `lua/tag-calls-3.lua`).
+     * Hash of the tool's fair-share tags: tenant → start tag of its last queued call, plus `~v` (the
+     * virtual time), `~max` (the highest tag handed out) and `~solo` (the tenant whose calls wait
+     * untagged); see `lua/tag-calls-5.lua`.
      */
     fairTags: (tool: string) => `${prefix}:{${tool}}:fair`,
     /**
