@@ -62,6 +62,8 @@ class ToolLane extends Worker<CallJobData, CallOutput> {
   announcedAt = 0;
   /** Running calls of this lane in this process: job id → lock token. */
   readonly calls = new Map<string, string>();
+  /** Errors BullMQ reported on this lane: a call chain that saw one cannot trust BullMQ's last answer. */
+  errors = 0;
 
   /** When the queue may have a runnable call again, as BullMQ's last answer said (0: it did not say). */
   nextWakeAt(): number {
@@ -229,11 +231,13 @@ export class CallScheduler extends EventEmitter {
 
   /**
    * Starts what it can of one tool's calls, then puts the tool where it belongs. Calls are asked for
-   * in rounds of 1, 2, 4… up to the visit's share, stopping at the first round BullMQ cannot fill:
-   * asking for the whole share at once cost an empty BullMQ script run (8 commands) for every slot a
-   * short queue could not fill, i.e. most of them when calls arrive one at a time. (Counting the
-   * queue between rounds saved a few of those but slowed a joining worker's ramp-up: a worker added
-   * mid-run took 2–18 % of a backlog instead of ~23 %, `redis-cluster.test.ts`.)
+   * in rounds of 1, 2, 4… up to the visit's share, stopping at the first round BullMQ cannot fill or
+   * when the calls counted with the first round are taken: asking for the whole share at once cost
+   * an empty BullMQ script run (8 commands) for every slot a short queue could not fill, i.e. most of
+   * them when calls arrive one at a time. The count travels in the first round's round trip (sent
+   * just before the takes, on the same connection and node): counting between rounds instead slowed
+   * a joining worker's ramp-up (a worker added mid-run took 2–18 % of a backlog instead of ~23 %,
+   * `redis-cluster.test.ts`).
    */
   private async visit(tool: string): Promise<void> {
     const want = Math.max(1, Math.min(this.opts.concurrency - this.running, this.maxPerVisit));
@@ -242,13 +246,17 @@ export class CallScheduler extends EventEmitter {
     const now = Date.now();
     let asked = 0;
     let started = 0;
+    /** Calls BullMQ may still hand out, as counted with the first round (an upper bound: others take too). */
+    let left = Infinity;
     try {
-      for (let round = 1; asked < want; round *= 2) {
-        const tokens = Array.from({ length: Math.min(round, want - asked) }, () => randomUUID());
+      for (let round = 1; asked < want && left > 0; round *= 2) {
+        const tokens = Array.from({ length: Math.min(round, want - asked, left) }, () => randomUUID());
         // Busy before anything is taken (sent first): a worker that dies holding a call must leave
         // its tool in the set the stalled checks read, or the call stays active for good.
         const claim = asked === 0 ? this.redis.multi().zadd(this.keys.claimedTools, now + CLAIM_MS, tool).zadd(this.keys.busyTools, now, tool).exec() : undefined;
-        const [jobs] = await Promise.all([Promise.all(tokens.map((token) => lane.getNextJob(token, { block: false }))), claim]);
+        const count = asked === 0 ? this.waitingCount(tool) : undefined;
+        const [jobs, , waiting] = await Promise.all([Promise.all(tokens.map((token) => lane.getNextJob(token, { block: false }))), claim, count]);
+        if (waiting !== undefined) left = waiting;
         asked += tokens.length;
         let got = 0;
         jobs.forEach((job, i) => {
@@ -257,6 +265,7 @@ export class CallScheduler extends EventEmitter {
           void this.runChain(tool, lane, job, tokens[i]!);
         });
         started += got;
+        left -= got;
         if (got < tokens.length) break;
       }
     } catch (err: unknown) {
@@ -267,7 +276,7 @@ export class CallScheduler extends EventEmitter {
       throw err;
     }
     this.freeSlots(want - started);
-    await this.putBack(tool, lane, started === want);
+    await this.putBack(tool, lane, started === want && left > 0);
   }
 
   /** Calls of a tool BullMQ could hand out now (waiting and prioritized; delayed ones come through timers): the repair sweep's test. */
@@ -283,13 +292,22 @@ export class CallScheduler extends EventEmitter {
    */
   private async runChain(tool: string, lane: ToolLane, first: Job<CallJobData, CallOutput>, token: string): Promise<void> {
     let job: Job<CallJobData, CallOutput> | undefined = first;
+    /**
+     * Whether the last call finished for good and BullMQ looked for a next one along with it: then
+     * its answer is the queue's state. (A retry's backoff or a put-back says nothing of the queue.)
+     */
+    let settled = false;
+    const errors = lane.errors;
     try {
       while (job) {
         lane.calls.set(job.id!, token);
         lane.lastUsed = Date.now();
         const id = job.id!;
+        const current = job;
+        let looked = false;
         try {
-          const next: void | Job<CallJobData, CallOutput> = await lane.processJob(job, token, () => this.mayContinue(tool));
+          const next: void | Job<CallJobData, CallOutput> = await lane.processJob(job, token, () => (looked = this.mayContinue(tool)));
+          settled = looked && Boolean(current.finishedOn);
           job = next ? next : undefined;
           // Going on by itself, the lane keeps the tool announced, so an idle worker can join in.
           if (job && Date.now() - lane.announcedAt > ANNOUNCE_EVERY_MS) {
@@ -305,10 +323,13 @@ export class CallScheduler extends EventEmitter {
     } finally {
       this.freeSlots(1);
     }
-    // The tool goes back in line, whether or not BullMQ had more: a failed call may have gone to
-    // its backoff, a put-back call to its delay, a limited one back to wait, and what BullMQ says
-    // of those on completion is not enough to set a timer. The next visit asks and finds out.
-    await this.putBack(tool, lane, true).catch(() => {});
+    // When BullMQ looked for a next call with the last finish and had none, its answer (nothing
+    // waiting; when the next delayed call or backoff is due) is the queue's state: the tool goes to
+    // a timer or nowhere, and a new call wakes it. Otherwise — it did not look (another tool waits,
+    // a limited call went back to wait), or an error came between — the next visit finds out.
+    // (Putting the tool back every time cost an empty visit, ~18 commands, per call that arrived alone.)
+    const mayHaveMore = !settled || lane.errors !== errors || this.state !== 'RUNNING';
+    await this.putBack(tool, lane, mayHaveMore).catch(() => {});
   }
 
   private async putBack(tool: string, lane: ToolLane, mayHaveMore: boolean): Promise<void> {
@@ -369,7 +390,10 @@ export class CallScheduler extends EventEmitter {
       lane.on('completed', (job) => this.emit('completed', job));
       lane.on('failed', (job, err) => this.emit('failed', job, err));
       lane.on('stalled', () => void this.wake(tool));
-      lane.on('error', (err) => this.emit('error', err));
+      lane.on('error', (err) => {
+        lane!.errors++;
+        this.emit('error', err);
+      });
       if (this.opts.quotas) {
         const quotas = this.opts.quotas;
         // `finishedOn` is set only when no attempt is left: a call that will be retried stays in flight.
