@@ -2,7 +2,8 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { Cluster } from 'ioredis';
-import { ToolSpec, type Tool } from '@toolplane/core';
+import { ToolExecError, ToolSpec, silentLogger, type Tool } from '@toolplane/core';
+import { ToolBreakers } from './breaker.js';
 import { CallWaiter, announceCallDone } from './call-waiter.js';
 import { createCalls } from './calls.js';
 import { checkNoEviction, closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
@@ -100,6 +101,7 @@ test('calls of tools on different nodes: enqueue, idempotency, approval, cancel,
   const registry = new ToolRegistry(client, keys);
   const calls = createCalls(client, keys);
   const gate = new CallGate(worker, keys);
+  const breakers = new ToolBreakers(worker, keys, { logger: silentLogger() });
   // Enough tools that their queues land on every master.
   const names = ['alpha', 'bravo', 'charlie', 'delta', 'echo2', 'foxtrot'];
   const tools: Tool[] = [];
@@ -123,12 +125,13 @@ test('calls of tools on different nodes: enqueue, idempotency, approval, cancel,
     expect((await gate.admit(tool, 'c1', 'acme')).verdict).toBe('run');
     expect((await gate.admit(tool, 'c2', 'acme')).verdict).toBe('run');
     expect((await gate.admit(tool, 'c3', 'acme')).verdict).toBe('tool_limit');
-    await gate.trip(tool);
+    for (let i = 0; i < tool.breaker.volumeThreshold; i++) await breakers.recordFailure(tool, new ToolExecError('TIMEOUT', 'down'));
     expect(await gate.breakerState(tool.name)).toBe('open');
-    await gate.settleTrial(tool, true);
+    await breakers.run(tool, 'trial', () => Promise.resolve());
     expect(await gate.breakerState(tool.name)).toBe('closed');
     expect(await gate.hold(tool.name, 1_000)).toBeGreaterThan(0);
   }
+  breakers.shutdown();
 
   const approvalTool = (await registry.put('approve-me', { ...SPEC, requiresApproval: true })).tool;
   const pending = await calls.producer.enqueue(approvalTool, {}, { tenant: 'acme' });

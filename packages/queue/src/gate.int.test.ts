@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { ToolSpec, type Tool } from '@toolplane/core';
+import { ToolExecError, ToolSpec, silentLogger, type Tool } from '@toolplane/core';
+import { ToolBreakers } from './breaker.js';
 import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
 import { CallGate } from './gate.js';
 import { createKeys } from './keys.js';
@@ -12,14 +13,21 @@ function tool(name: string, extra: Record<string, unknown> = {}): Tool {
 describe('CallGate on a real Redis', () => {
   let redis: RedisConnection;
   let gate: CallGate;
+  let breakers: ToolBreakers;
   const keys = createKeys(`gate${Date.now()}`);
 
   beforeAll(async () => {
     redis = createRedisConnection(inject('redisUrl'), 'worker');
     await waitForRedis(redis);
     gate = new CallGate(redis, keys);
+    breakers = new ToolBreakers(redis, keys, { logger: silentLogger() });
   });
-  afterAll(() => closeRedis(redis));
+  afterAll(async () => {
+    breakers.shutdown();
+    await closeRedis(redis);
+  });
+  /** Opens the tool's breaker the way a worker does: its error rate passes the threshold. */
+  const trip = (t: Tool) => breakers.recordFailure(t, new ToolExecError('TIMEOUT', 'down'));
 
   test('a sliding window admits max calls per window and says how long to wait', async () => {
     const t = tool('win', { rateLimit: { max: 3, perMs: 1_000 } });
@@ -60,8 +68,8 @@ describe('CallGate on a real Redis', () => {
   });
 
   test('an open breaker delays; half-open lets exactly one trial through fleet-wide; success closes it', async () => {
-    const t = tool('brk', { breaker: { resetTimeoutMs: 100 } });
-    await gate.trip(t);
+    const t = tool('brk', { breaker: { resetTimeoutMs: 100, volumeThreshold: 1 } });
+    await trip(t);
     const open = await gate.admit(t, 'x', 'default');
     expect(open.verdict).toBe('open');
     expect(await gate.breakerState('brk')).toBe('open');
@@ -71,17 +79,17 @@ describe('CallGate on a real Redis', () => {
     const asks = await Promise.all(Array.from({ length: 10 }, (_, i) => gate.admit(t, `h${i}`, 'default')));
     expect(asks.filter((a) => a.verdict === 'trial')).toHaveLength(1);
     expect(asks.filter((a) => a.verdict === 'busy_trial')).toHaveLength(9);
-    await gate.settleTrial(t, true);
+    await breakers.run(t, 'trial', () => Promise.resolve());
     expect(await gate.breakerState('brk')).toBe('closed');
     expect((await gate.admit(t, 'after', 'default')).verdict).toBe('run');
   });
 
   test('a failed trial opens the breaker for another period', async () => {
-    const t = tool('brk2', { breaker: { resetTimeoutMs: 100 } });
-    await gate.trip(t);
+    const t = tool('brk2', { breaker: { resetTimeoutMs: 100, volumeThreshold: 1 } });
+    await trip(t);
     await new Promise((r) => setTimeout(r, 150));
     expect((await gate.admit(t, 't1', 'default')).verdict).toBe('trial');
-    await gate.settleTrial(t, false);
+    await breakers.run(t, 'trial', () => Promise.reject(new ToolExecError('TOOL_ERROR', 'still down'))).catch(() => {});
     expect((await gate.admit(t, 't2', 'default')).verdict).toBe('open');
   });
 

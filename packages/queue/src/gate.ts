@@ -1,5 +1,6 @@
 import type { Tool } from '@toolplane/core';
 import type { RedisConnection } from './connection.js';
+import { BREAKER_GATE_LUA, breakerGateKeys, readBreakerState, trialTokenTtlMs, type BreakerState } from './breaker.js';
 import type { Keys } from './keys.js';
 import { LuaScript } from './lua-script.js';
 import { TickBatcher } from './tick-batcher.js';
@@ -8,16 +9,16 @@ import { TickBatcher } from './tick-batcher.js';
  * admit-batch: the gate for several calls of one tool version at once, in arrival order, as if each
  * ran alone: what several calls read alike (time, breaker, hold, window sizes) is read once, what
  * they add to a window goes in one ZADD, and cancel markers are looked up together.
- * KEYS[1] breaker open (PX = reset time)  KEYS[2] breaker tripped (half-open once KEYS[1] expired)
- * KEYS[3] breaker trial token (one trial fleet-wide)     KEYS[4] rate hold (Retry-After from downstream)
+ * KEYS[1..3] the breaker's open, tripped and trial keys (breaker.ts: its step of this script, `breaker.*`)
+ * KEYS[4] rate hold (Retry-After from downstream)
  * KEYS[5] tool sliding window (zset)
  * then per call i (1-based): KEYS[4 + 2i] its cancel marker, KEYS[5 + 2i] its tenant's sliding window
- * ARGV[1] tool max (0 = no limit)  ARGV[2] tool window ms  ARGV[3] trial token ttl ms
+ * ARGV[1] tool max (0 = no limit)  ARGV[2] tool window ms  ARGV[3] breaker trial token ttl ms
  * then per call i: ARGV[1 + 3i] member (call id + nonce), ARGV[2 + 3i] tenant max, ARGV[3 + 3i] tenant window ms
  * Returns {verdict1, waitMs1, verdict2, waitMs2, …, nowMs}. Nothing is recorded for a call unless its
  * verdict is run or trial, so a refused call costs no slot in any window.
  */
-const ADMIT = new LuaScript(`
+const ADMIT = new LuaScript(`${BREAKER_GATE_LUA}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = (#KEYS - 5) / 2
@@ -25,12 +26,11 @@ local out = {}
 local cancelKeys = {}
 for i = 1, n do cancelKeys[i] = KEYS[4 + 2 * i] end
 local someCancelled = redis.call('EXISTS', unpack(cancelKeys)) > 0
--- One read for the three states; their times only for the ones present (rare).
+-- One read for the breaker's two states and the hold; their times only for the ones present (rare).
 local states = redis.call('MGET', KEYS[1], KEYS[2], KEYS[4])
-local open, hold = 0, 0
-if states[1] then open = redis.call('PTTL', KEYS[1]) end
+breaker.load(KEYS[1], KEYS[2], KEYS[3], ARGV[3], states[1], states[2])
+local open, hold = breaker.wait(), 0
 if open <= 0 and states[3] then hold = redis.call('PTTL', KEYS[4]) end
-local tripped = states[2] ~= false
 local windows = {}
 local function window(key, length)
   local w = windows[key]
@@ -58,7 +58,6 @@ local function take(key, max, length, member)
   w.adds[#w.adds + 1] = member
 end
 local toolMax, toolWindow = tonumber(ARGV[1]), tonumber(ARGV[2])
-local trialTaken = false
 for i = 1, n do
   local member, tenantMax, tenantWindow = ARGV[1 + 3 * i], tonumber(ARGV[2 + 3 * i]), tonumber(ARGV[3 + 3 * i])
   local verdict, wait = 'run', 0
@@ -77,17 +76,7 @@ for i = 1, n do
       if wait > 0 then verdict = 'tenant_limit' end
     end
   end
-  if verdict == 'run' then
-    if tripped then
-      if not trialTaken and redis.call('SET', KEYS[3], member, 'NX', 'PX', ARGV[3]) then
-        verdict = 'trial'
-      else
-        -- The trial usually ends long before its token expires: look again soon.
-        verdict, wait = 'busy_trial', math.min(math.max(redis.call('PTTL', KEYS[3]), 50), 250)
-      end
-      trialTaken = true
-    end
-  end
+  if verdict == 'run' then verdict, wait = breaker.pass(member) end
   if verdict == 'run' or verdict == 'trial' then
     take(KEYS[5], toolMax, toolWindow, member)
     take(KEYS[5 + 2 * i], tenantMax, tenantWindow, member)
@@ -120,12 +109,10 @@ export type Admission =
   | { verdict: 'cancelled'; nowMs: number }
   | { verdict: 'open' | 'busy_trial' | 'hold' | 'tool_limit' | 'tenant_limit'; waitMs: number; nowMs: number };
 
-export type BreakerState = 'closed' | 'half_open' | 'open';
+export type { BreakerState } from './breaker.js';
 
 /** Tenant-level limit of a tool; the same mechanism as the tool's own limit, keyed by tenant. */
 export type TenantRateLimit = { max: number; perMs: number };
-
-const TRIPPED_TTL_MS = 86_400_000;
 
 type AdmitRequest = { tool: Tool; callId: string; tenant: string; tenantLimit: TenantRateLimit | undefined };
 
@@ -155,8 +142,8 @@ export class CallGate {
   private async admitBatch(requests: AdmitRequest[]): Promise<Admission[]> {
     const k = this.keys;
     const { tool } = requests[0]!;
-    const keys = [k.breakerOpen(tool.name), k.breakerTripped(tool.name), k.breakerTrial(tool.name), k.rateHold(tool.name), k.rateWindow(tool.name)];
-    const args: Array<string | number> = [tool.rateLimit?.max ?? 0, tool.rateLimit?.perMs ?? 1, tool.limits.timeoutMs + 5_000];
+    const keys = [...breakerGateKeys(k, tool.name), k.rateHold(tool.name), k.rateWindow(tool.name)];
+    const args: Array<string | number> = [tool.rateLimit?.max ?? 0, tool.rateLimit?.perMs ?? 1, trialTokenTtlMs(tool)];
     for (const r of requests) {
       keys.push(k.cancelMarker(tool.name, r.callId), k.tenantWindow(tool.name, r.tenant));
       args.push(`${r.callId}:${Math.random().toString(36).slice(2, 8)}`, r.tenantLimit?.max ?? 0, r.tenantLimit?.perMs ?? 1);
@@ -166,42 +153,9 @@ export class CallGate {
     return requests.map((_, i) => ({ verdict: out[2 * i], waitMs: out[2 * i + 1], nowMs }) as Admission);
   }
 
-  /** Opens the tool's breaker for every replica until `resetTimeoutMs` from now. */
-  async trip(tool: Tool): Promise<void> {
-    await this.redis
-      .multi()
-      .set(this.keys.breakerOpen(tool.name), '1', 'PX', tool.breaker.resetTimeoutMs)
-      .set(this.keys.breakerTripped(tool.name), '1', 'PX', TRIPPED_TTL_MS)
-      .del(this.keys.breakerTrial(tool.name))
-      .exec();
-  }
-
-  /** The outcome of a half-open trial call: closes the breaker fleet-wide, or opens it for another period. */
-  async settleTrial(tool: Tool, ok: boolean): Promise<void> {
-    if (ok) {
-      await this.redis
-        .multi()
-        .del(this.keys.breakerOpen(tool.name))
-        .del(this.keys.breakerTripped(tool.name))
-        .del(this.keys.breakerTrial(tool.name))
-        .exec();
-    } else {
-      await this.trip(tool);
-    }
-  }
-
-  /** Gives the trial token back without a verdict (the trial ended for a reason that says nothing about health). */
-  async releaseTrial(tool: Tool): Promise<void> {
-    await this.redis.del(this.keys.breakerTrial(tool.name));
-  }
-
-  async breakerState(tool: string): Promise<BreakerState> {
-    const [open, tripped] = await Promise.all([
-      this.redis.pttl(this.keys.breakerOpen(tool)),
-      this.redis.exists(this.keys.breakerTripped(tool)),
-    ]);
-    if (open > 0) return 'open';
-    return tripped ? 'half_open' : 'closed';
+  /** The tool's breaker state fleet-wide (its transitions: `ToolBreakers` of breaker.ts). */
+  breakerState(tool: string): Promise<BreakerState> {
+    return readBreakerState(this.redis, this.keys, tool);
   }
 
   /** Holds every call of the tool back for `ms` fleet-wide (a downstream said Retry-After). */

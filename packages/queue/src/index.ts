@@ -44,6 +44,8 @@ export type { CallProcessor } from './tool-worker.js';
 export { encodeFailure, decodeFailure, isStalledTooOften } from './failure.js';
 export { CallGate } from './gate.js';
 export type { Admission, BreakerState, TenantRateLimit } from './gate.js';
+export { ToolBreakers, TrialFailedError, countsAgainstTool } from './breaker.js';
+export type { BreakerPass, ToolBreakersOptions } from './breaker.js';
 export { readQueueDepths } from './queue-depth.js';
 export type { QueueState, ToolQueueDepth } from './queue-depth.js';
 export { SecretStore, SecretUnreadableError } from './secrets.js';

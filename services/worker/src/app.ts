@@ -21,13 +21,13 @@ import {
   createKeys,
   createRedisConnection,
   CallScheduler,
+  ToolBreakers,
   isStalledTooOften,
   resolveUpstreamHeaders,
 } from '@toolplane/queue';
 import { SandboxFleet, parseNetworkList } from '@toolplane/sandbox';
 import { WebhookDeliveries, WebhookSecrets, createWebhookKeys } from '@toolplane/webhooks';
 import type { WorkerConfig } from './config.js';
-import { ToolBreakers } from './breakers.js';
 import { createOpsServer } from './http.js';
 import { createProcessor } from './processor.js';
 import { traceCalls } from './tracing.js';
@@ -40,6 +40,9 @@ import { deliverCallFinish, egressSender } from './webhooks.js';
  * - `STOPPED`: everything closed.
  */
 export type WorkerState = 'INITIALIZED' | 'RUNNING' | 'DRAINING' | 'STOPPED';
+
+/** `toolplane_circuit_state`'s values. */
+const CIRCUIT_STATE = { closed: 0, half_open: 1, open: 2 } as const;
 
 export type WorkerApp = {
   readonly state: WorkerState;
@@ -73,10 +76,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
   });
   const calls = createCalls(redis, keys, { retentionMs: config.CALL_RETENTION_MS });
   const gate = new CallGate(redis, keys);
-  const breakers = new ToolBreakers((tool) => {
-    metrics.circuitState.set({ tool: tool.name }, 2);
-    gate.trip(tool).catch((err: unknown) => logger.warn({ err, tool: tool.name }, 'could not open breaker fleet-wide'));
-  }, logger);
+  const breakers = new ToolBreakers(redis, keys, { logger, onState: (tool, state) => metrics.circuitState.set({ tool }, CIRCUIT_STATE[state]) });
   const secrets = new SecretStore(redis, keys, config.TOOLPLANE_SECRETS_KEY ? { encryptionKey: config.TOOLPLANE_SECRETS_KEY } : {});
   const upstreamStore = new UpstreamStore(redis, keys);
   const upstreams = new UpstreamClients({
@@ -146,7 +146,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
   const countPoisoned = async (data: CallJobData) => {
     metrics.calls.inc({ tool: data.tool, outcome: 'poisoned' });
     const tool = await registry.getVersion(data.tool, data.version).catch(() => undefined);
-    if (tool) await breakers.fire(tool, () => Promise.reject(new ToolExecError('POISONED', 'stalled twice'))).catch(() => {});
+    if (tool) await breakers.recordFailure(tool, new ToolExecError('POISONED', 'stalled twice'));
   };
 
   // Only for metrics: every registered tool's series exist at 0 before its first call. Runnable
@@ -161,6 +161,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
         if (names.has(name)) continue;
         // Deleted: nothing of it stays in this process (its lane goes once its calls here end).
         scheduler.forget(name);
+        breakers.forget(name);
         removeToolSeries(metrics, name);
       }
       known.clear();

@@ -4,7 +4,7 @@ import type { ToolMetrics, CallOutcome } from '@toolplane/metrics';
 import { SecretUnreadableError, type CallEventLog, type CallGate, type Keys, type RedisConnection, type SecretStore, type CallActions, type ToolQueueCache, type ToolRegistry } from '@toolplane/queue';
 import type { UpstreamClients } from '@toolplane/mcp';
 import type { SandboxFleet } from '@toolplane/sandbox';
-import type { ToolBreakers } from './breakers.js';
+import { TrialFailedError, type ToolBreakers } from '@toolplane/queue';
 import { deadlineMessage, deferCall, isPastDeadline, type HoldKind } from './deadline.js';
 
 export type ProcessorDeps = {
@@ -35,8 +35,6 @@ const OUTCOME: Record<string, CallOutcome> = {
   POISONED: 'poisoned',
   DEADLINE_EXCEEDED: 'deadline_exceeded',
 };
-
-const CIRCUIT_STATE = { closed: 0, half_open: 1, open: 2 } as const;
 
 /**
  * One call: validate the job, load the exact tool version it was accepted for, pass the fleet-wide
@@ -71,12 +69,12 @@ export function createProcessor(deps: ProcessorDeps) {
     if (tool.requiresApproval) await checkApproval(deps, tool, job.id!, data);
 
     const admission = await deps.gate.admit(tool, job.id!, data.tenant, tool.tenantRateLimit);
+    deps.breakers.noteAdmission(tool.name, admission.verdict);
     switch (admission.verdict) {
       case 'cancelled':
         throw new ToolExecError('CANCELLED', 'call was cancelled');
       case 'open':
       case 'busy_trial': {
-        deps.metrics.circuitState.set({ tool: tool.name }, admission.verdict === 'open' ? CIRCUIT_STATE.open : CIRCUIT_STATE.half_open);
         const waitMs = holdBack(admission.waitMs, 'delay');
         deps.metrics.calls.inc({ tool: tool.name, outcome: 'circuit_open' });
         return putBack(job, token, waitMs);
@@ -100,8 +98,7 @@ export function createProcessor(deps: ProcessorDeps) {
         break;
     }
     const startedAt = admission.nowMs;
-    const trial = admission.verdict === 'trial';
-    deps.metrics.circuitState.set({ tool: tool.name }, trial ? CIRCUIT_STATE.half_open : CIRCUIT_STATE.closed);
+    const pass = admission.verdict;
     deps.metrics.queueWait.observe({ tool: tool.name }, Math.max(0, startedAt - job.timestamp - (job.delay ?? 0)) / 1000);
 
     // A tool that reads secrets may answer differently once one is rotated: the cache key covers
@@ -111,7 +108,7 @@ export function createProcessor(deps: ProcessorDeps) {
     if (cacheKey) {
       const hit = await deps.redis.get(cacheKey);
       if (hit !== null) {
-        if (trial) await deps.gate.releaseTrial(tool);
+        await deps.breakers.notRun(tool, pass);
         deps.metrics.calls.inc({ tool: tool.name, outcome: 'success' });
         return { result: JSON.parse(hit) as unknown, logs: [], cached: true, startedAt };
       }
@@ -121,7 +118,7 @@ export function createProcessor(deps: ProcessorDeps) {
     const secrets = await readGrantedSecrets(deps.secrets, tool.tenant, tool.secrets);
     deps.metrics.active.inc({ tool: tool.name });
     try {
-      const { value, logs, runMs } = await deps.breakers.fire(tool, () =>
+      const { value, logs, runMs } = await deps.breakers.run(tool, pass, () =>
         tool.upstream
           ? deps.upstreams.call(tool.upstream.name, tool.upstream.tool, data.arguments, {
               timeoutMs: tool.limits.timeoutMs,
@@ -154,7 +151,6 @@ export function createProcessor(deps: ProcessorDeps) {
           },
         ),
       );
-      if (trial) await deps.gate.settleTrial(tool, true);
       if (cacheKey) await deps.redis.set(cacheKey, JSON.stringify(value ?? null), 'PX', tool.cacheTtlMs);
       deps.metrics.duration.observe({ tool: tool.name }, runMs / 1000);
       deps.metrics.calls.inc({ tool: tool.name, outcome: 'success' });
@@ -164,13 +160,12 @@ export function createProcessor(deps: ProcessorDeps) {
       deps.metrics.duration.observe({ tool: tool.name }, (Date.now() - startedAt) / 1000);
       // The same mapping BullMQ's side applies (`toBullProcessor`): what is retried here is retried there.
       const { code, retryable } = toPublicFailure(err);
-      if (trial) await (retryable ? deps.gate.settleTrial(tool, false) : deps.gate.releaseTrial(tool));
       deps.metrics.calls.inc({ tool: tool.name, outcome: OUTCOME[code] ?? 'error' });
-      if (trial && retryable) {
+      if (err instanceof TrialFailedError) {
         // A failed trial says the tool is still down, not that this call is bad: it waits out the
         // new open period like every other held call, without using up an attempt.
-        log.info({ code }, 'half-open trial failed, breaker open again');
-        return putBack(job, token, holdBack(tool.breaker.resetTimeoutMs, 'delay'));
+        log.info({ code }, 'half-open trial failed: the call waits for the next trial');
+        return putBack(job, token, holdBack(err.waitMs, 'delay'));
       }
       const retrying = retryable && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
       // No retry for a late call; the attempt's own failure has been counted (and seen by the breaker).
