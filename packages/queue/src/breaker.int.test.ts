@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, test } from 'vitest';
 import { CallErrorCode, RETRYABLE_CODES, ToolExecError, ToolSpec, silentLogger, type Tool } from '@toolplane/core';
 import { ToolBreakers, TrialFailedError, countsAgainstTool, readBreakerState, stateShownBy, type BreakerState } from './breaker.js';
@@ -215,6 +216,35 @@ describe('fleet-wide states and the trial', () => {
     expect(await state(t)).toBe('closed');
     // Replica B reported only what it changed: it opened nothing.
     expect(reported).toEqual([[t.name, 'open']]);
+  });
+
+  test('while closed, the breaker adds no Redis command to a call: the one gate script is all', async () => {
+    const breakers = replica(redisA);
+    const t = tool();
+    // The gate's script is loaded (a first EVALSHA may answer NOSCRIPT and be followed by an EVAL).
+    await gateA.admit(t, 'warm', 'default');
+    const seen: string[] = [];
+    const monitor = await new Redis(inject('redisUrl')).monitor();
+    // What clients sent; the commands a script runs inside show up too, from `lua`.
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua') seen.push(args.join(' '));
+    });
+    const sentinel = `sentinel-${t.name}`;
+    try {
+      for (let i = 0; i < 10; i++) {
+        const admission = await gateA.admit(t, `c${i}`, 'default');
+        breakers.noteAdmission(t.name, admission.verdict);
+        expect(await breakers.run(t, 'run', ok)).toBe('fine');
+      }
+      // MONITOR streams on its own: wait until it has shown a command sent after the calls.
+      await redisA.get(sentinel);
+      await expect.poll(() => seen.some((line) => line.includes(sentinel)), { timeout: 5_000 }).toBe(true);
+    } finally {
+      monitor.disconnect();
+    }
+    const ofTool = seen.filter((line) => line.includes(`{${t.name}}`));
+    expect(ofTool).toHaveLength(10);
+    for (const line of ofTool) expect(line).toMatch(/^evalsha /i);
   });
 
   test('the state each gate verdict shows is reported for the metric; other verdicts report nothing', () => {
