@@ -94,6 +94,10 @@ test('waiting, prioritized and delayed calls end DEADLINE_EXCEEDED at their dead
   expect(t.expired.sort()).toEqual([soon, urgent, delayed, plain].sort());
   // BullMQ's failed set holds them, as when a worker fails a call: the archiver and retry find them there.
   expect((await queue.getFailed()).map((j) => j.id).sort()).toEqual([soon, urgent, delayed, plain].sort());
+  const archivable = await t.calls.archive.finishedBefore('parked', Date.now() + 1, 10);
+  expect(archivable.map((c) => [c.record.id, c.source, c.record.error?.code]).sort()).toEqual(
+    [soon, urgent, delayed, plain].map((id) => [id, 2, 'DEADLINE_EXCEEDED']).sort(),
+  );
   expect(await t.calls.reads.get(later)).toMatchObject({ status: 'queued' });
   expect(await t.calls.reads.get(none)).toMatchObject({ status: 'queued' });
   // Out of the tenant's calls in flight (the plain job never was in it).
@@ -194,6 +198,24 @@ test('a sweep ends about maxEndedPerSweep calls; the next one goes on with the t
   expect(await s.sweep()).toBe(0);
   expect(expired.sort()).toEqual(ids.sort());
   await s.stop();
+  await t.stop();
+});
+
+test('calls queued behind a long wait list without deadlines end too (whole-list scans, a few per run)', async () => {
+  const t = await setup();
+  const tool = await t.put('deep');
+  const queue = t.calls.queues.queue('deep');
+  const data = (n: number, deadlineAt?: number) => ({ tool: 'deep', version: tool.version, arguments: { n }, tenant: 't1', enqueuedAt: Date.now(), argsHash: 'x', ...(deadlineAt ? { deadlineAt } : {}) });
+  await queue.addBulk(Array.from({ length: 3_000 }, (_, n) => ({ name: 'call', data: data(n) })));
+  const deadlineAt = Date.now() + 200;
+  const late = await queue.addBulk(Array.from({ length: 50 }, (_, n) => ({ name: 'call', data: data(n, deadlineAt), opts: { jobId: randomUUID() } })));
+  await redis.zadd(t.keys.callDeadlines('deep'), ...late.flatMap((job) => [deadlineAt, job.id!]));
+  // Announced as a producer does (no worker runs here to take it).
+  await redis.zadd(t.keys.readyTools, Date.now(), 'deep');
+  await sleep(300);
+  expect(await t.sweeper().sweep()).toBe(50);
+  expect(t.expired.sort()).toEqual(late.map((job) => job.id!).sort());
+  expect(await queue.getWaitingCount()).toBe(3_000);
   await t.stop();
 });
 

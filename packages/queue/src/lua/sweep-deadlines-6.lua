@@ -20,6 +20,9 @@
   ARGV[4] the sweeper's lock token
   ARGV[5] lock duration (ms)
   ARGV[6] approval marker prefix (`<prefix>:{<tool>}:approval:`)
+  ARGV[7] long list scans at most: a call in neither set is looked for among the 1,000 oldest of
+          the wait list first (due calls are mostly the oldest), then in the whole wait and paused
+          lists; past this many whole-list scans, the rest waits for the next run
 
   Returns {next, more, id...}: the earliest deadline still ahead in the index (ms, -1 when none),
   1 when more entries are due than were looked at, and the calls to end.
@@ -29,6 +32,7 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumb
 local token = ARGV[4]
 local out = {-1, 0}
 local drop = {}
+local scans = tonumber(ARGV[7])
 for _, id in ipairs(due) do
   local jobKey = ARGV[3] .. id
   local lockKey = jobKey .. ':lock'
@@ -40,8 +44,19 @@ for _, id in ipairs(due) do
     if lock == token then
       take = true
     elseif not lock then
-      if redis.call('ZREM', KEYS[4], id) == 1 or redis.call('ZREM', KEYS[5], id) == 1
-        or redis.call('LREM', KEYS[2], -1, id) == 1 or redis.call('LREM', KEYS[3], -1, id) == 1 then
+      local found = redis.call('ZREM', KEYS[4], id) == 1 or redis.call('ZREM', KEYS[5], id) == 1
+      if not found and redis.call('LPOS', KEYS[2], id, 'RANK', -1, 'MAXLEN', 1000) then
+        found = redis.call('LREM', KEYS[2], -1, id) == 1
+      end
+      if not found then
+        if scans <= 0 then
+          out[2] = 1
+          break
+        end
+        scans = scans - 1
+        found = redis.call('LREM', KEYS[2], -1, id) == 1 or redis.call('LREM', KEYS[3], -1, id) == 1
+      end
+      if found then
         redis.call('LPUSH', KEYS[6], id)
         redis.call('SET', lockKey, token, 'PX', ARGV[5])
         -- A call awaiting approval is no longer: approving it now is a conflict.
