@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import type { Job } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import type { Cluster } from 'ioredis';
 import { ToolSpec, type CallJobData, type CallOutput, type Tool } from '@toolplane/core';
 import { CallScheduler } from './call-scheduler.js';
@@ -216,6 +216,24 @@ test('calls queued behind a long wait list without deadlines end too (whole-list
   expect(await t.sweeper().sweep()).toBe(50);
   expect(t.expired.sort()).toEqual(late.map((job) => job.id!).sort());
   expect(await queue.getWaitingCount()).toBe(3_000);
+  await t.stop();
+});
+
+test('a call waiting out a retry backoff past its deadline ends with its last attempt in the message', async () => {
+  const t = await setup();
+  const tool = await t.put('flaky', { retries: { attempts: 3, backoffMs: 60_000 } });
+  const id = (await t.calls.producer.enqueue(tool, {}, { tenant: 't1', deadlineMs: 300 })).id;
+  const queue = t.calls.queues.queue('flaky');
+  const worker = new Worker(queue.name, null, { connection: redis, prefix: t.keys.bullPrefix, autorun: false });
+  const job = (await worker.getNextJob('token', { block: false }))!;
+  await job.moveToFailed(new Error('TOOL_ERROR: downstream is down'), 'token');
+  expect(await queue.getJobState(id)).toBe('delayed');
+  await sleep(400);
+  expect(await t.sweeper().sweep()).toBe(1);
+  const record = await t.calls.reads.get(id);
+  expect(record).toMatchObject({ status: 'failed', error: { code: 'DEADLINE_EXCEEDED' }, attempts: 2 });
+  expect(record!.error!.message).toMatch(/^call reached its deadline \(.+\) before another attempt; last attempt: downstream is down$/);
+  await worker.close();
   await t.stop();
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { deferCall, isPastDeadline } from './deadline.js';
+import { deadlineMessage, deferCall, isPastDeadline } from './deadline.js';
 
 describe('call deadlines', () => {
   const now = 1_000_000;
@@ -30,5 +30,12 @@ describe('call deadlines', () => {
     expect(deferCall(now + 1_500, now, 60_000, 'pause')).toEqual({ action: 'expire' });
     expect(deferCall(now + 1_500, now, 1_500, 'pause')).toEqual({ action: 'put_back', waitMs: 1_500 });
     expect(deferCall(now + 1_500, now, 200, 'pause')).toEqual({ action: 'put_back', waitMs: 200 });
+  });
+
+  test('DEADLINE_EXCEEDED reads the same from the processor and the sweep: when, and the last attempt if any', () => {
+    expect(deadlineMessage(Date.UTC(2026, 10, 30, 18, 0, 0))).toBe('call could not start before its deadline (2026-11-30T18:00:00.000Z)');
+    expect(deadlineMessage(Date.UTC(2026, 10, 30, 18, 0, 0), 'downstream is down')).toBe(
+      'call reached its deadline (2026-11-30T18:00:00.000Z) before another attempt; last attempt: downstream is down',
+    );
   });
 });
