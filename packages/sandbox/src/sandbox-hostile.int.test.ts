@@ -185,6 +185,25 @@ const WEB_ABUSE: Case[] = [
   { name: 'a digest over the size cap is refused in the isolate', code: 'export default async () => { try { await crypto.subtle.digest("SHA-256", new Uint8Array(5 * 1024 * 1024)) } catch (e) { return e.name } }', expect: 'ok', check: (v) => expect(v).toBe('QuotaExceededError'), limits: { memoryMb: 64 } },
   { name: 'URL.prototype cannot be patched', code: 'export default () => { URL.prototype.toString = () => "http://evil/" }', expect: 'TOOL_ERROR' },
   { name: 'URLSearchParams iterators cannot be patched', code: 'export default () => { Object.getPrototypeOf(new URLSearchParams("a=1").keys()).next = () => ({ done: true }) }', expect: 'TOOL_ERROR' },
+  // The Body mixin's readers brand-check `this` through the class's private field: no getter or
+  // Proxy trap of a fake `this` runs, a Proxy of a real body does not reach (or use) it, and a
+  // Request is not a Response. Readers reject, the getters throw; all TypeErrors.
+  { name: 'body readers refuse a hostile this', code: `export default async () => {
+    const trapped = [];
+    const real = new Response("secret");
+    const proxy = new Proxy(real, { get(t, k) { trapped.push(String(k)); return Reflect.get(t, k) }, getPrototypeOf() { trapped.push("proto"); return Response.prototype } });
+    const fake = Object.create(Response.prototype, { bodyUsed: { get() { trapped.push("getter"); return false } } });
+    const others = [{}, proxy, fake, new Request("https://x/", { method: "POST", body: "b" }), null, undefined, 1, "s"];
+    const out = [];
+    for (const self of others) for (const m of ["text", "json", "arrayBuffer", "bytes"]) {
+      const p = Response.prototype[m].call(self);
+      try { await p; out.push("read") } catch (e) { out.push(p instanceof Promise && e instanceof TypeError ? "rejected" : "other") }
+    }
+    for (const self of [{}, proxy, fake]) for (const k of ["bodyUsed", "body"]) {
+      try { Object.getOwnPropertyDescriptor(Request.prototype, k).get.call(self); out.push("read") } catch (e) { out.push(e.name) }
+    }
+    return { rejected: out.filter((x) => x === "rejected").length, thrown: out.filter((x) => x === "TypeError").length, other: out.filter((x) => x !== "rejected" && x !== "TypeError"), trapped, stillUnused: !real.bodyUsed, text: await real.text() };
+  }`, expect: 'ok', check: (v) => expect(v).toEqual({ rejected: 32, thrown: 6, other: [], trapped: [], stillUnused: true, text: 'secret' }) },
   { name: 'Headers, Response and AbortSignal prototypes are frozen', code: 'export default () => [Headers.prototype, Response.prototype, AbortSignal.prototype, EventTarget.prototype, console].every(Object.isFrozen)', expect: 'ok', check: (v) => expect(v).toBe(true) },
   { name: 'console bomb is bounded', code: 'export default () => { for (let i = 0; i < 5000; i++) console.log("y".repeat(10000)); return 1 }', expect: 'ok', check: (_v, logs) => expect(logs.length).toBeLessThanOrEqual(201) },
   { name: 'structuredClone of a hostile Proxy stays inside', code: 'export default () => structuredClone(new Proxy({}, { ownKeys() { throw new Error("trap") } }))', expect: 'TOOL_ERROR', check: (m) => expect(m).toMatch(/trap/) },

@@ -159,26 +159,88 @@ class Body {
     if (this.#bytes !== null) return this.#bytes;
     return this.#text === null ? null : utf8Encode(this.#text);
   }
+  /** Consumes the body: the Fetch standard's one-read rule (a second read is a TypeError). */
   #take(): void {
     if (this.#used) throw new TypeError('the body has already been read');
     this.#used = true;
   }
-  text(): Promise<string> {
-    try {
-      this.#take();
-      return Promise.resolve(this.peekText() ?? '');
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
+  takeText(): string {
+    this.#take();
+    return this.peekText() ?? '';
   }
-  bytes(): Promise<Uint8Array> {
-    try {
-      this.#take();
-      return Promise.resolve((this.peekBytes() ?? new Uint8Array(0)).slice());
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
+  takeBytes(): Uint8Array {
+    this.#take();
+    return (this.peekBytes() ?? new Uint8Array(0)).slice();
   }
+}
+
+/** What the Fetch standard's Body mixin adds to `Request` and `Response` ({@link mixBody}). */
+interface BodyReaders {
+  readonly bodyUsed: boolean;
+  /** Always null: bodies are buffered, this runtime has no streams. */
+  readonly body: null;
+  text(): Promise<string>;
+  json(): Promise<unknown>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+  bytes(): Promise<Uint8Array>;
+}
+
+/**
+ * Installs the body readers on `owner.prototype`, once for `Request` and once for `Response`, as the
+ * Fetch standard's Body mixin: each class gets its own functions, and each of them brand-checks its
+ * `this` through `find`, which reads the class's private field. Tool code may call these with any
+ * `this` (a plain object, a Proxy of a real Response, the other class): that is a TypeError (a
+ * rejected promise from the readers), and no getter or trap of that object ever runs.
+ */
+function mixBody(owner: { name: string; prototype: object }, find: (self: unknown) => Body | undefined): void {
+  const bodyOf = (self: unknown, member: string): Body => {
+    const body = find(self);
+    if (body === undefined) throw new TypeError(`${owner.name}.${member}: 'this' is not a ${owner.name}`);
+    return body;
+  };
+  // Promise-returning members reject instead of throwing, bad `this` included (as WebIDL has it).
+  const readers: BodyReaders & ThisType<unknown> = {
+    get bodyUsed() {
+      return bodyOf(this, 'bodyUsed').used;
+    },
+    get body() {
+      bodyOf(this, 'body');
+      return null;
+    },
+    text() {
+      try {
+        return Promise.resolve(bodyOf(this, 'text').takeText());
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
+    },
+    json() {
+      try {
+        // A SyntaxError for bad JSON, as a rejection.
+        return Promise.resolve(JSON.parse(bodyOf(this, 'json').takeText()) as unknown);
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
+    },
+    arrayBuffer() {
+      try {
+        return Promise.resolve(bodyOf(this, 'arrayBuffer').takeBytes().buffer as ArrayBuffer);
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
+    },
+    bytes() {
+      try {
+        return Promise.resolve(bodyOf(this, 'bytes').takeBytes());
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
+    },
+  };
+  const members = Object.getOwnPropertyDescriptors(readers);
+  // Like class members: not enumerable, still configurable until the lockdown freezes the prototype.
+  for (const key of Object.keys(members)) members[key]!.enumerable = false;
+  Object.defineProperties(owner.prototype, members);
 }
 
 function isSearchParams(v: unknown): boolean {
@@ -193,6 +255,8 @@ type RequestInit = { method?: unknown; headers?: unknown; body?: BodyInit; signa
 let requestBody: (r: Request) => string | null;
 let responseFromReply: (reply: Reply) => Response;
 
+// The body readers come from mixBody, in each class's static block.
+export interface Request extends BodyReaders {}
 export class Request {
   readonly #url: string;
   readonly #method: string;
@@ -227,29 +291,12 @@ export class Request {
   get signal(): AbortSignal {
     return this.#signal;
   }
-  get bodyUsed(): boolean {
-    return this.#body.used;
-  }
-  get body(): null {
-    return null;
-  }
-  text(): Promise<string> {
-    return this.#body.text();
-  }
-  async json(): Promise<unknown> {
-    return JSON.parse(await this.#body.text()) as unknown;
-  }
-  async arrayBuffer(): Promise<ArrayBuffer> {
-    return (await this.#body.bytes()).buffer as ArrayBuffer;
-  }
-  bytes(): Promise<Uint8Array> {
-    return this.#body.bytes();
-  }
   clone(): Request {
     if (this.#body.used) throw new TypeError('Request.clone: the body has already been read');
     return new Request(this);
   }
   static {
+    mixBody(Request, (self) => (typeof self === 'object' && self !== null && #body in self ? self.#body : undefined));
     requestBody = (r) => {
       if (r.#body.used) throw new TypeError('Request: the body has already been read');
       return r.#body.peekText();
@@ -262,6 +309,7 @@ type ResponseInit = { status?: unknown; statusText?: unknown; headers?: unknown 
 type ResponseMeta = { url: string; redirected: boolean; type: string };
 const NO_META: ResponseMeta = { url: '', redirected: false, type: 'default' };
 
+export interface Response extends BodyReaders {}
 export class Response {
   readonly #status: number;
   readonly #statusText: string;
@@ -298,24 +346,6 @@ export class Response {
   get type(): string {
     return this.#meta.type;
   }
-  get bodyUsed(): boolean {
-    return this.#body.used;
-  }
-  get body(): null {
-    return null;
-  }
-  text(): Promise<string> {
-    return this.#body.text();
-  }
-  async json(): Promise<unknown> {
-    return JSON.parse(await this.#body.text()) as unknown;
-  }
-  async arrayBuffer(): Promise<ArrayBuffer> {
-    return (await this.#body.bytes()).buffer as ArrayBuffer;
-  }
-  bytes(): Promise<Uint8Array> {
-    return this.#body.bytes();
-  }
   clone(): Response {
     if (this.#body.used) throw new TypeError('Response.clone: the body has already been read');
     const copy = new Response(this.#body.peekBytes(), { status: this.#status, statusText: this.#statusText, headers: this.#headers });
@@ -338,6 +368,7 @@ export class Response {
     return new Response(null, { status: s, headers: { location: new URL(String(url)).href } });
   }
   static {
+    mixBody(Response, (self) => (typeof self === 'object' && self !== null && #body in self ? self.#body : undefined));
     responseFromReply = (reply) => {
       const nullBody = reply.status === 204 || reply.status === 205 || reply.status === 304;
       const status = reply.status < 200 || reply.status > 599 ? 200 : reply.status;
