@@ -44,6 +44,7 @@ export {
   CallStatus,
   CallRequest,
   CallJobData,
+  readCallJobData,
   CallRecord,
   CallbackUrl,
   MAX_CALLBACK_URL_LENGTH,

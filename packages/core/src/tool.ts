@@ -1,9 +1,8 @@
 import { z } from 'zod';
 
 /** OpenAI function names allow `[a-zA-Z0-9_-]{1,64}`; the dot is kept for MCP upstreams (`server.tool`). */
-export const ToolName = z
-  .string()
-  .regex(/^[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,63}$/, 'letters, digits, _ - . only, at most 64');
+export const TOOL_NAME_PATTERN = /^[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,63}$/;
+export const ToolName = z.string().regex(TOOL_NAME_PATTERN, 'letters, digits, _ - . only, at most 64');
 export type ToolName = z.infer<typeof ToolName>;
 
 /** Code larger than this is refused at registration: tools are small glue, not bundles. */

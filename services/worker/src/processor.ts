@@ -1,5 +1,5 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
-import { CallJobData, ToolExecError, hashArguments, toPublicFailure, type CallOutput, type Logger, type Tool } from '@toolplane/core';
+import { ToolExecError, hashArguments, readCallJobData, toPublicFailure, type CallJobData, type CallOutput, type Logger, type Tool } from '@toolplane/core';
 import type { ToolMetrics, CallOutcome } from '@toolplane/metrics';
 import { SecretUnreadableError, type CallEventLog, type CallGate, type Keys, type RedisConnection, type SecretStore, type CallActions, type ToolQueueCache, type ToolRegistry } from '@toolplane/queue';
 import type { UpstreamClients } from '@toolplane/mcp';
@@ -48,18 +48,18 @@ export function createProcessor(deps: ProcessorDeps) {
     token: string | undefined,
     signal: AbortSignal,
   ): Promise<CallOutput> {
-    const parsed = CallJobData.safeParse(job.data);
-    if (!parsed.success) {
-      throw new ToolExecError('REJECTED', `malformed job data: ${parsed.error.message}`);
-    }
+    const parsed = readCallJobData(job.data);
+    if (!parsed.ok) throw new ToolExecError('REJECTED', `malformed job data: ${parsed.message}`);
     const data = parsed.data;
-    const log = deps.logger.child({ callId: job.id, tool: data.tool, attempt: job.attemptsMade + 1 });
+    // Made when first needed: most calls log nothing at the service's level, and a child logger per call showed in the profile.
+    let callLog: Logger | undefined;
+    const log = (): Logger => (callLog ??= deps.logger.child({ callId: job.id, tool: data.tool, attempt: job.attemptsMade + 1 }));
     // Late before it even reaches the gate: it never runs and the breaker never hears of it.
-    if (isPastDeadline(data.deadlineAt, Date.now())) expire(deps, data, log);
+    if (isPastDeadline(data.deadlineAt, Date.now())) expire(deps, data, log());
     /** How long to hold the call back (at most until its deadline); ends it if it cannot start in time. */
     const holdBack = (waitMs: number, kind: HoldKind): number => {
       const deferral = deferCall(data.deadlineAt, Date.now(), waitMs, kind);
-      if (deferral.action === 'expire') expire(deps, data, log);
+      if (deferral.action === 'expire') expire(deps, data, log());
       return deferral.waitMs;
     };
     const tool = await deps.registry.getVersion(data.tool, data.version);
@@ -101,21 +101,28 @@ export function createProcessor(deps: ProcessorDeps) {
     const pass = admission.verdict;
     deps.metrics.queueWait.observe({ tool: tool.name }, Math.max(0, startedAt - job.timestamp - (job.delay ?? 0)) / 1000);
 
-    // A tool that reads secrets may answer differently once one is rotated: the cache key covers
-    // the versions of the secrets it reads as well as the tool version and the arguments.
-    const secretsVersion = tool.cacheTtlMs > 0 ? await deps.secrets.version(tool.tenant, tool.secrets) : '';
-    const cacheKey = tool.cacheTtlMs > 0 ? deps.keys.resultCache(tool.name, tool.version, cacheDigest(data.argsHash, secretsVersion)) : undefined;
-    if (cacheKey) {
-      const hit = await deps.redis.get(cacheKey);
-      if (hit !== null) {
-        await deps.breakers.notRun(tool, pass);
-        deps.metrics.calls.inc({ tool: tool.name, outcome: 'success' });
-        return { result: JSON.parse(hit) as unknown, logs: [], cached: true, startedAt };
+    let cacheKey: string | undefined;
+    let secrets: Record<string, string>;
+    try {
+      // A tool that reads secrets may answer differently once one is rotated: the cache key covers
+      // the versions of the secrets it reads as well as the tool version and the arguments.
+      const secretsVersion = tool.cacheTtlMs > 0 ? await deps.secrets.version(tool.tenant, tool.secrets) : '';
+      cacheKey = tool.cacheTtlMs > 0 ? deps.keys.resultCache(tool.name, tool.version, cacheDigest(data.argsHash, secretsVersion)) : undefined;
+      if (cacheKey) {
+        const hit = await deps.redis.get(cacheKey);
+        if (hit !== null) {
+          await deps.breakers.notRun(tool, pass);
+          deps.metrics.calls.inc({ tool: tool.name, outcome: 'success' });
+          return { result: JSON.parse(hit) as unknown, logs: [], cached: true, startedAt };
+        }
       }
+      // Read after the cache: a cached answer needs no secrets.
+      secrets = await readGrantedSecrets(deps.secrets, tool.tenant, tool.secrets);
+    } catch (err: unknown) {
+      // Failed before the tool ran: a trial's token goes back at once instead of at its expiry.
+      await deps.breakers.notRun(tool, pass).catch(() => {});
+      throw err;
     }
-
-    // Read after the cache: a cached answer needs no secrets.
-    const secrets = await readGrantedSecrets(deps.secrets, tool.tenant, tool.secrets);
     deps.metrics.active.inc({ tool: tool.name });
     try {
       const { value, logs, runMs } = await deps.breakers.run(tool, pass, () =>
@@ -145,7 +152,7 @@ export function createProcessor(deps: ProcessorDeps) {
             onProgress: deps.callEvents.writer(tool.name, String(job.id), job.attemptsMade + 1, tool.limits.timeoutMs),
             // A downstream asked to slow down: hold the whole tool back, fleet-wide, for that long.
             onRetryAfter: (retryAfterMs) => {
-              log.info({ retryAfterMs }, 'downstream asked to retry later');
+              log().info({ retryAfterMs }, 'downstream asked to retry later');
               deps.gate.hold(tool.name, retryAfterMs).catch(() => {});
             },
           },
@@ -154,7 +161,7 @@ export function createProcessor(deps: ProcessorDeps) {
       if (cacheKey) await deps.redis.set(cacheKey, JSON.stringify(value ?? null), 'PX', tool.cacheTtlMs);
       deps.metrics.duration.observe({ tool: tool.name }, runMs / 1000);
       deps.metrics.calls.inc({ tool: tool.name, outcome: 'success' });
-      log.debug({ runMs }, 'tool call succeeded');
+      if (deps.logger.isLevelEnabled('debug')) log().debug({ runMs }, 'tool call succeeded');
       return { result: value, logs, startedAt };
     } catch (err: unknown) {
       deps.metrics.duration.observe({ tool: tool.name }, (Date.now() - startedAt) / 1000);
@@ -164,14 +171,14 @@ export function createProcessor(deps: ProcessorDeps) {
       if (err instanceof TrialFailedError) {
         // A failed trial says the tool is still down, not that this call is bad: it waits out the
         // new open period like every other held call, without using up an attempt.
-        log.info({ code }, 'half-open trial failed: the call waits for the next trial');
+        log().info({ code }, 'half-open trial failed: the call waits for the next trial');
         return putBack(job, token, holdBack(err.waitMs, 'delay'));
       }
       const retrying = retryable && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
       // No retry for a late call; the attempt's own failure has been counted (and seen by the breaker).
-      if (retrying && isPastDeadline(data.deadlineAt, Date.now())) expire(deps, data, log, err);
+      if (retrying && isPastDeadline(data.deadlineAt, Date.now())) expire(deps, data, log(), err);
       if (retrying) deps.metrics.retries.inc({ tool: tool.name });
-      log.info({ code, retrying }, 'tool call failed');
+      log().info({ code, retrying }, 'tool call failed');
       throw err;
     } finally {
       deps.metrics.active.dec({ tool: tool.name });
