@@ -1,10 +1,21 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
 import { ToolExecError, hashArguments, readCallJobData, toPublicFailure, type CallJobData, type CallOutput, type Logger, type Tool } from '@toolplane/core';
 import type { ToolMetrics, CallOutcome } from '@toolplane/metrics';
-import { SecretUnreadableError, type CallEventLog, type CallGate, type Keys, type RedisConnection, type SecretStore, type CallActions, type ToolQueueCache, type ToolRegistry } from '@toolplane/queue';
+import {
+  SecretUnreadableError,
+  TrialFailedError,
+  type CallActions,
+  type CallEventLog,
+  type CallGate,
+  type Keys,
+  type RedisConnection,
+  type SecretStore,
+  type ToolBreakers,
+  type ToolQueueCache,
+  type ToolRegistry,
+} from '@toolplane/queue';
 import type { UpstreamClients } from '@toolplane/mcp';
 import type { SandboxFleet } from '@toolplane/sandbox';
-import { TrialFailedError, type ToolBreakers } from '@toolplane/queue';
 import { deadlineMessage, deferCall, isPastDeadline, type HoldKind } from './deadline.js';
 
 export type ProcessorDeps = {
