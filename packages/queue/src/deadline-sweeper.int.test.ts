@@ -179,6 +179,23 @@ test('one sweeper of the fleet at a time: every call ends once, and the lease pa
   await t.stop();
 });
 
+test("a tool in any one of the scheduler's sets is looked at: runnable, claimed, on a timer, or busy", async () => {
+  const t = await setup();
+  const sets = { ready: t.keys.readyTools, claimed: t.keys.claimedTools, timers: t.keys.toolTimers, busy: t.keys.busyTools };
+  const ids: string[] = [];
+  for (const [name, key] of Object.entries(sets)) {
+    const tool = await t.put(`in-${name}`);
+    ids.push((await t.calls.producer.enqueue(tool, {}, { tenant: 't1', deadlineMs: 200 })).id);
+    // Only in that set, as the scheduler may leave it (a timer for a hold, a claim of a visit…).
+    await redis.zrem(t.keys.readyTools, tool.name);
+    await redis.zadd(key, Date.now() + 60_000, tool.name);
+  }
+  await sleep(300);
+  expect(await t.sweeper().sweep()).toBe(4);
+  expect(t.expired.sort()).toEqual(ids.sort());
+  await t.stop();
+});
+
 test('a sweep ends about maxEndedPerSweep calls; the next one goes on with the tools it did not get to', async () => {
   const t = await setup();
   const ids: string[] = [];
