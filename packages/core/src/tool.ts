@@ -101,7 +101,11 @@ export const ToolSpec = z
     tenantRateLimit: ToolRateLimit.optional(),
     /** Calls wait in `awaiting_approval` until approved or rejected through the API. */
     requiresApproval: z.boolean().default(false),
-    concurrency: z.number().int().min(1).max(10_000).default(50),
+    /**
+     * Calls of this tool running at once across the whole fleet; `null` sets no cap (then BullMQ keeps
+     * no fleet-wide count for it, which saves Redis commands on every call).
+     */
+    concurrency: z.number().int().min(1).max(10_000).nullable().default(50),
     retries: ToolRetries.default(ToolRetries.parse({})),
     breaker: ToolBreaker.default(ToolBreaker.parse({})),
     egress: z.array(EgressEntry).max(100).default([]),

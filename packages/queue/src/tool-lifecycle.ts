@@ -21,7 +21,8 @@ export class ToolLifecycle {
 
   /** Makes the tool's concurrency cap hold across every worker replica (BullMQ global concurrency). */
   async applyToolSettings(tool: Tool): Promise<void> {
-    await this.queues.queue(tool.name).setGlobalConcurrency(tool.concurrency);
+    const queue = this.queues.queue(tool.name);
+    await (tool.concurrency === null ? queue.removeGlobalConcurrency() : queue.setGlobalConcurrency(tool.concurrency));
   }
 
   /** The versions of `tool` its unfinished calls were accepted for (read from at most 1,000 of them). */
