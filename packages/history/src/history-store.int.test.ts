@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { CallRecord } from '@toolplane/core';
 import { storeFactory, type StoreFactory } from './testing/index.js';
-import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
+import { MIGRATIONS, SCHEMA_VERSION, pendingMigrations } from './migrations.js';
 import type { ArchivedCall, HistoryDriver } from './types.js';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -38,19 +38,42 @@ async function pageAll(f: (after?: { createdAt: number; id: string }) => Promise
   }
 }
 
+// One factory (one Postgres server) per driver for the whole file, made when a test first needs it.
+const factories = new Map<HistoryDriver, Promise<StoreFactory>>();
+function factoryOf(driver: HistoryDriver): Promise<StoreFactory> {
+  let f = factories.get(driver);
+  if (f === undefined) factories.set(driver, (f = storeFactory(driver)));
+  return f;
+}
+afterAll(async () => {
+  await Promise.all([...factories.values()].map(async (f) => (await f).close()));
+});
+
 // The same suite against both drivers: the embedded SQLite file and a real Postgres.
 describe.each<HistoryDriver>(['sqlite', 'postgres'])('history store (%s)', (driver) => {
   let factory: StoreFactory;
   beforeAll(async () => {
-    factory = await storeFactory(driver);
+    factory = await factoryOf(driver);
   });
-  afterAll(() => factory?.close());
 
   test('migrations are versioned and applied once, however often the store starts', async () => {
     const store = await factory.open();
     expect(await store.migrate()).toBe(SCHEMA_VERSION);
     expect(await store.migrate()).toBe(SCHEMA_VERSION);
     expect(MIGRATIONS.map((m) => m.version)).toEqual([...MIGRATIONS.keys()].map((i) => i + 1));
+  });
+
+  test('a store opened again over the same database runs no migration again', async () => {
+    const first = await factory.open();
+    await first.putCalls([call(1)]);
+    const before = await factory.inspect(first);
+    expect(before.ledger.map((r) => [r.version, r.name])).toEqual(MIGRATIONS.map((m) => [m.version, m.name]));
+    // A second process starting (and a restart): the same ledger, each version with the time it was
+    // first applied, and the data written before is there.
+    const second = await factory.reopen(first);
+    expect(await second.migrate()).toBe(SCHEMA_VERSION);
+    expect(await factory.inspect(second)).toEqual(before);
+    expect(await second.getCall(call(1).record.id)).toEqual(call(1).record);
   });
 
   test('writes are idempotent by id: a batch written twice leaves one row each, with the last write', async () => {
@@ -133,5 +156,30 @@ describe.each<HistoryDriver>(['sqlite', 'postgres'])('history store (%s)', (driv
     await store.putRuns([run]);
     expect(await store.getRun('run1')).toEqual(run);
     expect(await store.getRun('run2')).toBeUndefined();
+  });
+});
+
+describe('one migration list for both drivers', () => {
+  test('SQLite and Postgres end at the same schema version, with the same tables, columns and indexes', async () => {
+    const [sqlite, postgres] = await Promise.all([factoryOf('sqlite'), factoryOf('postgres')]);
+    const [a, b] = await Promise.all([sqlite.open(), postgres.open()]);
+    expect([await a.migrate(), await b.migrate()]).toEqual([SCHEMA_VERSION, SCHEMA_VERSION]);
+    const [s, p] = await Promise.all([sqlite.inspect(a), postgres.inspect(b)]);
+    const versions = (x: typeof s) => x.ledger.map((r) => [r.version, r.name]);
+    expect(versions(s)).toEqual(versions(p));
+    expect(s.ledger.at(-1)!.version).toBe(SCHEMA_VERSION);
+    expect(s.tables).toEqual(p.tables);
+    expect(Object.keys(s.tables).sort()).toEqual(['calls', 'history_migrations', 'runs', 'tenant_settings']);
+    expect(s.indexes).toEqual(p.indexes);
+    expect(s.indexes).toEqual(['calls_by_tenant', 'calls_by_tenant_args', 'calls_by_tenant_tool', 'runs_by_tenant']);
+  });
+
+  test('only the versions missing from the ledger are pending, in order, each in its dialect', () => {
+    expect(pendingMigrations('sqlite', [1]).map((m) => m.version)).toEqual([2]);
+    expect(pendingMigrations('postgres', [2, 1])).toEqual([]);
+    const [calls] = pendingMigrations('postgres', []);
+    expect(calls!.sql).toMatch(/record JSONB NOT NULL/);
+    expect(calls!.sql).toMatch(/created_at BIGINT NOT NULL/);
+    expect(pendingMigrations('sqlite', [])[0]!.sql).toMatch(/record TEXT NOT NULL/);
   });
 });

@@ -19,6 +19,6 @@ export type { PostgresHistoryOptions } from './postgres.js';
 export { Archiver } from './archiver.js';
 export type { ArchiverOptions, ArchiverHooks, RunArchiveSource } from './archiver.js';
 export { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
-export type { Migration } from './migrations.js';
+export type { Migration, DialectTypes } from './migrations.js';
 export { DEFAULT_RETENTION_DAYS } from './types.js';
 export type { ArchivedCall, ArchivedRun, HistoryStore, HistoryDriver, HistoryCallQuery } from './types.js';

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { CallRecord } from '@toolplane/core';
 import type { HistoryCallQuery } from '@toolplane/queue';
-import { MIGRATIONS } from './migrations.js';
+import { ledgerSql, pendingMigrations } from './migrations.js';
 import { listCallsSql, numbered } from './sql.js';
 import { DEFAULT_RETENTION_DAYS, type ArchivedCall, type ArchivedRun, type HistoryStore } from './types.js';
 
@@ -47,12 +47,10 @@ export class PostgresHistory implements HistoryStore {
     try {
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-      await client.query('CREATE TABLE IF NOT EXISTS history_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+      await client.query(ledgerSql('postgres'));
       const { rows } = await client.query<{ version: number }>('SELECT version FROM history_migrations');
-      const applied = new Set(rows.map((r) => r.version));
-      for (const m of MIGRATIONS) {
-        if (applied.has(m.version)) continue;
-        await client.query(m.postgres);
+      for (const m of pendingMigrations('postgres', rows.map((r) => r.version))) {
+        await client.query(m.sql);
         await client.query('INSERT INTO history_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
       }
       await client.query('COMMIT');

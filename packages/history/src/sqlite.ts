@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { CallRecord } from '@toolplane/core';
 import type { HistoryCallQuery } from '@toolplane/queue';
-import { MIGRATIONS } from './migrations.js';
+import { ledgerSql, pendingMigrations } from './migrations.js';
 import { listCallsSql } from './sql.js';
 import { DEFAULT_RETENTION_DAYS, type ArchivedCall, type ArchivedRun, type HistoryStore } from './types.js';
 
@@ -30,14 +30,13 @@ export class SqliteHistory implements HistoryStore {
 
   migrate(): Promise<number> {
     const db = this.db;
-    db.exec('CREATE TABLE IF NOT EXISTS history_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    db.exec(ledgerSql('sqlite'));
     // IMMEDIATE takes the write lock first: two processes starting together apply each migration once.
     db.exec('BEGIN IMMEDIATE');
     try {
-      const applied = new Set((db.prepare('SELECT version FROM history_migrations').all() as Array<{ version: number }>).map((r) => r.version));
-      for (const m of MIGRATIONS) {
-        if (applied.has(m.version)) continue;
-        db.exec(m.sqlite);
+      const applied = (db.prepare('SELECT version FROM history_migrations').all() as Array<{ version: number }>).map((r) => r.version);
+      for (const m of pendingMigrations('sqlite', applied)) {
+        db.exec(m.sql);
         db.prepare('INSERT INTO history_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
       }
       db.exec('COMMIT');

@@ -11,4 +11,4 @@
 export { startPostgres, postgresBinDir } from './postgres-server.js';
 export type { PostgresServer } from './postgres-server.js';
 export { storeFactory } from './drivers.js';
-export type { StoreFactory } from './drivers.js';
+export type { StoreFactory, SchemaSnapshot } from './drivers.js';
