@@ -55,5 +55,12 @@ describe('a deleted tool releases what it held', () => {
       return r.status === 'succeeded' || r.status === 'failed' ? r : undefined;
     }, 10_000, 50);
     expect(done).toMatchObject({ status: 'succeeded', result: 4, version: 1 });
+
+    // Its last call done, the planner's sweep of deleted tools gives back the queue's bookkeeping and
+    // the version; the name stays listed while its finished call waits for the archiver.
+    await expect.poll(() => redis.exists(calls.queues.queue('kept').keys.meta!), { timeout: 15_000 }).toBe(0);
+    expect(await specsOf('kept')).toEqual([]);
+    expect(await redis.smembers(keys.registryDeleted)).toContain('kept');
+    expect((await api(planner.url, 'GET', `/v1/calls/${pending.id}`)).body).toMatchObject({ status: 'succeeded', result: 4 });
   });
 });

@@ -80,6 +80,6 @@ export function createCalls(redis: RedisConnection, keys: Keys, opts: CallsOptio
     reads,
     actions: new CallActions(redis, keys, queues, reads, quotas, wakeups, { retentionMs, archived }),
     archive: new CallArchive(redis, keys, queues, quotas),
-    lifecycle: new ToolLifecycle(redis, keys, queues),
+    lifecycle: new ToolLifecycle(redis, keys, queues, { archived, retentionMs }),
   };
 }

@@ -37,6 +37,21 @@ end
 return n
 `;
 
+/*
+ * KEYS[1] seq hash, KEYS[2] current hash, KEYS[3] deleted names set
+ * ARGV[1] tool name, ARGV[2] the deletion mark read before (its seq), or '' for the mark itself
+ * With ARGV[2] '': returns the name's seq while it is deleted (listed, not current), else false.
+ * With a mark: forgets the name (SREM) only if it is still deleted under that mark, i.e. not
+ * registered again since; returns 1 if forgotten.
+ */
+const DELETION_MARK = `
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 or redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 0 then return false end
+local seq = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
+if ARGV[2] == '' then return seq end
+if seq ~= ARGV[2] then return false end
+return redis.call('SREM', KEYS[3], ARGV[1])
+`;
+
 /** Versions read back per listing: pruning keeps far fewer. */
 const MAX_LISTED_VERSIONS = 200;
 
@@ -214,9 +229,25 @@ export class ToolRegistry {
     return this.redis.smembers(this.keys.registryDeleted);
   }
 
-  /** A deleted tool's queue holds nothing any more: it is forgotten for good. */
-  async forgetDeleted(name: string): Promise<void> {
-    await this.redis.srem(this.keys.registryDeleted, name);
+  /**
+   * Which deletion of `name` is listed: a mark (the name's version counter, moved by every register)
+   * while the name is deleted and still listed, `undefined` once it is registered again or forgotten.
+   * Read it before checking what the tool still holds, and hand it to {@link forgetDeleted}.
+   */
+  async deletionMark(name: string): Promise<string | undefined> {
+    const mark = (await this.redis.eval(DELETION_MARK, 3, this.keys.registrySeq, this.keys.registryCurrent, this.keys.registryDeleted, name, '')) as string | null;
+    return mark ?? undefined;
+  }
+
+  /**
+   * A deleted tool's queue holds nothing any more: it is forgotten for good, unless the name was
+   * registered since `mark` was read. A tool registered, used and deleted again in between has calls
+   * of its own to archive: its name stays listed (the emptiness seen was the old tool's).
+   * Returns whether the name was forgotten.
+   */
+  async forgetDeleted(name: string, mark: string): Promise<boolean> {
+    const n = (await this.redis.eval(DELETION_MARK, 3, this.keys.registrySeq, this.keys.registryCurrent, this.keys.registryDeleted, name, mark)) as number | null;
+    return n === 1;
   }
 
   private decode(name: string, version: number, raw: string): Tool {

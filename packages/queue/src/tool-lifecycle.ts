@@ -1,12 +1,26 @@
 import type { Tool } from '@toolplane/core';
 import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
+import type { ToolRegistry } from './registry.js';
 import type { ToolQueueCache } from './tool-queue-cache.js';
 
 /** Unfinished calls read to learn which versions of a tool they still need. */
 const QUEUED_VERSIONS_SCAN = 1000;
 /** BullMQ's states of a call that has not finished yet. */
 const UNFINISHED_STATES = ['waiting', 'delayed', 'prioritized', 'active', 'waiting-children'] as const;
+/** Finished calls of a deleted tool dropped per state and pass, so one pass never blocks Redis long. */
+const EXPIRE_BATCH = 1000;
+
+/** How finished calls leave Redis, as {@link createCalls} set up the producer. */
+export type ToolLifecycleOptions = {
+  /** An archiver drops finished calls (after the history store has them); BullMQ's age limits are off. */
+  archived: boolean;
+  /** Without an archiver: how long finished calls stay (BullMQ's `removeOnComplete.age`). */
+  retentionMs: number;
+};
+
+/** What {@link ToolLifecycle.settleDeleted} found: the name forgotten, or what keeps it listed. */
+export type DeletedToolState = 'forgotten' | 'calls-queued' | 'calls-finished' | 'not-deleted';
 
 /**
  * A tool's queue through the tool's life: its settings when registered or replaced, the versions its
@@ -17,6 +31,7 @@ export class ToolLifecycle {
     private readonly redis: RedisConnection,
     private readonly keys: Keys,
     private readonly queues: ToolQueueCache,
+    private readonly opts: ToolLifecycleOptions,
   ) {}
 
   /** Makes the tool's concurrency cap hold across every worker replica (BullMQ global concurrency). */
@@ -54,8 +69,39 @@ export class ToolLifecycle {
     const queue = this.queues.queue(tool);
     const counts = await queue.getJobCounts(...UNFINISHED_STATES);
     if (Object.values(counts).some((n) => n > 0)) return true;
+    if (!this.opts.archived) {
+      // BullMQ drops finished jobs past their age only when a later job of the queue finishes, and
+      // no call of a deleted tool will: its last ones would stay for good. (Before the bookkeeping
+      // goes: a clean writes to the queue's event stream.)
+      for (const state of ['completed', 'failed'] as const) await queue.clean(this.opts.retentionMs, EXPIRE_BATCH, state);
+    }
     const k = queue.keys;
     await this.redis.del(k.meta!, k.events!, k.marker!, k['stalled-check']!, k.pc!, k.id!, this.keys.fairTags(tool));
     return false;
+  }
+
+  /**
+   * Gives back what the deleted tool `tool` still holds ({@link releaseDeletedTool}, its versions no
+   * queued call needs) and, once nothing of it is left in Redis ({@link holdsNothing}), forgets its
+   * name from the deleted list, archived or not. Called when the tool is deleted, then again now and
+   * then (the planner's sweep) until the name is forgotten.
+   *
+   * A name registered again meanwhile is left alone: the mark read first must still hold when the
+   * name is forgotten (a new tool under the name, used and deleted again, keeps it listed), and a
+   * registration that lands while the old queue's bookkeeping is dropped gets its settings back.
+   */
+  async settleDeleted(tool: string, registry: ToolRegistry): Promise<DeletedToolState> {
+    const mark = await registry.deletionMark(tool);
+    if (mark === undefined) return 'not-deleted';
+    const stillQueued = await this.releaseDeletedTool(tool);
+    if (!stillQueued && (await registry.deletionMark(tool)) !== mark) {
+      const current = await registry.get(tool);
+      if (current) await this.applyToolSettings(current);
+      return 'not-deleted';
+    }
+    await registry.prune(tool, stillQueued ? await this.queuedVersions(tool) : new Set(), 0);
+    if (stillQueued) return 'calls-queued';
+    if (!(await this.holdsNothing(tool))) return 'calls-finished';
+    return (await registry.forgetDeleted(tool, mark)) ? 'forgotten' : 'not-deleted';
   }
 }

@@ -34,6 +34,7 @@ import { createPlannerApp, type PlannerEvents } from './app.js';
 import { PlannerConfig, modelEndpoint } from './config.js';
 import { PlannerToolGateway } from './run-tools.js';
 import { toolsToArchive } from './tools-to-archive.js';
+import { DeletedToolSweep } from './deleted-tools.js';
 import { ToolAvailabilityReader } from './tool-availability.js';
 import { ArgumentValidator } from './validation.js';
 import { SandboxFleet } from '@toolplane/sandbox';
@@ -113,7 +114,7 @@ async function main(): Promise<void> {
         store: history,
         redis,
         keys,
-        tools: toolsToArchive(registry, calls.lifecycle),
+        tools: toolsToArchive(registry),
         hotRetentionMs: config.CALL_HOT_RETENTION_MS,
         runs: runStore,
         batchSize: config.HISTORY_BATCH_SIZE,
@@ -129,6 +130,7 @@ async function main(): Promise<void> {
         },
       })
     : undefined;
+  const deletedTools = new DeletedToolSweep({ registry, lifecycle: calls.lifecycle, logger: logger.child({ component: 'deleted-tools' }) });
   const validator = new ArgumentValidator();
   // A replaced or deleted tool's compiled schema is dropped on every replica (this one hears its own changes too).
   events.on('toolsChanged', (tool) => validator.forget(tool));
@@ -251,6 +253,7 @@ async function main(): Promise<void> {
   }
   logger.info({ port }, 'planner listening');
   archiver?.start();
+  deletedTools.start();
   // Runs left in progress by a planner that stopped (this one before a restart, or another replica) go on here.
   await runManager?.start().catch((err: unknown) => logger.warn({ err }, 'resuming runs failed'));
 
@@ -270,6 +273,7 @@ async function main(): Promise<void> {
     await scheduleRunner.close().catch(() => {});
     await Promise.all([schedules.close(), webhooks.deliveries.close(), closeRedis(scheduleConnection)]).catch(() => {});
     await archiver?.stop();
+    await deletedTools.stop();
     await history.close().catch(() => {});
     await Promise.all([closeRedis(redis), closeRedis(subscriber), codeChecker.close()]);
     await tracing?.shutdown();

@@ -111,10 +111,9 @@ export function toolsRouter(deps: PlannerDeps): Router {
     const tool = await deps.registry.get(name);
     if (!tool || !canSee(principalOf(res), tool.tenant) || !(await deps.registry.delete(name))) throw toolNotFound(name);
     deps.validator.forget(name);
-    // What the tool held goes now, except what its unfinished calls still need to run.
-    const stillQueued = await deps.calls.lifecycle.releaseDeletedTool(name);
-    await deps.registry.prune(name, stillQueued ? await deps.calls.lifecycle.queuedVersions(name) : new Set(), 0);
-    if (!stillQueued && (await deps.calls.lifecycle.holdsNothing(name))) await deps.registry.forgetDeleted(name);
+    // What the tool held goes now, except what its calls still need (to run, to be archived or read
+    // until their retention); the planner's sweep of deleted tools gives back the rest later.
+    await deps.calls.lifecycle.settleDeleted(name, deps.registry);
     res.status(204).end();
   });
 
