@@ -9,11 +9,37 @@ import { DASHBOARDS_DIR, PROMETHEUS_DIR, panelQueries } from '../support/dashboa
 import { promtool } from '../support/prometheus.js';
 import { ROOT } from '../support/services.js';
 
+type ScrapeJob = { job_name: string; authorization?: { type?: string; credentials_file?: string }; [key: string]: unknown };
+
+/**
+ * prometheus.yml as shipped, with each `credentials_file` pointed at a token file of `dir` (compose
+ * mounts the real one at /run/secrets/…; promtool refuses a config whose file is missing) and the
+ * rule files at their place in the repo. Returns the path of the copy.
+ */
+function withTokenFile(dir: string, token: string | undefined): string {
+  const config = parse(readFileSync(join(PROMETHEUS_DIR, 'prometheus.yml'), 'utf8')) as { rule_files: string[]; scrape_configs: ScrapeJob[] };
+  const tokenFile = join(dir, 'toolplane-metrics-token');
+  if (token !== undefined) writeFileSync(tokenFile, token);
+  for (const job of config.scrape_configs) if (job.authorization?.credentials_file) job.authorization.credentials_file = tokenFile;
+  config.rule_files = config.rule_files.map((f) => join(PROMETHEUS_DIR, f));
+  writeFileSync(join(dir, 'prometheus.yml'), stringify(config));
+  return join(dir, 'prometheus.yml');
+}
+
 describe('infra/prometheus', () => {
-  test('promtool check config passes on prometheus.yml, with its rule file', async () => {
-    const res = await promtool(['check', 'config', join(PROMETHEUS_DIR, 'prometheus.yml')]);
-    expect(res, res.output).toMatchObject({ code: 0 });
-    expect(res.output).toMatch(/SUCCESS: 1 rule files found/);
+  test('promtool check config passes on prometheus.yml, with its rule file and the metrics token file present', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'toolplane-promtool-'));
+    try {
+      const res = await promtool(['check', 'config', withTokenFile(dir, 'c'.repeat(32))]);
+      expect(res, res.output).toMatchObject({ code: 0 });
+      expect(res.output).toMatch(/SUCCESS: 1 rule files found/);
+      // The token file is part of the config: without it promtool fails, naming it.
+      const missing = await promtool(['check', 'config', withTokenFile(mkdtempSync(join(dir, 'none-')), undefined)]);
+      expect(missing.code, missing.output).not.toBe(0);
+      expect(missing.output).toMatch(/toolplane-metrics-token/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('promtool check rules passes on alerts.yml, and it covers what an operator must hear about', async () => {
@@ -86,6 +112,7 @@ describe('infra/grafana', () => {
 });
 
 type ComposeService = {
+  secrets?: Array<string | { source: string; target?: string }>;
   image?: string;
   build?: { context: string; dockerfile?: string };
   command?: string[];
@@ -113,6 +140,7 @@ describe('docker-compose.yml', () => {
     services: Record<string, ComposeService>;
     networks: Record<string, { internal?: boolean }>;
     volumes: Record<string, unknown>;
+    secrets: Record<string, { environment?: string; file?: string }>;
   };
   const services = compose.services;
 
@@ -198,9 +226,28 @@ describe('docker-compose.yml', () => {
     expect(services.worker!.env_file ?? []).toEqual([]);
     expect(readFileSync(join(ROOT, '.gitignore'), 'utf8').split('\n')).toContain('.env');
     const example = parseEnvFile(readFileSync(join(ROOT, '.env.example'), 'utf8'));
-    expect(example).toEqual({ TOOLPLANE_ADMIN_KEY: '' });
+    expect(example).toEqual({ TOOLPLANE_ADMIN_KEY: '', TOOLPLANE_METRICS_TOKEN: '' });
     // Copied as it is, the example stops the planner at start, naming the variable.
     expect(() => loadConfig({ ...services.planner!.environment, ...example })).toThrow(/TOOLPLANE_ADMIN_KEY: is required/);
+  });
+
+  test('prometheus scrapes the compose services with the metrics token they require, all from one variable of .env', () => {
+    const variable = 'TOOLPLANE_METRICS_TOKEN';
+    // Planner and workers require it (compose stops with a message when .env lacks it)…
+    for (const name of ['planner', 'worker']) {
+      expect(services[name]!.environment![variable], name).toMatch(new RegExp(`^\\$\\{${variable}:\\?.+\\}$`));
+    }
+    // …and Prometheus, alone, gets the same value as a secret file…
+    const grants = Object.entries(services).filter(([, svc]) => (svc.secrets ?? []).length > 0);
+    expect(grants.map(([name]) => name)).toEqual(['prometheus']);
+    const [grant] = services.prometheus!.secrets!;
+    const secret = typeof grant === 'string' ? grant : grant!.source;
+    expect(compose.secrets[secret]).toEqual({ environment: variable });
+    const target = typeof grant === 'string' || grant!.target === undefined ? `/run/secrets/${secret}` : grant!.target;
+    // …which the compose scrape job sends as its bearer token.
+    const config = parse(readFileSync(join(ROOT, mountOf(services.prometheus!, '/etc/prometheus'), 'prometheus.yml'), 'utf8')) as { scrape_configs: ScrapeJob[] };
+    const job = config.scrape_configs.find((j) => j.job_name === 'toolplane-compose')!;
+    expect(job.authorization).toEqual({ type: 'Bearer', credentials_file: target });
   });
 
   test('planner and worker have healthchecks on /healthz of their own port', () => {
