@@ -282,10 +282,12 @@ export class Sandbox {
     const timeout = Math.min(this.syncBudgetMs, remaining(deadline));
     const token = this.begin(slot, pool, opts, deadline);
     // CPU time of this thread, where the synchronous attempt runs: tells the tool's own work
-    // apart from time the process spent descheduled (the budget itself is wall time).
-    const cpuBefore = process.threadCpuUsage();
+    // apart from time the process spent descheduled (the budget itself is wall time). Read once the
+    // entry is ready: compiling its factory into a fresh isolate is not the tool's doing.
+    let cpuBefore: NodeJS.CpuUsage | undefined;
     try {
       const entry = this.entry(slot, pool, tool);
+      cpuBefore = process.threadCpuUsage();
       try {
         if (entry.evaluate) evaluating(() => entry.evaluate!.evaluateSync({ timeout }));
         const args = [entry.ref().derefInto(), entry.kind, argsJson, tool.maxResultBytes, this.maxLogLines, secretsJson, token, callJson];
@@ -294,7 +296,7 @@ export class Sandbox {
         entry.release();
       }
     } catch (err: unknown) {
-      if (!(budgetOnly && isTimeout(err))) throw err;
+      if (!(budgetOnly && cpuBefore && isTimeout(err))) throw err;
       const cpu = process.threadCpuUsage(cpuBefore);
       const holdMs = pool.fastPath.overran((cpu.user + cpu.system) / 1000);
       if (holdMs !== undefined) this.log.debug({ tool: tool.key, holdMs }, 'tool overran the sync budget, running it on threads');
