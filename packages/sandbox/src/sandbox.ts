@@ -220,10 +220,11 @@ export class Sandbox {
     // A new version's first call waits for its conversion (a few ms, alongside its isolate's start),
     // so that every call of a version runs the same way.
     if (!pool.converted) await this.convert(pool, tool.code);
-    // No idle isolate: the call waits for one, or for a new one to start, before its time starts.
-    const waits = !this.pools.hasIdle(pool);
+    // No isolate free within this turn: the call waits for one, or for a new one to start, before its time starts.
+    const soon = await this.pools.takeSoon(pool);
+    const waits = soon === undefined;
     if (waits) opts.onWait?.();
-    const slot = await this.pools.acquire(pool);
+    const slot = soon ?? (await this.pools.acquire(pool));
     // Waiting for a free isolate is queueing, not running: the deadline starts now.
     const started = performance.now();
     if (waits) opts.onStart?.();

@@ -1,0 +1,35 @@
+import { afterAll, expect, test } from 'vitest';
+import { Sandbox, type ToolSource } from './index.js';
+
+/**
+ * How many isolates a tool gets: each runs one call at a time, so a call that waits on I/O holds
+ * one, but fast calls arriving together take turns on the isolate they free within the same turn
+ * of the event loop instead of each starting one of their own.
+ */
+const sandbox = new Sandbox({ maxIsolatesPerTool: 8 });
+afterAll(() => sandbox.close());
+
+const tool = (key: string, code: string): ToolSource => ({ key, code, timeoutMs: 2_000, memoryMb: 32, maxResultBytes: 64 * 1024 });
+
+test('a batch of fast calls arriving together runs on one warm isolate', async () => {
+  const fast = tool('fast@1', 'export default async function (args) { return args.a + args.b }');
+  await sandbox.run(fast, { a: 0, b: 0 });
+  const starts: string[] = [];
+  const results = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => sandbox.run(fast, { a: 1, b: i }, { onWait: () => starts.push(`wait ${i}`) })),
+  );
+  expect(results.map((r) => r.value)).toEqual(Array.from({ length: 50 }, (_, i) => 1 + i));
+  expect(sandbox.stats()['fast@1']).toBe(1);
+  // Taking turns within the turn is not waiting: the host tells its parent nothing about it.
+  expect(starts).toEqual([]);
+});
+
+test('calls that wait on I/O still get an isolate each, up to the limit', async () => {
+  const slow = tool('slow@1', 'export default async function () { await new Promise((r) => setTimeout(r, 50)); return 1 }');
+  const waited: number[] = [];
+  const results = await Promise.all(Array.from({ length: 12 }, (_, i) => sandbox.run(slow, {}, { onWait: () => waited.push(i) })));
+  expect(results.every((r) => r.value === 1)).toBe(true);
+  expect(sandbox.stats()['slow@1']).toBe(8);
+  // The first call started the pool; the others that found no isolate free said they waited.
+  expect(waited.length).toBeGreaterThanOrEqual(4);
+});
