@@ -90,6 +90,8 @@ export async function startPlanner({ redisUrl, prefix }) {
     PORT: String(port),
     HOST: '127.0.0.1',
     TOOLPLANE_AUTH: 'off',
+    // The hand-built stack it is compared with has no per-key limit; the default 1,000/s would cap the sync figure.
+    API_RATE_LIMIT_PER_S: '0',
   });
   const url = `http://127.0.0.1:${port}`;
   await waitHealthy(p, url, 'planner');
