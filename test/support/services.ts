@@ -22,6 +22,16 @@ export function uniquePrefix(): string {
   return `t${randomBytes(5).toString('hex')}`;
 }
 
+/**
+ * Every service process a test file started and has not seen exit: killed when the file's process
+ * exits, so a test that failed before its teardown (or a start that never got healthy) leaves no
+ * planner or worker behind spinning on a Redis that is gone. (Sandbox hosts exit with their worker.)
+ */
+const started = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const proc of started) proc.kill('SIGKILL');
+});
+
 async function waitHealthy(url: string, proc: ChildProcess, output: () => string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -44,6 +54,8 @@ async function startService(service: 'planner' | 'worker', env: Record<string, s
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env, [portVar]: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  started.add(proc);
+  proc.once('exit', () => started.delete(proc));
   proc.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
   proc.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
   const url = `http://127.0.0.1:${port}`;
@@ -59,7 +71,12 @@ async function startService(service: 'planner' | 'worker', env: Record<string, s
         proc.kill(signal);
       }),
   };
-  await waitHealthy(url, proc, svc.output);
+  try {
+    await waitHealthy(url, proc, svc.output);
+  } catch (err: unknown) {
+    proc.kill('SIGKILL');
+    throw err;
+  }
   return svc;
 }
 

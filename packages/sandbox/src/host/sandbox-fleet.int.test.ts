@@ -85,7 +85,8 @@ describe('SandboxFleet', () => {
       ...[1, 2, 3].map((x) => outcome(fleet.run(add, { x, y: 0 }))),
     ]);
     expect(results.slice(1)).toEqual([1, 2, 3]);
-    expect(['TIMEOUT', 'POISONED']).toContain(results[0]);
+    // Its microtask recursion allocates too: on a loaded machine the isolate's heap limit may end it first.
+    expect(['TIMEOUT', 'POISONED', 'OUT_OF_MEMORY']).toContain(results[0]);
   });
 
   test('registration checks run in a host, bounded', async () => {
