@@ -253,7 +253,9 @@ export class CallScheduler extends EventEmitter {
         const tokens = Array.from({ length: Math.min(round, want - asked, left) }, () => randomUUID());
         // Busy before anything is taken (sent first): a worker that dies holding a call must leave
         // its tool in the set the stalled checks read, or the call stays active for good.
-        const claim = asked === 0 ? this.redis.multi().zadd(this.keys.claimedTools, now + CLAIM_MS, tool).zadd(this.keys.busyTools, now, tool).exec() : undefined;
+        // Plain commands, not MULTI: the connection auto-pipelines them into the turn's one write, and
+        // each MULTI built an ioredis Pipeline that copies every script BullMQ defined on the connection.
+        const claim = asked === 0 ? Promise.all([this.redis.zadd(this.keys.claimedTools, now + CLAIM_MS, tool), this.redis.zadd(this.keys.busyTools, now, tool)]) : undefined;
         const count = asked === 0 ? this.waitingCount(tool) : undefined;
         const [jobs, , waiting] = await Promise.all([Promise.all(tokens.map((token) => lane.getNextJob(token, { block: false }))), claim, count]);
         if (waiting !== undefined) left = waiting;
@@ -334,13 +336,14 @@ export class CallScheduler extends EventEmitter {
 
   private async putBack(tool: string, lane: ToolLane, mayHaveMore: boolean): Promise<void> {
     const now = Date.now();
-    const multi = this.redis.multi().zrem(this.keys.claimedTools, tool);
     const at = lane.nextWakeAt();
+    // Sent back to back in the turn's one write (see the claim in `visit`), executed in this order.
+    const writes: Array<Promise<unknown>> = [this.redis.zrem(this.keys.claimedTools, tool)];
     // A wait BullMQ reported that is over already (it ended while we were on our way) means now.
-    if (mayHaveMore || (at > 0 && at <= now)) multi.zadd(this.keys.readyTools, 'LT', now, tool);
-    else if (at > now) multi.zadd(this.keys.toolTimers, 'LT', at, tool);
-    if (lane.calls.size > 0) multi.zadd(this.keys.busyTools, now, tool);
-    await multi.exec();
+    if (mayHaveMore || (at > 0 && at <= now)) writes.push(this.redis.zadd(this.keys.readyTools, 'LT', now, tool));
+    else if (at > now) writes.push(this.redis.zadd(this.keys.toolTimers, 'LT', at, tool));
+    if (lane.calls.size > 0) writes.push(this.redis.zadd(this.keys.busyTools, now, tool));
+    await Promise.all(writes);
     // A timer due soon is promoted by this process right then, not at the next tick.
     if (!mayHaveMore && at > now && at - now < PROMOTE_EVERY_MS) setTimeout(() => void this.promote(), at - now).unref();
   }
