@@ -146,6 +146,8 @@ describe('planner and workers on a 3-master Redis Cluster', () => {
     const ids = await post(planner.url, 'slow-scale', 320, (n) => ({ n }));
     await eventually(async () => (sumMetric(await Promise.all(workers.map(metrics)), 'toolplane_tool_calls_total', success) > 0 ? true : undefined), 10_000, 20);
     const added = await startWorker(env);
+    // What was left when it joined is what it can share in (it starts slower on a loaded machine).
+    const doneAtJoin = sumMetric(await Promise.all(workers.map(metrics)), 'toolplane_tool_calls_total', success);
     workers.push(added);
     const joined = Date.now();
     await eventually(async () => (sumMetric([await metrics(added)], 'toolplane_tool_calls_total', success) > 0 ? true : undefined), 5_000, 50);
@@ -153,10 +155,11 @@ describe('planner and workers on a 3-master Redis Cluster', () => {
     const calls = await waitForCalls(planner.url, ids, 30_000);
     expect(calls.filter((c) => c.status !== 'succeeded')).toEqual([]);
     const perWorker = await Promise.all(workers.map(async (w) => sumMetric([await metrics(w)], 'toolplane_tool_calls_total', success)));
-    const share = perWorker.at(-1)! / ids.length;
-    console.log(`scale-out: new worker's first call after ${firstAfterMs} ms; calls per worker ${perWorker.join(', ')}`);
+    const share = perWorker.at(-1)! / (ids.length - doneAtJoin);
+    console.log(`scale-out: new worker's first call after ${firstAfterMs} ms; calls per worker ${perWorker.join(', ')} (${doneAtJoin} done at its join)`);
     expect(firstAfterMs).toBeLessThan(2_000);
-    // It joined with most of the backlog still queued; a third of what was left is its fair share.
+    // A third of what was left is its fair share (~0.35 measured alone; under the full suite the
+    // machine's two cores are shared by three masters, a planner, three workers and other tests).
     expect(share).toBeGreaterThan(0.1);
   });
 });
