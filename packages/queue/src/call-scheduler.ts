@@ -17,6 +17,12 @@ import { ToolWakeups } from './tool-wakeups.js';
 import { toBullProcessor, type CallProcessor } from './tool-worker.js';
 
 export type CallSchedulerOptions = {
+  /**
+   * The connection BullMQ's lanes use (default: the scheduler's own). A visit counts the tool's
+   * waiting calls on it too: the count is sent just before the takes, on the same connection, so it
+   * sees what they will take.
+   */
+  bull?: RedisConnection;
   /** Calls this process runs at once, across all tools. */
   concurrency: number;
   /** How long a lock on a running call lasts; renewed at a quarter of it while the call runs. */
@@ -130,7 +136,7 @@ export class CallScheduler extends EventEmitter {
     this.wakeups = new ToolWakeups(redis, keys);
     this.maxPerVisit = Math.max(1, Math.ceil(opts.concurrency / 2));
     this.processor = toBullProcessor(processor, opts.quotas);
-    this.bull = new BullConnection(redis, { shared: true, blocking: false });
+    this.bull = new BullConnection(opts.bull ?? redis, { shared: true, blocking: false });
     // BullMQ re-emits the client's errors here; unheard, one would end the process. The connection
     // reconnects by itself, and the app logs the client's errors already.
     this.bull.on('error', () => {});
@@ -284,7 +290,8 @@ export class CallScheduler extends EventEmitter {
   /** Calls of a tool BullMQ could hand out now (waiting and prioritized; delayed ones come through timers): the repair sweep's test. */
   private async waitingCount(tool: string): Promise<number> {
     const k = this.queueKeys.getKeys(this.keys.queueName(tool));
-    const [waiting, prioritized] = await Promise.all([this.redis.llen(k.wait!), this.redis.zcard(k.prioritized!)]);
+    const conn = this.opts.bull ?? this.redis;
+    const [waiting, prioritized] = await Promise.all([conn.llen(k.wait!), conn.zcard(k.prioritized!)]);
     return waiting + prioritized;
   }
 
