@@ -2,6 +2,9 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Principal, Scope } from '@toolplane/core';
 import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
+import { LuaScript } from './lua-script.js';
+
+const COUNT_REQUEST = LuaScript.fromFile('count-request-1');
 
 /** An API key as stored and listed: never the key itself, only a hash of its secret part. */
 export type ApiKeyRecord = { id: string; name: string; tenant: string; scopes: Scope[]; createdAt: string };
@@ -78,6 +81,16 @@ export class ApiKeyStore {
         return record;
       })
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /**
+   * Counts a request of key `keyId` in the current second, across planner replicas; returns the count
+   * so far. One script (it was a MULTI of INCR and PEXPIRE: four commands, and an ioredis pipeline
+   * that copies every script BullMQ defined on the connection, on every API request).
+   */
+  async countRequest(keyId: string, nowMs = Date.now()): Promise<number> {
+    const key = this.keys.requestWindow(keyId, Math.floor(nowMs / 1000));
+    return Number(await COUNT_REQUEST.run(this.redis, [key], [2_000]));
   }
 
   async revoke(id: string): Promise<boolean> {

@@ -70,9 +70,7 @@ export function requireScope(scope: Scope): RequestHandler {
 export function rateLimitPerKey(deps: PlannerDeps, perSecond: number): RequestHandler {
   return async (_req, res, next) => {
     if (perSecond <= 0) return next();
-    const second = Math.floor(Date.now() / 1000);
-    const key = deps.keys.requestWindow(principalOf(res).keyId, second);
-    const [[, count]] = (await deps.redis.multi().incr(key).pexpire(key, 2_000).exec()) as [[unknown, number]];
+    const count = await deps.apiKeys.countRequest(principalOf(res).keyId);
     if (count > perSecond) {
       res.set('retry-after', '1');
       return next(new RequestError('RATE_LIMITED', `more than ${perSecond} requests per second with this API key`));

@@ -1,0 +1,25 @@
+import { afterAll, beforeAll, expect, inject, test } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { closeRedis, createRedisConnection, type RedisConnection } from './connection.js';
+import { createKeys } from './keys.js';
+import { ApiKeyStore } from './api-keys.js';
+
+// The run's shared redis-server (test/support/global-setup.ts); keys are isolated by prefix.
+let redis: RedisConnection;
+beforeAll(() => {
+  redis = createRedisConnection(inject('redisUrl'), 'worker');
+});
+afterAll(() => closeRedis(redis));
+
+test("a key's requests are counted per second, each second's counter expiring by itself", async () => {
+  const keys = createKeys(`t${randomUUID().slice(0, 8)}`);
+  const store = new ApiKeyStore(redis, keys);
+  const second = 1_800_000_000_000;
+  expect(await Promise.all([1, 2, 3].map(() => store.countRequest('k1', second + 10)))).toEqual([1, 2, 3]);
+  expect(await store.countRequest('k1', second + 999)).toBe(4);
+  expect(await store.countRequest('k1', second + 1_000)).toBe(1);
+  expect(await store.countRequest('k2', second + 10)).toBe(1);
+  const ttl = await redis.pttl(keys.requestWindow('k1', second / 1000));
+  expect(ttl).toBeGreaterThan(0);
+  expect(ttl).toBeLessThanOrEqual(2_000);
+});
