@@ -33,3 +33,30 @@ test('calls that wait on I/O still get an isolate each, up to the limit', async 
   // The first call started the pool; the others that found no isolate free said they waited.
   expect(waited.length).toBeGreaterThanOrEqual(4);
 });
+
+test('calls queued for one isolate take turns with the event loop instead of holding it', async () => {
+  const one = new Sandbox({ maxIsolatesPerTool: 1 });
+  try {
+    // ~3 ms of synchronous work: under the sync budget, so each call runs to its end in one go.
+    const busy = tool('busy@1', 'export default async function () { const end = Date.now() + 3; while (Date.now() < end); return 1 }');
+    await one.run(busy, {});
+    let longest = 0;
+    let last = performance.now();
+    const probe = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 1);
+    const started = performance.now();
+    const results = await Promise.all(Array.from({ length: 100 }, () => one.run(busy, {})));
+    const took = performance.now() - started;
+    clearInterval(probe);
+    longest = Math.max(longest, performance.now() - last);
+    expect(results.every((r) => r.value === 1)).toBe(true);
+    // 100 calls back to back hold ~300 ms; the loop gets a turn about every 10 ms of them.
+    expect(took).toBeGreaterThan(250);
+    expect(longest).toBeLessThan(100);
+  } finally {
+    await one.close();
+  }
+});

@@ -10,6 +10,14 @@ import { loadRuntime } from './runtime-source.js';
 /** Why an isolate was thrown away; bounded, so it can label a metric. */
 export type DisposalReason = 'timeout' | 'oom' | 'cancelled' | 'error' | 'idle' | 'evicted' | 'shutdown';
 
+/**
+ * How long one turn of the event loop may spend handing freed isolates to waiting calls. Each
+ * hand-over runs the next call at once, and a synchronous call may take up to the sync budget, so
+ * without a bound a queue of them would hold the host's loop for the budget times the queue's length
+ * (at 300 calls in flight, past the 1 s at which the parent kills a stalled host).
+ */
+const HAND_OVER_MS_PER_TURN = 10;
+
 /** The runner's entry points in an isolate (see `isolate/runner.ts`). */
 type Runner = {
   start: ivm.Reference<(...args: unknown[]) => void>;
@@ -107,6 +115,8 @@ export class IsolatePools {
   private reservedMb = 0;
   private readonly budgetWaiters: Array<() => void> = [];
   private closed = false;
+  /** When this turn's first hand-over ran; undefined once the loop has turned since. */
+  private handOverTurnStart: number | undefined;
 
   constructor(private readonly opts: IsolatePoolsOptions) {
     this.sweeper = setInterval(() => this.sweep(), Math.min(opts.idleTtlMs, 30_000));
@@ -225,10 +235,25 @@ export class IsolatePools {
       return;
     }
     const waiter = pool.waiters.shift();
-    if (waiter) return waiter(slot);
+    if (waiter) return this.handOver(waiter, slot);
     pool.idle.push(slot);
     // A call waiting for budget can now evict this idle isolate.
     this.budgetWaiters.shift()?.();
+  }
+
+  /** Gives `slot` to `waiter` now, or on the loop's next turn once this turn has spent its hand-over time. */
+  private handOver(waiter: (slot: Slot | undefined) => void, slot: Slot): void {
+    const now = performance.now();
+    if (this.handOverTurnStart === undefined) {
+      this.handOverTurnStart = now;
+      setImmediate(() => (this.handOverTurnStart = undefined));
+    }
+    if (now - this.handOverTurnStart < HAND_OVER_MS_PER_TURN) return waiter(slot);
+    setImmediate(() => {
+      if (!this.closed) return this.handOver(waiter, slot);
+      this.dispose(slot, 'shutdown');
+      waiter(undefined);
+    });
   }
 
   /** Disposes every isolate. */
