@@ -6,7 +6,7 @@ import { ToolExecError, ToolSpec, silentLogger, type Tool } from '@toolplane/cor
 import { ToolBreakers } from './breaker.js';
 import { CallWaiter, announceCallDone } from './call-waiter.js';
 import { createCalls } from './calls.js';
-import { checkNoEviction, closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
+import { checkNoEviction, closeRedis, coalesceWrites, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
 import { CallGate } from './gate.js';
 import { createKeys } from './keys.js';
 import { readQueueDepths } from './queue-depth.js';
@@ -28,6 +28,9 @@ beforeAll(async () => {
   client = createRedisConnection(cluster.url, 'client');
   worker = createRedisConnection(cluster.url, 'worker');
   subscriber = createRedisConnection(cluster.url, 'subscriber');
+  // As the services have them: each turn's commands leave each node's socket in one write.
+  coalesceWrites(client);
+  coalesceWrites(worker);
   await Promise.all([client, worker, subscriber].map((c) => waitForRedis(c)));
 });
 afterAll(async () => {

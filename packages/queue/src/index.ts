@@ -12,7 +12,7 @@
  * const record = await calls.reads.get(id);
  * ```
  */
-export { createRedisConnection, waitForRedis, closeRedis, isRedisUnavailable, checkNoEviction } from './connection.js';
+export { createRedisConnection, coalesceWrites, waitForRedis, closeRedis, isRedisUnavailable, checkNoEviction } from './connection.js';
 export type { RedisConnection, ConnectionRole } from './connection.js';
 export { createKeys } from './keys.js';
 export type { Keys } from './keys.js';

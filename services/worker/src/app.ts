@@ -19,6 +19,7 @@ import {
   waitForRedis,
   closeRedis,
   createKeys,
+  coalesceWrites,
   createRedisConnection,
   CallScheduler,
   ToolBreakers,
@@ -55,16 +56,17 @@ export type WorkerApp = {
 /** Wires Redis, the registry, the sandbox and one BullMQ worker per tool queue. Touches no `process`. */
 export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp {
   const keys = createKeys(config.TOOLPLANE_PREFIX);
-  // Auto-pipelining writes the commands of one event-loop turn in one socket write: the calls a
-  // worker runs at once issue many small commands, and one write each was its largest CPU item
-  // (measured: 1.6x the throughput and half Redis's CPU per call in the bench). Not on the
+  // The commands of one event-loop turn leave in one socket write: the calls a worker runs at once
+  // issue many small commands, and one write each was its largest CPU item (measured with ioredis's
+  // auto-pipelining: 1.6x the throughput and half Redis's CPU per call in the bench). Not on the
   // scheduler's blocking connection, where a BZPOPMIN would hold the commands queued behind it.
-  const redis = createRedisConnection(config.REDIS_URL, 'worker', undefined, { enableAutoPipelining: true });
+  const redis = createRedisConnection(config.REDIS_URL, 'worker');
+  coalesceWrites(redis);
   const subscriber = createRedisConnection(config.REDIS_URL, 'subscriber');
   // BullMQ on a connection of its own: it defines ~45 scripts on the connection it is given, and every
-  // ioredis Pipeline (each auto-pipelined batch, each MULTI) copies all of them, so on the command
-  // connection they cost every turn's batch (measured: worker process ~125 → ~105 µs per call).
-  const bull = createRedisConnection(config.REDIS_URL, 'worker', undefined, { enableAutoPipelining: true });
+  // ioredis Pipeline (each MULTI; each auto-pipelined batch, before `coalesceWrites`) copies all of them.
+  const bull = createRedisConnection(config.REDIS_URL, 'worker');
+  coalesceWrites(bull);
   const registry = new ToolRegistry(redis, keys, { maxResultBytes: config.MAX_RESULT_BYTES });
   const quotas = new TenantQuotas(redis, keys, { maxResultBytes: config.TENANT_MAX_RESULT_BYTES });
   const promRegistry = createRegistry();
