@@ -52,6 +52,9 @@ if seq ~= ARGV[2] then return false end
 return redis.call('SREM', KEYS[3], ARGV[1])
 `;
 
+/** How long a followed tool's current version is trusted without a change heard: a safety net for a lost message. */
+const CURRENT_TRUST_MS = 10_000;
+
 /** Versions read back per listing: pruning keeps far fewer. */
 const MAX_LISTED_VERSIONS = 200;
 
@@ -77,6 +80,11 @@ export type ToolRegistryOptions = {
  */
 export class ToolRegistry {
   private readonly specCache = new Map<string, Tool>();
+  /** Current versions read (`null`: no such tool) while {@link followChanges} keeps them true. */
+  private readonly current = new Map<string, { version: number | null; readAt: number }>();
+  private following = false;
+  /** Moves on every change heard or made: a read that started before one must not be kept. */
+  private changes = 0;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -99,6 +107,7 @@ export class ToolRegistry {
       JSON.stringify(stored),
       this.keys.registryChanged,
     )) as [number, number];
+    this.forget(name);
     const tool = this.withCeilings({ ...spec, createdAt: stored.createdAt, tenant, name, version, codeHash, ...meta });
     this.specCache.set(`${name}@${version}`, tool);
     return { tool, created: existed === 0 };
@@ -106,9 +115,50 @@ export class ToolRegistry {
 
   /** The current version of a tool, or `undefined`. */
   async get(name: string): Promise<Tool | undefined> {
-    const version = await this.redis.hget(this.keys.registryCurrent, name);
-    if (version === null) return undefined;
-    return this.getVersion(name, Number(version));
+    const version = await this.currentVersion(name);
+    return version === null ? undefined : this.getVersion(name, version);
+  }
+
+  /**
+   * Keeps the current version of each tool read in memory, saving {@link get} its round trip (every
+   * call submitted asks): a version is forgotten when `subscriber` hears its tool change on any
+   * replica (registering publishes in the script that writes, deleting right after), when this
+   * registry changes it, after {@link CURRENT_TRUST_MS} in any case, and all of them while the
+   * subscriber is disconnected (messages sent meanwhile are lost). Another replica's change is seen
+   * within the message's delivery, as a request that read the version just before it would have.
+   */
+  async followChanges(subscriber: RedisConnection): Promise<void> {
+    const forgetAll = () => {
+      this.following = false;
+      this.changes++;
+      this.current.clear();
+    };
+    const follow = async () => {
+      // Subscribing again is harmless, and its reply says the subscription is in place.
+      await subscriber.subscribe(this.keys.registryChanged);
+      this.changes++;
+      this.current.clear();
+      this.following = true;
+    };
+    subscriber.on('close', forgetAll);
+    subscriber.on('ready', () => void follow().catch(forgetAll));
+    await watchToolChanges(subscriber, this.keys, (name) => this.forget(name));
+    await follow();
+  }
+
+  private async currentVersion(name: string): Promise<number | null> {
+    const known = this.following ? this.current.get(name) : undefined;
+    if (known && Date.now() - known.readAt < CURRENT_TRUST_MS) return known.version;
+    const changes = this.changes;
+    const raw = await this.redis.hget(this.keys.registryCurrent, name);
+    const version = raw === null ? null : Number(raw);
+    if (this.following && changes === this.changes) this.current.set(name, { version, readAt: Date.now() });
+    return version;
+  }
+
+  private forget(name: string): void {
+    this.changes++;
+    this.current.delete(name);
   }
 
   /** One exact version of a tool; versions never change, so they are cached. */
@@ -216,6 +266,7 @@ export class ToolRegistry {
    */
   async delete(name: string): Promise<boolean> {
     const removed = await this.redis.hdel(this.keys.registryCurrent, name);
+    this.forget(name);
     if (removed) {
       // Listed for the archiver until its queue holds nothing more ({@link forgetDeleted}).
       await this.redis.sadd(this.keys.registryDeleted, name);

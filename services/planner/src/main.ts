@@ -13,6 +13,7 @@ import {
   closeRedis,
   createCalls,
   createKeys,
+  coalesceWrites,
   createRedisConnection,
   readQueueDepths,
   waitForRedis,
@@ -49,6 +50,8 @@ async function main(): Promise<void> {
   const logger = createLogger({ name: 'planner', level: config.LOG_LEVEL, ...(tracing ? { mixin: traceLogFields } : {}) });
   const keys = createKeys(config.TOOLPLANE_PREFIX);
   const redis = createRedisConnection(config.REDIS_URL, 'client');
+  // A request's commands issued together (a call's admission and fair-share tag; its index and job) leave in one write.
+  coalesceWrites(redis);
   const subscriber = createRedisConnection(config.REDIS_URL, 'subscriber');
   for (const conn of [redis, subscriber]) {
     conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
@@ -89,6 +92,8 @@ async function main(): Promise<void> {
   void watchToolChanges(subscriber, keys, (tool) => events.emit('toolsChanged', tool)).catch((err: unknown) =>
     logger.warn({ err }, 'subscribe failed'),
   );
+  // Every submitted call looks its tool up: the current versions stay in memory while changes are heard.
+  void registry.followChanges(subscriber).catch((err: unknown) => logger.warn({ err }, 'subscribe failed'));
   const promRegistry = createRegistry();
   const httpMetrics = createHttpMetrics(promRegistry);
   createQueueGauges(promRegistry, {
