@@ -31,6 +31,28 @@ describe('one real tool call end to end', () => {
     expect(res.body.timings.runMs).toBeGreaterThanOrEqual(0);
   });
 
+  test('a wait:true answer is the call as a read gives it: succeeded with logs, failed, failed after a retry', async () => {
+    const moody = {
+      description: 'succeeds, throws, or fails until retried out',
+      parameters: { type: 'object', properties: { mode: { type: 'string' } }, required: ['mode'] },
+      code: `export default async function (args, ctx) {
+        console.log('mode', args.mode);
+        if (args.mode === 'throw') throw new Error('boom');
+        if (args.mode === 'unavailable') { const e = new Error('down'); e.code = 'UNAVAILABLE'; throw e; }
+        return { mode: args.mode, text: 'tab\\there' };
+      }`,
+      retries: { attempts: 2, backoffMs: 10 },
+    };
+    expect((await api(planner.url, 'PUT', '/v1/tools/moody', moody)).status).toBe(201);
+    for (const mode of ['ok', 'throw', 'unavailable']) {
+      const waited = await api(planner.url, 'POST', '/v1/calls', { tool: 'moody', arguments: { mode }, wait: true });
+      expect(waited.status, mode).toBe(200);
+      const read = await api(planner.url, 'GET', `/v1/calls/${waited.body.id}`);
+      expect(waited.body, mode).toEqual(read.body);
+      expect(waited.body.status, mode).toBe(mode === 'ok' ? 'succeeded' : 'failed');
+    }
+  });
+
   test('a queued call answers 202 and is readable by id until it succeeds', async () => {
     const res = await api(planner.url, 'POST', '/v1/calls', { tool: 'add', arguments: { a: 40, b: 2 } });
     expect(res.status).toBe(202);

@@ -56,6 +56,16 @@ export function toCallRecord(job: Job<CallJobData, CallOutput>, state: string): 
   return record;
 }
 
+/**
+ * The record of a call whose job finished for good, as a read of the job would give it; undefined
+ * while it may run again (a failed attempt that will be retried).
+ */
+export function finishedRecord(job: Job<CallJobData, CallOutput>): CallRecord | undefined {
+  if (!job.finishedOn) return undefined;
+  // As `CallReads.getHot` tells them apart: BullMQ keeps a return value only on completion.
+  return toCallRecord(job, job.returnvalue == null ? 'failed' : 'completed');
+}
+
 /** The record of call `id` from its tombstone as stored (the cancel marker's value), or undefined without one. */
 export function tombstoneRecord(id: string, raw: string | null): CallRecord | undefined {
   if (raw === null) return undefined;

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { getEventListeners, setMaxListeners } from 'node:events';
-import { announceCallDone, CallWaiter } from './call-waiter.js';
+import type { CallRecord } from '@toolplane/core';
+import { ANNOUNCED_RECORD_MAX_BYTES, announceCallDone, CallWaiter } from './call-waiter.js';
 import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
 import { createKeys } from './keys.js';
 import { PubSubWaiter } from './pubsub-waiter.js';
@@ -103,5 +104,33 @@ describe('PubSubWaiter on a real Redis', () => {
     await Promise.all([announceCallDone(client, keys, 'x'), announceCallDone(client, keys, 'y')]);
     await expect(Promise.all([x.done, y.done])).resolves.toEqual([true, true]);
     expect(calls.size).toBe(0);
+  });
+
+  test('a finished call announced with its record hands the record to its waits; a big one is left to be read', async () => {
+    const calls = new CallWaiter(subscriber, keys);
+    await calls.start();
+    const record: CallRecord = {
+      id: 'small',
+      tool: 't',
+      version: 1,
+      status: 'succeeded',
+      tenant: 'default',
+      argsHash: 'h',
+      attempts: 1,
+      createdAt: new Date(0).toISOString(),
+      timings: { queuedMs: 1, runMs: 2 },
+      // Tabs and newlines in a result travel escaped in the JSON: the line format holds.
+      result: { text: 'a\tb\nc' },
+    };
+    const big = { ...record, id: 'big', result: 'x'.repeat(ANNOUNCED_RECORD_MAX_BYTES) };
+    const waits = { small: calls.wait('small', 10_000), big: calls.wait('big', 10_000), plain: calls.wait('plain', 10_000) };
+    await Promise.all([announceCallDone(client, keys, 'small', record), announceCallDone(client, keys, 'big', big), announceCallDone(client, keys, 'plain')]);
+    await expect(Promise.all(Object.values(waits).map((w) => w.done))).resolves.toEqual([true, true, true]);
+    expect(CallWaiter.recordOf(waits.small)).toEqual(record);
+    expect(CallWaiter.recordOf(waits.big)).toBeUndefined();
+    expect(CallWaiter.recordOf(waits.plain)).toBeUndefined();
+    // Ended once, a wait keeps what woke it: a later cancel changes nothing.
+    waits.small.cancel();
+    expect(CallWaiter.recordOf(waits.small)).toEqual(record);
   });
 });

@@ -1,7 +1,13 @@
 import type { RedisConnection } from './connection.js';
 
-/** One wait handed out by {@link PubSubWaiter}: `done` is `true` when woken, `false` otherwise. */
-export type Wait = { done: Promise<boolean>; cancel: () => void };
+/**
+ * One wait handed out by {@link PubSubWaiter}: `done` is `true` when woken, `false` otherwise;
+ * `detail()` is what the announcement that woke it said of its id, if anything.
+ */
+export type Wait = { done: Promise<boolean>; cancel: () => void; detail: () => string | undefined };
+
+/** An id one message announces, with what the publisher told of it, if anything. */
+export type Announced = readonly [id: string, detail?: string];
 
 /**
  * Waits for an id to be announced on one Redis pub/sub channel, with a timeout and an AbortSignal.
@@ -14,21 +20,21 @@ export type Wait = { done: Promise<boolean>; cancel: () => void };
  * they wait on, so an announcement between the read and the wait is not missed.
  */
 export class PubSubWaiter {
-  private readonly waits = new Map<string, Set<(woken: boolean) => void>>();
+  private readonly waits = new Map<string, Set<(woken: boolean, detail?: string) => void>>();
   private subscribed: Promise<unknown> | undefined;
 
   /**
-   * @param ids the ids one message announces (default: the message is one id), so a publisher
-   *   can batch.
+   * @param announced the ids one message announces (default: the message is one id), so a
+   *   publisher can batch, each with a detail it may add.
    */
   constructor(
     private readonly subscriber: RedisConnection,
     private readonly channel: string,
-    ids: (message: string) => Iterable<string> = (message) => [message],
+    announced: (message: string) => Iterable<Announced> = (message) => [[message]],
   ) {
     subscriber.on('message', (from: string, message: string) => {
       if (from !== channel) return;
-      for (const id of ids(message)) this.wake(id);
+      for (const [id, detail] of announced(message)) this.wake(id, detail);
     });
   }
 
@@ -43,9 +49,14 @@ export class PubSubWaiter {
    * `cancel()`.
    */
   wait(id: string, timeoutMs: number, signal?: AbortSignal): Wait {
-    let end!: (woken: boolean) => void;
+    let end!: (woken: boolean, detail?: string) => void;
+    let told: string | undefined;
+    let ended = false;
     const done = new Promise<boolean>((resolve) => {
-      end = (woken) => {
+      end = (woken, detail) => {
+        if (ended) return;
+        ended = true;
+        told = detail;
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         const set = this.waits.get(id);
@@ -60,7 +71,7 @@ export class PubSubWaiter {
     set.add(end);
     if (signal?.aborted) end(false);
     else signal?.addEventListener('abort', onAbort, { once: true });
-    return { done, cancel: onAbort };
+    return { done, cancel: onAbort, detail: () => told };
   }
 
   /** Ids with open waits (an id's entry goes with its last wait). */
@@ -68,10 +79,10 @@ export class PubSubWaiter {
     return this.waits.size;
   }
 
-  private wake(id: string): void {
+  private wake(id: string, detail: string | undefined): void {
     const set = this.waits.get(id);
     if (!set) return;
     // Each `end` removes itself from the set; a copy keeps the iteration well defined.
-    for (const end of [...set]) end(true);
+    for (const end of [...set]) end(true, detail);
   }
 }

@@ -1,4 +1,5 @@
 import { isFinished, type CallRecord } from '@toolplane/core';
+import { CallWaiter, type Wait } from '@toolplane/queue';
 import type { PlannerDeps } from './deps.js';
 
 /**
@@ -15,12 +16,17 @@ export async function waitForCallDone(
    * A wait registered before the call was enqueued: it cannot miss the finish, so the first read of
    * the call's state is skipped (one round trip less for `wait` requests).
    */
-  registeredEarly?: { done: Promise<boolean>; cancel: () => void },
+  registeredEarly?: Wait,
   /** The call's tool when the caller enqueued it itself: saves looking it up by id on each read. */
   tool?: string,
 ): Promise<CallRecord | undefined> {
   const deadline = Date.now() + waitMs;
-  if (registeredEarly && !(await registeredEarly.done)) return deps.calls.reads.get(id, tool);
+  if (registeredEarly) {
+    if (!(await registeredEarly.done)) return deps.calls.reads.get(id, tool);
+    // The worker announced the finished call with its record: nothing left to read.
+    const told = CallWaiter.recordOf(registeredEarly);
+    if (told) return told;
+  }
   for (;;) {
     const w = deps.waiter.wait(id, Math.max(1, deadline - Date.now()), signal);
     const record = await deps.calls.reads.get(id, tool);
@@ -29,5 +35,7 @@ export async function waitForCallDone(
       return record;
     }
     if (!(await w.done)) return deps.calls.reads.get(id, tool);
+    const told = CallWaiter.recordOf(w);
+    if (told) return told;
   }
 }

@@ -1,5 +1,5 @@
 import { RequestError, canSee, isRequestError, type CallRequest, type Principal, type Tool } from '@toolplane/core';
-import { isRedisUnavailable } from '@toolplane/queue';
+import { isRedisUnavailable, type Wait } from '@toolplane/queue';
 import { injectTraceContext } from '@toolplane/tracing';
 import type { PlannerDeps } from './deps.js';
 import { toolNotFound } from './http-util.js';
@@ -24,7 +24,7 @@ export type AcceptedCall = {
   /** The idempotency key named a call that already existed: nothing new was enqueued. */
   duplicate: boolean;
   /** Present when `watch` was asked for: resolves `true` when the call is announced finished. */
-  finished?: { done: Promise<boolean>; cancel: () => void };
+  finished?: Wait;
 };
 
 /**

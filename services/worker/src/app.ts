@@ -14,6 +14,7 @@ import {
   UpstreamSecretError,
   UpstreamStore,
   announceCallDone,
+  finishedRecord,
   CallEventLog,
   checkNoEviction,
   waitForRedis,
@@ -129,8 +130,9 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   }
 
-  const announce = (job: { id?: string } | undefined) => {
-    if (job?.id) announceCallDone(redis, keys, job.id).catch(() => {});
+  // A call that finished for good is announced with its record: a planner waiting on it answers without reading it.
+  const announce = (job: Job<CallJobData, CallOutput> | undefined) => {
+    if (job?.id) announceCallDone(redis, keys, job.id, finishedRecord(job)).catch(() => {});
   };
   scheduler.on('completed', announce);
   scheduler.on('failed', announce);
