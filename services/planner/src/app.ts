@@ -81,9 +81,11 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   // Before authentication: the document describes the public contract, no tenant's data (see api-routes.ts).
   app.get('/v1/openapi.json', serveOpenApi());
   app.use('/v1', authenticate(deps), rateLimitPerKey(deps, deps.apiRateLimitPerS));
+  // Calls first: every request walks the routers in order, and submitting a call is the hot path
+  // (the routers' paths do not overlap, so the order decides nothing else).
+  app.use('/v1', callsRouter(deps));
   app.use('/v1', keysRouter(deps));
   app.use('/v1', toolsRouter(deps));
-  app.use('/v1', callsRouter(deps));
   app.use('/v1', callEventsRouter(deps));
   app.use('/v1', secretsRouter(deps));
   app.use('/v1', runsRouter(deps));
