@@ -73,6 +73,11 @@ describe('infra/prometheus', () => {
     config.rule_files = config.rule_files.map((f) => join(PROMETHEUS_DIR, f));
     const dir = mkdtempSync(join(tmpdir(), 'toolplane-promtool-'));
     try {
+      // The token file is where the Secret is mounted in a cluster (infra/k8s/README.md); promtool wants one that exists.
+      const auth = job!.authorization as { credentials_file: string };
+      expect(auth.credentials_file).toBe('/etc/prometheus/secrets/toolplane-secrets/TOOLPLANE_METRICS_TOKEN');
+      auth.credentials_file = join(dir, 'TOOLPLANE_METRICS_TOKEN');
+      writeFileSync(auth.credentials_file, 'a-metrics-token-of-32-characters');
       writeFileSync(join(dir, 'prometheus.yml'), stringify(config));
       const res = await promtool(['check', 'config', join(dir, 'prometheus.yml')]);
       expect(res, res.output).toMatchObject({ code: 0 });

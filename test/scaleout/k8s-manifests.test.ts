@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { parseAllDocuments, stringify } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { ConfigMap, Namespace, Service } from 'kubernetes-models/v1';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
@@ -184,6 +184,19 @@ describe('infra/k8s', () => {
     const { TOOLPLANE_ADMIN_KEY: _key, ...withoutKey } = containerEnv(planner);
     const parsed = PlannerConfig.safeParse(withoutKey);
     expect(parsed.error?.issues.map((i) => i.path.join('.'))).toEqual(['TOOLPLANE_ADMIN_KEY']);
+  });
+
+  test('fail closed: /metrics of the planner and the workers needs the token from the Secret, and Prometheus sends it', () => {
+    for (const name of ['toolplane-planner', 'toolplane-worker']) {
+      const ref = container(name).env.find((e: any) => e.name === 'TOOLPLANE_METRICS_TOKEN')?.valueFrom?.secretKeyRef;
+      expect(ref, name).toMatchObject({ name: 'toolplane-secrets', key: 'TOOLPLANE_METRICS_TOKEN' });
+      expect(ref.optional ?? false, name).toBe(false);
+    }
+    const prometheus = parse(readFileSync(join(ROOT, 'infra/prometheus/prometheus-kubernetes.yml'), 'utf8')) as { scrape_configs: any[] };
+    expect(prometheus.scrape_configs[0].authorization).toEqual({
+      type: 'Bearer',
+      credentials_file: '/etc/prometheus/secrets/toolplane-secrets/TOOLPLANE_METRICS_TOKEN',
+    });
   });
 
   test('every container: non-root, read-only root filesystem, no privilege escalation, no capabilities, RuntimeDefault seccomp', () => {
