@@ -160,8 +160,7 @@ async function main() {
     const httpCall = (i) => timedHttpCall(planner.url, i);
     const bullCall = (i) => timedBullmqCall(bullQueue, events, i);
     const latency = { toolplane_http: [], bullmq: [] };
-    // Warmed with as many calls as a repeat measures: after 50, the first repeat still ran ~1.5 × slower
-    // than the next two (code not yet optimized by V8 in the planner, the worker and its host).
+    // Warmed with as many calls as a repeat measures, so each repeat is of a warm stack.
     await sequential(httpCall, cfg.latencyCalls);
     await sequential(bullCall, cfg.latencyCalls);
     for (let r = 0; r < cfg.repeats; r++) {
