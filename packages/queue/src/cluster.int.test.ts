@@ -88,6 +88,12 @@ test('registry, secrets and pub/sub work across nodes', async () => {
   expect(tool.version).toBe(1);
   // The registry script publishes from whichever node holds `{prefix}`; the subscriber may sit on another.
   await expect.poll(() => changed.length, { timeout: 5_000 }).toBeGreaterThanOrEqual(2);
+  // A planner's registry keeps versions in memory and hears another replica's change across nodes.
+  const follower = new ToolRegistry(worker, keys);
+  await follower.followChanges(subscriber);
+  expect((await follower.get('echo'))?.version).toBe(2);
+  await registry.put('echo', SPEC);
+  await expect.poll(async () => (await follower.get('echo'))?.version, { timeout: 5_000 }).toBe(3);
 
   const secrets = new SecretStore(client, keys, { encryptionKey: Buffer.alloc(32, 7) });
   await secrets.put('default', 'TOKEN', 's3cret');

@@ -1,6 +1,7 @@
+import { setTimeout } from 'node:timers/promises';
 import { Router } from 'express';
 import { z } from 'zod';
-import { CallRequest, MAX_WAIT_MS, canSee, isRequestError, type Principal } from '@toolplane/core';
+import { CallRequest, MAX_WAIT_MS, canSee, isFinished, isRequestError, type CallRecord, type Principal } from '@toolplane/core';
 import { McpServerAdapter, type McpCallOutcome, type McpProgress, type McpTool, type McpToolCatalog } from '@toolplane/mcp';
 import { CallEventLog } from '@toolplane/queue';
 import type { ApiRoute } from './api-spec.js';
@@ -55,6 +56,9 @@ function idempotencyKeyOf(meta: Record<string, unknown> | undefined): string | u
   return key.success ? key.data : undefined;
 }
 
+/** How long a finished call's answer waits for its last progress reports to be forwarded, at most. */
+const PROGRESS_DRAIN_MS = 1_000;
+
 /** How long a `tools/call` is held open at most; MCP has no 202, so we wait as long as the API allows. */
 const MCP_CALL_WAIT_MS = MAX_WAIT_MS;
 
@@ -87,8 +91,19 @@ function plannerCatalog(deps: PlannerDeps): McpToolCatalog<Principal> {
       // A duplicate may have finished long ago: nobody will announce it again, so read it first.
       if (duplicate) finished?.cancel();
       const watching = new AbortController();
-      if (onProgress) void forwardProgress(deps, events, id, AbortSignal.any([signal, watching.signal]), onProgress);
-      const record = await waitForCallDone(deps, id, MCP_CALL_WAIT_MS, signal, duplicate ? undefined : finished).finally(() => watching.abort());
+      const forwarding = onProgress ? forwardProgress(deps, events, id, AbortSignal.any([signal, watching.signal]), onProgress) : undefined;
+      let record: CallRecord | undefined;
+      try {
+        record = await waitForCallDone(deps, id, MCP_CALL_WAIT_MS, signal, duplicate ? undefined : finished);
+        // The answer comes after the progress that preceded it: the finish is often known before the
+        // last reports are read (its announcement carries the record), and the forwarder ends by itself
+        // once it has read them and the finish.
+        if (forwarding && record && isFinished(record.status)) {
+          await Promise.race([forwarding, setTimeout(PROGRESS_DRAIN_MS, undefined, { signal: watching.signal }).catch(() => {})]);
+        }
+      } finally {
+        watching.abort();
+      }
       switch (record?.status) {
         case 'succeeded':
           return { ok: true, result: record.result };
