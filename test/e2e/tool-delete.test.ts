@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { createCalls, closeRedis, createKeys, createRedisConnection, type Calls, type RedisConnection } from '@toolplane/queue';
+import { createCalls, closeRedis, createKeys, createRedisConnection, ToolRegistry, type Calls, type RedisConnection } from '@toolplane/queue';
 import { ADD_TOOL, api, eventually, startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
 
 /**
@@ -62,5 +62,20 @@ describe('a deleted tool releases what it held', () => {
     expect(await specsOf('kept')).toEqual([]);
     expect(await redis.smembers(keys.registryDeleted)).toContain('kept');
     expect((await api(planner.url, 'GET', `/v1/calls/${pending.id}`)).body).toMatchObject({ status: 'succeeded', result: 4 });
+  });
+
+  test('a call that slipped in past the delete ends REJECTED and lists the name again for the sweep', async () => {
+    expect((await api(planner.url, 'PUT', '/v1/tools/slipped', ADD_TOOL)).status).toBe(201);
+    // What a request that looked the tool up just before the delete holds when it enqueues just after.
+    const looked = (await new ToolRegistry(redis, keys).get('slipped'))!;
+    expect((await api(planner.url, 'DELETE', '/v1/tools/slipped')).status).toBe(204);
+    expect(await redis.smembers(keys.registryDeleted)).not.toContain('slipped');
+    const { id } = await calls.producer.enqueue(looked, { a: 1, b: 2 }, { tenant: looked.tenant });
+    const done = await eventually(async () => {
+      const r = (await api(planner.url, 'GET', `/v1/calls/${id}`)).body;
+      return r.status === 'failed' ? r : undefined;
+    }, 10_000, 50);
+    expect(done.error).toMatchObject({ code: 'REJECTED' });
+    expect(await redis.smembers(keys.registryDeleted)).toContain('slipped');
   });
 });

@@ -52,6 +52,16 @@ if seq ~= ARGV[2] then return false end
 return redis.call('SREM', KEYS[3], ARGV[1])
 `;
 
+/*
+ * KEYS[1] current hash, KEYS[2] deleted names set
+ * ARGV[1] tool name
+ * Lists a name as deleted again unless it is registered. Returns 1 if it was not listed.
+ */
+const RELIST_DELETED = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+return redis.call('SADD', KEYS[2], ARGV[1])
+`;
+
 /** How long a followed tool's current version is trusted without a change heard: a safety net for a lost message. */
 const CURRENT_TRUST_MS = 10_000;
 
@@ -278,6 +288,15 @@ export class ToolRegistry {
   /** Deleted tools whose queues may still hold calls (finished ones to archive, queued ones to run). */
   deletedNames(): Promise<string[]> {
     return this.redis.smembers(this.keys.registryDeleted);
+  }
+
+  /**
+   * A call of `name` turned up after the name was forgotten (accepted just before its delete, added
+   * just after it was found empty): the name goes back on the deleted list unless it is registered,
+   * so the sweep settles what the call leaves. Returns whether it was listed again.
+   */
+  async relistDeleted(name: string): Promise<boolean> {
+    return (await this.redis.eval(RELIST_DELETED, 2, this.keys.registryCurrent, this.keys.registryDeleted, name)) === 1;
   }
 
   /**

@@ -75,6 +75,9 @@ export function createProcessor(deps: ProcessorDeps) {
     };
     const tool = await deps.registry.getVersion(data.tool, data.version);
     if (!tool) {
+      // Its tool was deleted and settled while the call was on its way in: what the call leaves must
+      // still be archived and its queue forgotten, so the name goes back on the deleted list.
+      await deps.registry.relistDeleted(data.tool).catch(() => {});
       throw new ToolExecError('REJECTED', `tool ${data.tool}@${data.version} no longer exists`);
     }
     if (tool.requiresApproval) await checkApproval(deps, tool, job.id!, data);
