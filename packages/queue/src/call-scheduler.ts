@@ -18,9 +18,9 @@ import { toBullProcessor, type CallProcessor } from './tool-worker.js';
 
 export type CallSchedulerOptions = {
   /**
-   * The connection BullMQ's lanes use (default: the scheduler's own). A visit counts the tool's
-   * waiting calls on it too: the count is sent just before the takes, on the same connection, so it
-   * sees what they will take.
+   * The connection BullMQ's lanes use (default: the scheduler's own). A visit claims its tool and
+   * counts the tool's waiting calls on it too: both are sent just before the takes, on the same
+   * connection, so the claim is in place before anything is taken and the count sees what they will take.
    */
   bull?: RedisConnection;
   /** Calls this process runs at once, across all tools. */
@@ -257,11 +257,13 @@ export class CallScheduler extends EventEmitter {
     try {
       for (let round = 1; asked < want && left > 0; round *= 2) {
         const tokens = Array.from({ length: Math.min(round, want - asked, left) }, () => randomUUID());
-        // Busy before anything is taken (sent first): a worker that dies holding a call must leave
-        // its tool in the set the stalled checks read, or the call stays active for good.
-        // Plain commands, not MULTI: the connection auto-pipelines them into the turn's one write, and
-        // each MULTI built an ioredis Pipeline that copies every script BullMQ defined on the connection.
-        const claim = asked === 0 ? Promise.all([this.redis.zadd(this.keys.claimedTools, now + CLAIM_MS, tool), this.redis.zadd(this.keys.busyTools, now, tool)]) : undefined;
+        // Busy before anything is taken (sent first, on the takes' connection, so executed first on
+        // a single Redis): a worker that dies holding a call must leave its tool in the set the
+        // stalled checks read, or the call stays active for good. Plain commands, not MULTI: they
+        // leave with the count and the takes in the turn's one write, and each MULTI built an ioredis
+        // Pipeline that copies every script BullMQ defined on the connection.
+        const conn = this.opts.bull ?? this.redis;
+        const claim = asked === 0 ? Promise.all([conn.zadd(this.keys.claimedTools, now + CLAIM_MS, tool), conn.zadd(this.keys.busyTools, now, tool)]) : undefined;
         const count = asked === 0 ? this.waitingCount(tool) : undefined;
         const [jobs, , waiting] = await Promise.all([Promise.all(tokens.map((token) => lane.getNextJob(token, { block: false }))), claim, count]);
         if (waiting !== undefined) left = waiting;
