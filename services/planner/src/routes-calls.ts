@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import {
   CALL_ID_PATTERN,
@@ -48,7 +48,9 @@ export function callsRouter(deps: PlannerDeps): Router {
       ...(waitMs > 0 ? { watch: { timeoutMs: waitMs, signal: gone.signal } } : {}),
     });
     if (!early) return void res.status(202).json({ id, status: 'queued' });
-    req.socket.once('close', () => gone.abort());
+    // The response's close, not the socket's: a kept-alive socket serves many requests, and a
+    // listener left on it per request kept each request's controller and closures until it closed.
+    res.once('close', () => gone.abort());
     // A duplicate may have finished long ago: nobody will announce it again, so read it first.
     if (duplicate) early.cancel();
     const record = await waitForCallDone(deps, id, waitMs, gone.signal, duplicate ? undefined : early, body.tool);
@@ -95,7 +97,7 @@ export function callsRouter(deps: PlannerDeps): Router {
     const tenant = q.data.tenant ?? principal.tenant;
     if (!canSee(principal, tenant)) throw new RequestError('FORBIDDEN', "only admins may export another tenant's calls");
     const gone = new AbortController();
-    req.socket.once('close', () => gone.abort());
+    res.once('close', () => gone.abort());
     res.status(200).type('application/x-ndjson');
     let cursor: string | undefined;
     do {
@@ -137,7 +139,7 @@ export function callsRouter(deps: PlannerDeps): Router {
     let record = await found(id, (i) => deps.calls.actions.cancel(i));
     // A running call is aborted by its worker within milliseconds: answer with the settled state.
     if (record.status === 'running' || record.status === 'queued') {
-      record = (await waitForCall(deps, id, CANCEL_SETTLE_MS, req)) ?? record;
+      record = (await waitForCall(deps, id, CANCEL_SETTLE_MS, res)) ?? record;
     }
     res.json(record);
   });
@@ -232,10 +234,10 @@ function waitForCall(
   deps: PlannerDeps,
   id: string,
   waitMs: number,
-  req: Request,
+  res: Response,
 ): Promise<CallRecord | undefined> {
   const gone = new AbortController();
-  req.socket.once('close', () => gone.abort());
+  res.once('close', () => gone.abort());
   return waitForCallDone(deps, id, waitMs, gone.signal);
 }
 

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Agent, createServer, request, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { ToolSpec, silentLogger } from '@toolplane/core';
 import { createHttpMetrics, createRegistry, type HttpMetrics } from '@toolplane/metrics';
 import {
@@ -170,6 +170,41 @@ describe('one submission path: REST, MCP and agent runs answer alike', () => {
     expect((await via.mcp(tenant, tool, args)).code).toBe(code);
     expect(await via.agent(tenant, tool, args)).toEqual({ code });
     expect(await enqueuedCount(live.metrics, tool)).toBe(before);
+  });
+
+  test('waiting requests on one kept-alive connection leave no listener behind on its socket', async () => {
+    const sockets: Socket[] = [];
+    const accepted = (socket: Socket) => sockets.push(socket);
+    live.server.on('connection', accepted);
+    // One connection of its own, kept alive across the requests.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const body = JSON.stringify({ tool: 'add', arguments: { a: 1, b: 2 }, idempotencyKey: 'kept-alive', wait: 1 });
+    const post = () =>
+      new Promise<{ status: number; id: string }>((resolve, reject) => {
+        const req = request(`${live.base}/v1/calls`, { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${keyOf('tenant-a')}` } }, (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, id: (JSON.parse(text) as { id: string }).id }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    let id = '';
+    try {
+      // One call (a repeated idempotency key), waited on 30 times in a row.
+      for (let i = 0; i < 30; i++) {
+        const res = await post();
+        expect(res.status).toBe(202);
+        id = res.id;
+      }
+      expect(sockets).toHaveLength(1);
+      expect(sockets[0]!.listenerCount('close')).toBeLessThan(10);
+    } finally {
+      live.server.off('connection', accepted);
+      agent.destroy();
+      // Its slot of the tenant's calls in flight goes back for the tests after this one.
+      await http(live.base, keyOf('tenant-a'), 'POST', `/v1/calls/${id}/cancel`, {});
+    }
   });
 
   test('a key without calls:write: FORBIDDEN over REST and MCP, nothing enqueued', async () => {
