@@ -90,8 +90,8 @@ export type ToolRegistryOptions = {
  */
 export class ToolRegistry {
   private readonly specCache = new Map<string, Tool>();
-  /** Current versions read (`null`: no such tool) while {@link followChanges} keeps them true. */
-  private readonly current = new Map<string, { version: number | null; readAt: number }>();
+  /** Current versions read while {@link followChanges} keeps them true. */
+  private readonly current = new Map<string, { version: number; readAt: number }>();
   private following = false;
   /** Moves on every change heard or made: a read that started before one must not be kept. */
   private changes = 0;
@@ -162,7 +162,8 @@ export class ToolRegistry {
     const changes = this.changes;
     const raw = await this.redis.hget(this.keys.registryCurrent, name);
     const version = raw === null ? null : Number(raw);
-    if (this.following && changes === this.changes) this.current.set(name, { version, readAt: Date.now() });
+    // A name with no tool is not kept: anyone may ask for any name, and the map must stay as small as the registry.
+    if (version !== null && this.following && changes === this.changes) this.current.set(name, { version, readAt: Date.now() });
     return version;
   }
 
