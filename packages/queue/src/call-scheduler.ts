@@ -108,6 +108,8 @@ class ToolLane extends Worker<CallJobData, CallOutput> {
 export class CallScheduler extends EventEmitter {
   private readonly lanes = new Map<string, ToolLane>();
   private readonly bull: BullConnection;
+  /** The connection under {@link bull}: BullMQ's takes, and a visit's claim and count just before them. */
+  private readonly takes: RedisConnection;
   private readonly backendFactory: BackendFactory<RedisQueueBackend>;
   private readonly processor: ReturnType<typeof toBullProcessor>;
   private readonly log: Logger;
@@ -136,7 +138,8 @@ export class CallScheduler extends EventEmitter {
     this.wakeups = new ToolWakeups(redis, keys);
     this.maxPerVisit = Math.max(1, Math.ceil(opts.concurrency / 2));
     this.processor = toBullProcessor(processor, opts.quotas);
-    this.bull = new BullConnection(opts.bull ?? redis, { shared: true, blocking: false });
+    this.takes = opts.bull ?? redis;
+    this.bull = new BullConnection(this.takes, { shared: true, blocking: false });
     // BullMQ re-emits the client's errors here; unheard, one would end the process. The connection
     // reconnects by itself, and the app logs the client's errors already.
     this.bull.on('error', () => {});
@@ -262,8 +265,7 @@ export class CallScheduler extends EventEmitter {
         // stalled checks read, or the call stays active for good. Plain commands, not MULTI: they
         // leave with the count and the takes in the turn's one write, and each MULTI built an ioredis
         // Pipeline that copies every script BullMQ defined on the connection.
-        const conn = this.opts.bull ?? this.redis;
-        const claim = asked === 0 ? Promise.all([conn.zadd(this.keys.claimedTools, now + CLAIM_MS, tool), conn.zadd(this.keys.busyTools, now, tool)]) : undefined;
+        const claim = asked === 0 ? Promise.all([this.takes.zadd(this.keys.claimedTools, now + CLAIM_MS, tool), this.takes.zadd(this.keys.busyTools, now, tool)]) : undefined;
         const count = asked === 0 ? this.waitingCount(tool) : undefined;
         const [jobs, , waiting] = await Promise.all([Promise.all(tokens.map((token) => lane.getNextJob(token, { block: false }))), claim, count]);
         if (waiting !== undefined) left = waiting;
@@ -292,8 +294,7 @@ export class CallScheduler extends EventEmitter {
   /** Calls of a tool BullMQ could hand out now (waiting and prioritized; delayed ones come through timers): the repair sweep's test. */
   private async waitingCount(tool: string): Promise<number> {
     const k = this.queueKeys.getKeys(this.keys.queueName(tool));
-    const conn = this.opts.bull ?? this.redis;
-    const [waiting, prioritized] = await Promise.all([conn.llen(k.wait!), conn.zcard(k.prioritized!)]);
+    const [waiting, prioritized] = await Promise.all([this.takes.llen(k.wait!), this.takes.zcard(k.prioritized!)]);
     return waiting + prioritized;
   }
 
