@@ -199,6 +199,13 @@ function mixBody(owner: { name: string; prototype: object }, find: (self: unknow
     return body;
   };
   // Promise-returning members reject instead of throwing, bad `this` included (as WebIDL has it).
+  const reading = <T>(read: () => T): Promise<T> => {
+    try {
+      return Promise.resolve(read());
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+  };
   const readers: BodyReaders & ThisType<unknown> = {
     get bodyUsed() {
       return bodyOf(this, 'bodyUsed').used;
@@ -208,33 +215,17 @@ function mixBody(owner: { name: string; prototype: object }, find: (self: unknow
       return null;
     },
     text() {
-      try {
-        return Promise.resolve(bodyOf(this, 'text').takeText());
-      } catch (e) {
-        return Promise.reject(e as Error);
-      }
+      return reading(() => bodyOf(this, 'text').takeText());
     },
     json() {
-      try {
-        // A SyntaxError for bad JSON, as a rejection.
-        return Promise.resolve(JSON.parse(bodyOf(this, 'json').takeText()) as unknown);
-      } catch (e) {
-        return Promise.reject(e as Error);
-      }
+      // A SyntaxError for bad JSON, as a rejection.
+      return reading(() => JSON.parse(bodyOf(this, 'json').takeText()) as unknown);
     },
     arrayBuffer() {
-      try {
-        return Promise.resolve(bodyOf(this, 'arrayBuffer').takeBytes().buffer as ArrayBuffer);
-      } catch (e) {
-        return Promise.reject(e as Error);
-      }
+      return reading(() => bodyOf(this, 'arrayBuffer').takeBytes().buffer as ArrayBuffer);
     },
     bytes() {
-      try {
-        return Promise.resolve(bodyOf(this, 'bytes').takeBytes());
-      } catch (e) {
-        return Promise.reject(e as Error);
-      }
+      return reading(() => bodyOf(this, 'bytes').takeBytes());
     },
   };
   const members = Object.getOwnPropertyDescriptors(readers);
