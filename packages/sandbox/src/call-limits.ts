@@ -14,12 +14,24 @@ export type CallLimits = {
   disarm(): void;
 };
 
+/** A call's limits and what it had used of them before they were armed. */
+export type CallBudget = {
+  timeoutMs: number;
+  cpuMs: number;
+  /** When the call started (`performance.now()`): the wall limit counts from here. */
+  startedAt: number;
+  /** The isolate's CPU time when the call started; needed only when `cpuMs < timeoutMs`. */
+  cpuStart: bigint | undefined;
+};
+
 /**
- * Wall time, CPU time and cancellation for one call, enforced by the host: isolated-vm's own
- * timeout covers synchronous entries only, not awaited promises. When one trips, the isolate is
+ * Wall time, CPU time and cancellation for the rest of one call, enforced by the host: isolated-vm's
+ * own timeout covers synchronous entries only, not awaited promises. Armed once a call outlives its
+ * synchronous attempt, counting what it used since it started. When one trips, the isolate is
  * disposed, which ends whatever the call still runs there.
  */
-export function armCallLimits(isolate: ivm.Isolate, timeoutMs: number, cpuMs: number, signal: AbortSignal | undefined): CallLimits {
+export function armCallLimits(isolate: ivm.Isolate, budget: CallBudget, signal: AbortSignal | undefined): CallLimits {
+  const { timeoutMs, cpuMs } = budget;
   const timers: NodeJS.Timeout[] = [];
   let tripped: ToolExecError | undefined;
   let disposal: DisposalReason | undefined;
@@ -32,9 +44,10 @@ export function armCallLimits(isolate: ivm.Isolate, timeoutMs: number, cpuMs: nu
       isolate.dispose();
       reject(error);
     };
-    timers.push(setTimeout(() => stop('timeout', fail('TIMEOUT', `tool exceeded ${timeoutMs}ms`)), timeoutMs));
+    const wallLeft = Math.max(0, budget.startedAt + timeoutMs - performance.now());
+    timers.push(setTimeout(() => stop('timeout', fail('TIMEOUT', `tool exceeded ${timeoutMs}ms`)), wallLeft));
     if (cpuMs < timeoutMs) {
-      const cpuStart = isolate.cpuTime;
+      const cpuStart = budget.cpuStart ?? isolate.cpuTime;
       // CPU time never runs ahead of wall time, so the budget cannot be spent before `left` ms pass.
       const check = (): void => {
         if (isolate.isDisposed) return;
@@ -42,7 +55,7 @@ export function armCallLimits(isolate: ivm.Isolate, timeoutMs: number, cpuMs: nu
         if (usedMs >= cpuMs) stop('timeout', fail('TIMEOUT', `tool exceeded its CPU time limit of ${cpuMs}ms`));
         else timers.push(setTimeout(check, Math.max(1, cpuMs - usedMs)));
       };
-      timers.push(setTimeout(check, cpuMs));
+      check();
     }
     onAbort = () => stop('cancelled', fail('CANCELLED', 'call was cancelled'));
     signal?.addEventListener('abort', onAbort, { once: true });

@@ -3,8 +3,8 @@ import { Sandbox, type ToolSource } from './index.js';
 
 /**
  * How many isolates a tool gets: each runs one call at a time, so a call that waits on I/O holds
- * one, but fast calls arriving together take turns on the isolate they free within the same turn
- * of the event loop instead of each starting one of their own.
+ * one, but fast calls arriving together take turns on one isolate (each gives it back before the
+ * next starts) instead of each starting or taking one of their own.
  */
 const sandbox = new Sandbox({ maxIsolatesPerTool: 8 });
 afterAll(() => sandbox.close());
@@ -22,6 +22,17 @@ test('a batch of fast calls arriving together runs on one warm isolate', async (
   expect(sandbox.stats()['fast@1']).toBe(1);
   // Taking turns within the turn is not waiting: the host tells its parent nothing about it.
   expect(starts).toEqual([]);
+});
+
+test('fast calls arriving together run on one isolate even when the pool has grown', async () => {
+  // The instance is reused, so each isolate counts the calls it ran.
+  const counting = { ...tool('counting@1', 'let n = 0\nexport default async function (args) { if (args.slow) await new Promise((r) => setTimeout(r, 50)); return ++n }'), isolation: 'isolate' as const };
+  const grown = await Promise.all(Array.from({ length: 8 }, () => sandbox.run(counting, { slow: true })));
+  expect(grown.map((r) => r.value)).toEqual(Array.from({ length: 8 }, () => 1));
+  expect(sandbox.stats()['counting@1']).toBe(8);
+  const fast = await Promise.all(Array.from({ length: 50 }, () => sandbox.run(counting, {})));
+  // One isolate ran all 50 in turn (its count went from 1 to 51), the other seven none.
+  expect(fast.map((r) => r.value)).toEqual(Array.from({ length: 50 }, (_, i) => 2 + i));
 });
 
 test('calls that wait on I/O still get an isolate each, up to the limit', async () => {

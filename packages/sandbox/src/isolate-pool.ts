@@ -11,12 +11,13 @@ import { loadRuntime } from './runtime-source.js';
 export type DisposalReason = 'timeout' | 'oom' | 'cancelled' | 'error' | 'idle' | 'evicted' | 'shutdown';
 
 /**
- * How long one turn of the event loop may spend handing freed isolates to waiting calls. Each
- * hand-over runs the next call at once, and a synchronous call may take up to the sync budget, so
- * without a bound a queue of them would hold the host's loop for the budget times the queue's length
- * (at 300 calls in flight, past the 1 s at which the parent kills a stalled host).
+ * How long one turn of the event loop may spend starting calls on isolates. A call's synchronous
+ * attempt runs as soon as it has an isolate and may take up to the sync budget, so without a bound
+ * calls arriving together, or handed freed isolates one after another, would hold the host's loop for
+ * the budget times their number (at 300 calls in flight, past the 1 s at which the parent kills a
+ * stalled host).
  */
-const HAND_OVER_MS_PER_TURN = 10;
+const SYNC_MS_PER_TURN = 10;
 
 /** The runner's entry points in an isolate (see `isolate/runner.ts`). */
 type Runner = {
@@ -115,8 +116,8 @@ export class IsolatePools {
   private reservedMb = 0;
   private readonly budgetWaiters: Array<() => void> = [];
   private closed = false;
-  /** When this turn's first hand-over ran; undefined once the loop has turned since. */
-  private handOverTurnStart: number | undefined;
+  /** When this turn's first call started on an isolate; undefined once the loop has turned since. */
+  private turnStartedAt: number | undefined;
 
   constructor(private readonly opts: IsolatePoolsOptions) {
     this.sweeper = setInterval(() => this.sweep(), Math.min(opts.idleTtlMs, 30_000));
@@ -181,13 +182,24 @@ export class IsolatePools {
   }
 
   /**
+   * Resolves once this turn of the event loop has time left for starting calls (at once, without a
+   * promise, while it has); see {@link SYNC_MS_PER_TURN}.
+   */
+  untilTurnFree(): Promise<void> | undefined {
+    if (this.turnSpentMs() < SYNC_MS_PER_TURN) return undefined;
+    return new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.untilTurnFree());
+  }
+
+  /**
    * An idle isolate now, or the one a running call gives back before the event loop's next turn;
-   * undefined if neither (then {@link acquire} grows the pool or queues). Calls on the synchronous
-   * fast path give their isolate back within the turn they started in, so a batch of them arriving
-   * together runs on one warm isolate instead of spreading over as many new ones as arrived: those
-   * cost a cold start and a factory compile each, and ~2.5 × the CPU per call from cold caches and
-   * more isolate heaps to collect (`Sandbox.run`, trivial tool, 100 calls in flight: 160 → 65 µs).
-   * Calls that wait on I/O keep theirs past the turn, and the pool grows as before.
+   * undefined if neither (then {@link acquire} grows the pool or queues). Calls that end within their
+   * synchronous attempt give their isolate back before any other call starts, and one that waits on
+   * I/O within the turn it started in, so a batch of calls arriving together runs on one warm isolate
+   * instead of spreading over as many new ones as arrived: those cost a cold start and a factory
+   * compile each, and ~2.5 × the CPU per call from cold caches and more isolate heaps to collect
+   * (`Sandbox.run`, trivial tool, 100 calls in flight: 160 → 65 µs when given back within the turn,
+   * ~33 µs when given back at once). Calls that wait on I/O keep theirs past the turn, and the pool
+   * grows as before.
    */
   takeSoon(pool: Pool): Slot | undefined | Promise<Slot | undefined> {
     if (this.closed) return undefined;
@@ -241,19 +253,24 @@ export class IsolatePools {
     this.budgetWaiters.shift()?.();
   }
 
-  /** Gives `slot` to `waiter` now, or on the loop's next turn once this turn has spent its hand-over time. */
+  /** Gives `slot` to `waiter` now, or on the loop's next turn once this turn has spent its time starting calls. */
   private handOver(waiter: (slot: Slot | undefined) => void, slot: Slot): void {
-    const now = performance.now();
-    if (this.handOverTurnStart === undefined) {
-      this.handOverTurnStart = now;
-      setImmediate(() => (this.handOverTurnStart = undefined));
-    }
-    if (now - this.handOverTurnStart < HAND_OVER_MS_PER_TURN) return waiter(slot);
+    if (this.turnSpentMs() < SYNC_MS_PER_TURN) return waiter(slot);
     setImmediate(() => {
       if (!this.closed) return this.handOver(waiter, slot);
       this.dispose(slot, 'shutdown');
       waiter(undefined);
     });
+  }
+
+  /** Milliseconds since this turn's first call started on an isolate (0 for the first). */
+  private turnSpentMs(): number {
+    const now = performance.now();
+    if (this.turnStartedAt === undefined) {
+      this.turnStartedAt = now;
+      setImmediate(() => (this.turnStartedAt = undefined));
+    }
+    return now - this.turnStartedAt;
   }
 
   /** Disposes every isolate. */

@@ -4,7 +4,7 @@ import { silentLogger, type Logger } from '@toolplane/core';
 import { parseNetworkList, type NetworkList } from './bridges/egress.js';
 import { hostCrypto } from './bridges/crypto-bridge.js';
 import { defaultResolver, hostFetch, type FetchRequest, type HostResolver } from './bridges/fetch-bridge.js';
-import { armCallLimits } from './call-limits.js';
+import { armCallLimits, type CallLimits } from './call-limits.js';
 import { classifyIsolateError, evaluating, evaluatingAsync, fail, failWithReportedCode, ignoreStrayRejection, isTimeout, rethrowLimits } from './errors.js';
 import { EntryKind } from './isolate/entry-kind.js';
 import { IsolatePools, type ActiveCall, type DisposalReason, type Pool, type ProgressReport, type Slot, type TimerWait } from './isolate-pool.js';
@@ -220,8 +220,11 @@ export class Sandbox {
     // A new version's first call waits for its conversion (a few ms, alongside its isolate's start),
     // so that every call of a version runs the same way.
     if (!pool.converted) await this.convert(pool, tool.code);
+    const turn = this.pools.untilTurnFree();
+    if (turn) await turn;
     // No isolate free within this turn: the call waits for one, or for a new one to start, before its time starts.
-    const soon = await this.pools.takeSoon(pool);
+    const taken = this.pools.takeSoon(pool);
+    const soon = taken instanceof Promise ? await taken : taken;
     const waits = soon === undefined;
     if (waits) opts.onWait?.();
     const slot = soon ?? (await this.pools.acquire(pool));
@@ -229,14 +232,28 @@ export class Sandbox {
     const started = performance.now();
     if (waits) opts.onStart?.();
     const deadline = started + tool.timeoutMs;
-    const limits = armCallLimits(slot.isolate, tool.timeoutMs, tool.cpuMs ?? tool.timeoutMs, opts.signal);
+    const cpuMs = tool.cpuMs ?? tool.timeoutMs;
+    const cpuStart = cpuMs < tool.timeoutMs ? slot.isolate.cpuTime : undefined;
+    // From taking the isolate to giving it back, a call that ends within its synchronous attempt (most
+    // do) never awaits: the isolate is idle again before any other call starts, so calls arriving
+    // together run one after another on one warm isolate. Only a call that outlives the attempt arms
+    // the host's limits.
+    if (opts.signal?.aborted) {
+      this.pools.release(pool, slot, undefined);
+      throw fail('CANCELLED', 'call was cancelled');
+    }
+    let limits: CallLimits | undefined;
     let broken: DisposalReason | undefined;
     try {
-      const out = await Promise.race([this.execute(slot, pool, tool, argsJson, opts, deadline), limits.limit]);
+      let out = this.execute(slot, pool, tool, argsJson, opts, deadline);
+      if (typeof out !== 'string') {
+        limits = armCallLimits(slot.isolate, { timeoutMs: tool.timeoutMs, cpuMs, startedAt: started, cpuStart }, opts.signal);
+        out = await Promise.race([out, limits.limit]);
+      }
       return this.decode(out, secretValues, started, tool.sourceMap, slot.factory ? pool.factory?.map : undefined);
     } catch (err: unknown) {
       // Whatever failed after a limit or an abort disposed the isolate, the limit is the reason.
-      if (limits.tripped) throw limits.tripped;
+      if (limits?.tripped) throw limits.tripped;
       const classified = classifyIsolateError(err, slot.isolate.isDisposed);
       // A tool's own compile or evaluation error leaves the isolate as clean as it was: keep it.
       if (classified.code !== 'TOOL_ERROR') {
@@ -244,11 +261,11 @@ export class Sandbox {
       }
       throw classified;
     } finally {
-      limits.disarm();
+      limits?.disarm();
       slot.call?.fetches?.abort();
       if (slot.call) releaseTimers(slot.call);
       slot.call = undefined;
-      this.pools.release(pool, slot, limits.disposal ?? broken);
+      this.pools.release(pool, slot, limits?.disposal ?? broken);
     }
   }
 
@@ -275,7 +292,7 @@ export class Sandbox {
    * first attempt had no side effects by then: `ctx.fetch` requests only reach the host after the
    * synchronous section, and the new token turns the old attempt's into no-ops.
    */
-  private async execute(slot: Slot, pool: Pool, tool: ToolSource, argsJson: string, opts: RunOptions, deadline: number): Promise<string> {
+  private execute(slot: Slot, pool: Pool, tool: ToolSource, argsJson: string, opts: RunOptions, deadline: number): string | Promise<string> {
     const secretsJson = JSON.stringify(opts.secrets ?? {});
     const callJson = JSON.stringify(opts.call ?? { id: '', attempt: 1 });
     if (!pool.fastPath.useSync()) return this.executeOnThreads(slot, pool, tool, argsJson, secretsJson, callJson, opts, deadline);
@@ -330,10 +347,13 @@ export class Sandbox {
   }
 
   /** The outcome once the isolate is idle again: at once if the call settled, else after the runner reports. */
-  private async outcome(slot: Slot, token: number): Promise<string> {
+  private outcome(slot: Slot, token: number): string | Promise<string> {
     // The isolate is idle here (we just finished a call into it), so a synchronous call is safe.
     const settled = slot.take.applySync(undefined, [token]);
-    if (typeof settled === 'string') return settled;
+    return typeof settled === 'string' ? settled : this.reported(slot);
+  }
+
+  private async reported(slot: Slot): Promise<string> {
     const call = slot.call!;
     // Armed before we yield: the runner's report reaches us as a later host task.
     const report = new Promise<string>((resolve) => (call.reported = resolve));
