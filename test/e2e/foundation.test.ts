@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { closeRedis, createKeys, createRedisConnection } from '@toolplane/queue';
 import { ADD_TOOL, api, startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
 
 describe('one real tool call end to end', () => {
@@ -50,6 +51,31 @@ describe('one real tool call end to end', () => {
       const read = await api(planner.url, 'GET', `/v1/calls/${waited.body.id}`);
       expect(waited.body, mode).toEqual(read.body);
       expect(waited.body.status, mode).toBe(mode === 'ok' ? 'succeeded' : 'failed');
+    }
+  });
+
+  test('a finish is announced with its record only when its submitter waits for it', async () => {
+    const subscriber = createRedisConnection(env.REDIS_URL, 'subscriber');
+    try {
+      const heard = new Map<string, string | undefined>();
+      subscriber.on('message', (_channel: string, message: string) => {
+        for (const line of message.split('\n')) {
+          const tab = line.indexOf('\t');
+          heard.set(tab < 0 ? line : line.slice(0, tab), tab < 0 ? undefined : line.slice(tab + 1));
+        }
+      });
+      await subscriber.subscribe(createKeys(env.TOOLPLANE_PREFIX).callDone);
+      const waited = await api(planner.url, 'POST', '/v1/calls', { tool: 'add', arguments: { a: 1, b: 1 }, wait: true });
+      expect(waited.status).toBe(200);
+      const queued = await api(planner.url, 'POST', '/v1/calls', { tool: 'add', arguments: { a: 2, b: 2 } });
+      expect(queued.status).toBe(202);
+      for (let i = 0; i < 200 && !heard.has(queued.body.id); i++) await new Promise((r) => setTimeout(r, 25));
+      // The waited call's answer is the record its announcement carried; the other's is its id alone.
+      expect(JSON.parse(heard.get(waited.body.id)!)).toEqual(waited.body);
+      expect(heard.has(queued.body.id)).toBe(true);
+      expect(heard.get(queued.body.id)).toBeUndefined();
+    } finally {
+      await closeRedis(subscriber);
     }
   });
 

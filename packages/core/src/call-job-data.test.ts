@@ -14,7 +14,7 @@ describe('readCallJobData', () => {
   test('reads what the producer writes as the schema does', () => {
     for (const data of [
       written,
-      { ...written, deadlineAt: 1_700_000_001_000, callbackUrl: 'https://example.com/hook' },
+      { ...written, deadlineAt: 1_700_000_001_000, callbackUrl: 'https://example.com/hook', awaited: true as const },
       { ...written, trace: { traceparent: '00-abc-def-01', tracestate: 'k=v' } },
       { ...written, arguments: undefined },
     ]) {
@@ -26,7 +26,7 @@ describe('readCallJobData', () => {
     const bad = readCallJobData({ ...written, version: 0 });
     expect(bad.ok).toBe(false);
     expect(!bad.ok && bad.message).toContain('version');
-    for (const raw of [null, 'job', [], { ...written, argsHash: 'short' }, { ...written, tool: 'no spaces' }, { ...written, enqueuedAt: 1.5 }]) {
+    for (const raw of [null, 'job', [], { ...written, argsHash: 'short' }, { ...written, tool: 'no spaces' }, { ...written, enqueuedAt: 1.5 }, { ...written, awaited: false }]) {
       expect(readCallJobData(raw).ok).toBe(false);
     }
     expect(readCallJobData({ ...written, extra: 1 })).toEqual({ ok: true, data: written });

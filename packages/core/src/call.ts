@@ -64,6 +64,12 @@ export const CallJobData = z.object({
   /** Where the final record is delivered (`callbackUrl` of the request); shown on the call record. */
   callbackUrl: z.string().max(MAX_CALLBACK_URL_LENGTH).optional(),
   /**
+   * Its submitter waits for the finish (`wait: true`, MCP `tools/call`): the worker announces the
+   * finished call with its record, so the waiter answers without reading it back. A call nobody
+   * waits on is announced by id only, and no planner parses a record nobody asked for.
+   */
+  awaited: z.literal(true).optional(),
+  /**
    * W3C trace context of the request that enqueued the call (`traceparent`, `tracestate`), set when
    * tracing is on: the worker's span continues that trace. A malformed value is dropped, never
    * a reason to refuse the call.
@@ -87,7 +93,7 @@ export function readCallJobData(raw: unknown): { ok: true; data: CallJobData } |
   return parsed.success ? { ok: true, data: parsed.data } : { ok: false, message: parsed.error.message };
 }
 
-const JOB_FIELDS = new Set(['tool', 'version', 'arguments', 'tenant', 'enqueuedAt', 'argsHash', 'deadlineAt', 'callbackUrl', 'trace']);
+const JOB_FIELDS = new Set(['tool', 'version', 'arguments', 'tenant', 'enqueuedAt', 'argsHash', 'deadlineAt', 'callbackUrl', 'awaited', 'trace']);
 
 /** Every field as the schema wants it, nothing it would change or drop (a bad `trace` goes the slow way). */
 function isProducerShaped(raw: unknown): raw is CallJobData {
@@ -107,6 +113,7 @@ function isProducerShaped(raw: unknown): raw is CallJobData {
     d.argsHash.length === 64 &&
     (d.deadlineAt === undefined || Number.isInteger(d.deadlineAt)) &&
     (d.callbackUrl === undefined || (typeof d.callbackUrl === 'string' && d.callbackUrl.length <= MAX_CALLBACK_URL_LENGTH)) &&
+    (d.awaited === undefined || d.awaited === true) &&
     (d.trace === undefined || isTraceContext(d.trace))
   );
 }

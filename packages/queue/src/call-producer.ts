@@ -34,6 +34,8 @@ export type EnqueueOptions = {
   trace?: CallJobData['trace'];
   /** Where the final record is delivered; kept in the job data and shown on the call record. */
   callbackUrl?: string;
+  /** The submitter waits for the finish: the worker announces it with the record (`CallJobData.awaited`). */
+  awaited?: boolean;
 };
 
 export type CallProducerOptions = {
@@ -208,6 +210,7 @@ export class CallProducer {
       argsHash: hashArguments(args),
       ...(opts.trace ? { trace: opts.trace } : {}),
       ...(opts.callbackUrl ? { callbackUrl: opts.callbackUrl } : {}),
+      ...(opts.awaited ? { awaited: true as const } : {}),
     };
     const retentionS = Math.ceil(this.retentionMs / 1000);
     // Counted from when the call is due: a call scheduled for later is not late while it waits for its time.

@@ -65,6 +65,7 @@ export async function submitCall(
         ...(options.delayMs ? { delayMs: options.delayMs } : {}),
         ...(options.deadlineMs ? { deadlineMs: options.deadlineMs } : {}),
         ...(options.callbackUrl ? { callbackUrl: options.callbackUrl } : {}),
+        ...(finished ? { awaited: true } : {}),
       }));
     } catch (err: unknown) {
       finished?.cancel();

@@ -130,9 +130,10 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
     conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   }
 
-  // A call that finished for good is announced with its record: a planner waiting on it answers without reading it.
+  // A call that finished for good is announced; with its record when its submitter waits (a planner
+  // then answers without reading it back), by id only when nobody does.
   const announce = (job: Job<CallJobData, CallOutput> | undefined) => {
-    if (job?.id) announceCallDone(redis, keys, job.id, finishedRecord(job)).catch(() => {});
+    if (job?.id) announceCallDone(redis, keys, job.id, job.data?.awaited ? finishedRecord(job) : undefined).catch(() => {});
   };
   scheduler.on('completed', announce);
   scheduler.on('failed', announce);

@@ -1,0 +1,11 @@
+import { Sandbox } from '@toolplane/sandbox';
+const CODE = 'export default async function (args) { return args.a + args.b }';
+const tool = { key: 'bench@1', code: CODE, timeoutMs: 1000, memoryMb: 32, maxResultBytes: 1 << 20, egress: [] };
+const sb = new Sandbox({ maxIsolatesPerTool: 16, syncBudgetMs: 4 });
+const conc = 100; const n = Number(process.env.N ?? 400000);
+let next = 0;
+const s0 = process.cpuUsage(); const t0 = performance.now();
+await Promise.all(Array.from({ length: conc }, async () => { while (next < n) { const i = next++; const r = await sb.run(tool, { a: 1, b: i }, { call: { id: 'x' + i, attempt: 1 } }); if (r.value !== 1 + i) throw new Error('bad'); } }));
+const s1 = process.cpuUsage(s0);
+console.log(`${Math.round(n / (performance.now() - t0) * 1000)} calls/s, ${((s1.user + s1.system) / n).toFixed(1)} µs CPU/call`);
+process.exit(0);
