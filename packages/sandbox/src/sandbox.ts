@@ -299,13 +299,13 @@ export class Sandbox {
     const budgetOnly = this.syncBudgetMs < remaining(deadline);
     const timeout = Math.min(this.syncBudgetMs, remaining(deadline));
     const token = this.begin(slot, pool, opts, deadline);
-    // CPU time of this thread, where the synchronous attempt runs: tells the tool's own work
-    // apart from time the process spent descheduled (the budget itself is wall time). Read once the
-    // entry is ready: compiling its factory into a fresh isolate is not the tool's doing.
-    let cpuBefore: NodeJS.CpuUsage | undefined;
+    // The isolate's own CPU time tells the tool's work apart from time the process spent descheduled
+    // (the budget itself is wall time); no system call, unlike the thread's. Read once the entry is
+    // ready: compiling its factory into a fresh isolate is not the tool's doing.
+    let cpuBefore: bigint | undefined;
     try {
       const entry = this.entry(slot, pool, tool);
-      cpuBefore = process.threadCpuUsage();
+      cpuBefore = slot.isolate.cpuTime;
       try {
         if (entry.evaluate) evaluating(() => entry.evaluate!.evaluateSync({ timeout }));
         const args = [entry.ref().derefInto(), entry.kind, argsJson, tool.maxResultBytes, this.maxLogLines, secretsJson, token, callJson];
@@ -314,9 +314,8 @@ export class Sandbox {
         entry.release();
       }
     } catch (err: unknown) {
-      if (!(budgetOnly && cpuBefore && isTimeout(err))) throw err;
-      const cpu = process.threadCpuUsage(cpuBefore);
-      const holdMs = pool.fastPath.overran((cpu.user + cpu.system) / 1000);
+      if (!(budgetOnly && cpuBefore !== undefined && isTimeout(err) && !slot.isolate.isDisposed)) throw err;
+      const holdMs = pool.fastPath.overran(Number(slot.isolate.cpuTime - cpuBefore) / 1e6);
       if (holdMs !== undefined) this.log.debug({ tool: tool.key, holdMs }, 'tool overran the sync budget, running it on threads');
       return this.executeOnThreads(slot, pool, tool, argsJson, secretsJson, callJson, opts, deadline);
     }
