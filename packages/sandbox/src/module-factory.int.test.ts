@@ -41,7 +41,10 @@ describe('conversion', () => {
   test('a module becomes a factory with a map back to its code', async () => {
     const factory = await toModuleFactory('export default (a) => a;');
     expect(factory?.code).toMatch(/^\(\(\) => \{/);
-    expect(JSON.parse(factory!.map).sources).toEqual(['tool.js']);
+    // The tool's code and the two-line entry that takes its default export.
+    expect(JSON.parse(factory!.map).sources).toEqual(['toolplane:tool.js', 'entry.js']);
+    // No exports object of getters is built per call: the default is taken as it is.
+    expect(factory!.code).not.toMatch(/defineProperty|__export|__toCommonJS/);
   });
 
   test.each([
@@ -51,6 +54,8 @@ describe('conversion', () => {
     ['a literal dynamic import', "export default () => import('y')"],
     ['a syntax error', 'export default () => {'],
     ['an attempt to close the wrapper', "}); globalThis.leak = 1; (() => {\nexport default () => 1"],
+    ['no default export', 'export const run = () => 1'],
+    ['an import of the entry it is converted from', "import x from 'toolplane:tool'; export default () => x"],
   ])('%s keeps the per-call module path', async (_name, code) => {
     expect(await toModuleFactory(code)).toBeUndefined();
   });
