@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,13 +33,50 @@ process.once('exit', () => {
   for (const proc of started) proc.kill('SIGKILL');
 });
 
-async function waitHealthy(url: string, proc: ChildProcess, output: () => string, timeoutMs = 15_000): Promise<void> {
+/**
+ * Whether process `pid` holds the socket listening on `port`, from Linux's /proc (true where /proc
+ * cannot tell). A free port found for one test file can be taken by another file's service before
+ * this one binds it: then that service answers this one's health checks.
+ */
+function listensOn(pid: number, port: number): boolean {
+  const suffix = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const inodes = new Set<string>();
+  let readable = false;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    readable = true;
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st … inode; 0A is LISTEN.
+      const f = line.trim().split(/\s+/);
+      if (f[1]?.endsWith(suffix) && f[3] === '0A' && f[9]) inodes.add(f[9]);
+    }
+  }
+  if (!readable) return true;
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '');
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
+}
+
+async function waitHealthy(url: string, port: number, proc: ChildProcess, output: () => string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`process exited with ${proc.exitCode}:\n${output()}`);
     try {
       const res = await fetch(`${url}/healthz`);
-      if (res.ok) return;
+      if (res.ok && listensOn(proc.pid!, port)) return;
     } catch {
       // not listening yet
     }
@@ -48,7 +86,17 @@ async function waitHealthy(url: string, proc: ChildProcess, output: () => string
 }
 
 async function startService(service: 'planner' | 'worker', env: Record<string, string>, portVar: string): Promise<ServiceProcess> {
-  const port = await freePort();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServiceOn(await freePort(), service, env, portVar);
+    } catch (err: unknown) {
+      // Another test file's service took the port first: try another.
+      if (attempt >= 5 || !(err instanceof Error && err.message.includes('EADDRINUSE'))) throw err;
+    }
+  }
+}
+
+async function startServiceOn(port: number, service: 'planner' | 'worker', env: Record<string, string>, portVar: string): Promise<ServiceProcess> {
   let out = '';
   const proc = spawn(process.execPath, ['--no-node-snapshot', join(ROOT, 'services', service, 'dist', 'main.js')], {
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env, [portVar]: String(port) },
@@ -72,7 +120,7 @@ async function startService(service: 'planner' | 'worker', env: Record<string, s
       }),
   };
   try {
-    await waitHealthy(url, proc, svc.output);
+    await waitHealthy(url, port, proc, svc.output);
   } catch (err: unknown) {
     proc.kill('SIGKILL');
     throw err;
