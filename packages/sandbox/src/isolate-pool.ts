@@ -255,9 +255,10 @@ export class IsolatePools {
 
   /** Gives `slot` to `waiter` now, or on the loop's next turn once this turn has spent its time starting calls. */
   private handOver(waiter: (slot: Slot | undefined) => void, slot: Slot): void {
-    if (this.turnSpentMs() < SYNC_MS_PER_TURN) return waiter(slot);
-    setImmediate(() => {
-      if (!this.closed) return this.handOver(waiter, slot);
+    const turn = this.untilTurnFree();
+    if (!turn) return waiter(slot);
+    void turn.then(() => {
+      if (!this.closed) return waiter(slot);
       this.dispose(slot, 'shutdown');
       waiter(undefined);
     });
