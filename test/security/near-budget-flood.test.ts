@@ -17,6 +17,9 @@ const CASES: Array<[string, string]> = [
   ['a thenable', `export default () => ({ then(resolve) { ${SPIN_3MS} resolve(1) } })`],
   ['toJSON', `export default () => ({ toJSON() { ${SPIN_3MS} return 1 } })`],
   ['the top level, run again per call', `${SPIN_3MS}\nexport default () => 1`],
+  ['a getter read when the result is copied out', `export default () => ({ get v() { ${SPIN_3MS} return 1 } })`],
+  ['a Proxy read when the result is copied out', `export default () => new Proxy({}, { ownKeys() { ${SPIN_3MS} return [] } })`],
+  ['native operations in a loop', `const big = Array.from({ length: 200 }, (_, i) => ({ i, s: 'x'.repeat(20) }));\nexport default () => { const end = Date.now() + 3; while (Date.now() < end) JSON.parse(JSON.stringify(big)); return 1 }`],
 ];
 
 describe('a flood of calls just under the sync budget', () => {

@@ -60,6 +60,7 @@ const NEAR_BUDGET: Array<[string, string, unknown]> = [
   ['toJSON', `export default () => ({ toJSON() { ${SPIN_3MS} return 1 } })`, 1],
   ['a Proxy read when the result is copied out', `export default () => new Proxy({}, { ownKeys() { ${SPIN_3MS} return [] } })`, {}],
   ['the top level, run again per call', `${SPIN_3MS}\nexport default () => 1`, 1],
+  ['native operations in a loop', `const big = Array.from({ length: 200 }, (_, i) => ({ i, s: 'x'.repeat(20) }));\nexport default () => { const end = Date.now() + 3; while (Date.now() < end) JSON.parse(JSON.stringify(big)); return 1 }`, 1],
 ];
 
 test.each(NEAR_BUDGET)('calls queued for one isolate take turns with the event loop instead of holding it: %s', async (name, code, expected) => {
