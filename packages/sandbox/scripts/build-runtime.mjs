@@ -10,9 +10,10 @@ const result = await build({
   platform: 'neutral',
   target: 'es2022',
   write: false,
-  // Minified for a smaller parse per isolate; names kept, so `URL.name === 'URL'`.
+  // Minified for a smaller parse per isolate. Not `keepNames`: it wraps every named closure in an
+  // `Object.defineProperty` call, which a host profile showed at ~10 % of its CPU (closures made per
+  // call). The runner names the globals it installs instead, so `URL.name === 'URL'` still holds.
   minify: true,
-  keepNames: true,
   legalComments: 'none',
   logLevel: 'warning',
 });

@@ -133,6 +133,12 @@ describe('web-standard runtime conformance', () => {
     expect(value).toEqual(['fetch', 'URL', 'crypto', 'setTimeout', 'console', 'Response'].map((k) => [k, false, false, true]));
   });
 
+  test('every global function and class carries its own name', async () => {
+    const names = ['fetch', 'Request', 'Response', 'Headers', 'URL', 'URLSearchParams', 'TextEncoder', 'TextDecoder', 'atob', 'btoa', 'structuredClone', 'Crypto', 'CryptoKey', 'SubtleCrypto', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'queueMicrotask', 'AbortController', 'AbortSignal', 'Event', 'EventTarget', 'DOMException'];
+    const { value } = await sandbox.run(tool(`return ${JSON.stringify(names)}.map((k) => globalThis[k].name)`), {});
+    expect(value).toEqual(names);
+  });
+
   test('ctx carries the call id and attempt', async () => {
     const { value } = await sandbox.run(tool('return [ctx.callId, ctx.attempt, ctx.signal.aborted]'), {}, { call: { id: 'abc', attempt: 3 } });
     expect(value).toEqual(['abc', 3, false]);

@@ -119,7 +119,12 @@ function installGlobals(): void {
     crypto: createCrypto(), Crypto, CryptoKey, SubtleCrypto, setTimeout, clearTimeout, setInterval, clearInterval, queueMicrotask,
     AbortController, AbortSignal, Event, EventTarget, DOMException, console: makeConsole(),
   };
-  for (const name of WEB_GLOBALS) Object.defineProperty(globalThis, name, { value: globals[name], writable: true, configurable: true, enumerable: false });
+  for (const name of WEB_GLOBALS) {
+    const value = globals[name];
+    // The bundle is minified without kept names: a global's own name is set here, once per isolate.
+    if (typeof value === 'function' && value.name !== name) Object.defineProperty(value, 'name', { value: name, configurable: true });
+    Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+  }
   for (const name of CORE_JS_GLOBALS) Reflect.deleteProperty(globalThis, name);
 }
 

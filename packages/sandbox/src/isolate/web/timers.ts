@@ -52,7 +52,10 @@ export function clearTimeout(id: unknown): void {
   runtime.current?.timers.delete(Number(id));
 }
 
-export const clearInterval = clearTimeout;
+/** Its own function, as on the web: `clearInterval !== clearTimeout`, each with its own name. */
+export function clearInterval(id: unknown): void {
+  clearTimeout(id);
+}
 
 export function queueMicrotask(callback: unknown): void {
   if (typeof callback !== 'function') throw new TypeError('queueMicrotask: the callback must be a function');
