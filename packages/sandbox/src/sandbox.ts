@@ -204,14 +204,22 @@ export class Sandbox {
 
   /** Runs one call. Resolves with the JSON result; rejects with a {@link ToolExecError}. */
   async run(tool: ToolSource, args: unknown, opts: RunOptions = {}): Promise<RunResult> {
-    if (this.closed) throw fail('SANDBOX_ERROR', 'sandbox is shut down');
-    if (opts.signal?.aborted) throw fail('CANCELLED', 'call was cancelled');
     let argsJson: string;
     try {
       argsJson = JSON.stringify(args ?? null);
     } catch (err: unknown) {
       throw fail('REJECTED', 'arguments are not JSON', err);
     }
+    return this.runArgsJson(tool, argsJson, opts);
+  }
+
+  /**
+   * {@link run} with the arguments as JSON text, as they arrive at a sandbox host: they go into the
+   * isolate as they are (parsed there, in the tool's realm), so the host never parses them.
+   */
+  async runArgsJson(tool: ToolSource, argsJson: string, opts: RunOptions = {}): Promise<RunResult> {
+    if (this.closed) throw fail('SANDBOX_ERROR', 'sandbox is shut down');
+    if (opts.signal?.aborted) throw fail('CANCELLED', 'call was cancelled');
     const secretValues = Object.values(opts.secrets ?? {});
     const onProgress = opts.onProgress;
     // Progress leaves while the call runs, so it is redacted on its own, like the outcome.

@@ -12,7 +12,7 @@ import { toToolExecError } from '@toolplane/core';
 import { checkToolCode } from '../check-code.js';
 import { Sandbox, type SandboxOptions } from '../sandbox.js';
 import { CALL_ID, ForwardingTracerProvider } from './forwarding-tracer.js';
-import { HEARTBEAT_MS, batchedWriter, lineReader, type HostReply, type HostRequest, type WireTrace } from './protocol.js';
+import { HEARTBEAT_MS, batchedWriter, lineReader, type HostReply, type HostRequest, type WireTool, type WireTrace } from './protocol.js';
 
 /** What the parent passes in `argv[2]`, as JSON. */
 export type HostOptions = Pick<
@@ -39,21 +39,20 @@ const sandbox = new Sandbox({
     process.abort();
   },
 });
-const codes = new Map<string, string>();
+/** The tools this host was sent, by version key; least recently used goes first past `maxCodeBytes` of code. */
+const tools = new Map<string, WireTool>();
 let codeBytes = 0;
 const running = new Map<number, AbortController>();
 
-function remember(key: string, code: string): void {
-  if (codes.has(key)) {
-    codes.delete(key);
-  } else {
-    codeBytes += code.length;
-  }
-  codes.set(key, code);
-  for (const [k, c] of codes) {
+function remember(tool: WireTool): void {
+  if (tools.delete(tool.key)) codeBytes -= tool.code.length;
+  tools.set(tool.key, tool);
+  codeBytes += tool.code.length;
+  if (codeBytes <= options.maxCodeBytes) return;
+  for (const [key, t] of tools) {
     if (codeBytes <= options.maxCodeBytes) break;
-    codes.delete(k);
-    codeBytes -= c.length;
+    tools.delete(key);
+    codeBytes -= t.code.length;
   }
 }
 
@@ -63,14 +62,14 @@ function traceContext(id: number, wire: WireTrace | undefined): Context | undefi
 }
 
 function run(msg: Extract<HostRequest, { t: 'run' }>): void {
-  const code = msg.tool.code ?? codes.get(msg.tool.key);
-  if (code === undefined) return send({ t: 'miss', id: msg.id });
-  remember(msg.tool.key, code);
+  const tool = msg.tool ?? tools.get(msg.key);
+  if (tool === undefined) return send({ t: 'miss', id: msg.id });
+  remember(tool);
   const abort = new AbortController();
   running.set(msg.id, abort);
   const traced = traceContext(msg.id, msg.trace);
   sandbox
-    .run({ ...msg.tool, code }, JSON.parse(msg.args) as unknown, {
+    .runArgsJson(tool, msg.args, {
       signal: abort.signal,
       ...(msg.secrets ? { secrets: msg.secrets } : {}),
       ...(msg.call ? { call: msg.call } : {}),

@@ -5,14 +5,15 @@ import type { CallInfo, DisposalReason, ToolSource } from '../sandbox.js';
  * line on a socket pair, written in batches of one event-loop tick. Only data crosses.
  */
 
-/** A tool as sent to a host; `code` is left out once the host has it. */
-export type WireTool = Omit<ToolSource, 'code' | 'sourceMap'> & { code?: string };
+/** A tool as sent to a host: once per host and version key, the host keeps it (the source map stays behind). */
+export type WireTool = Omit<ToolSource, 'sourceMap'>;
 
 /** Trace context of the parent's `sandbox.run` span, so the host's `ctx.fetch` spans join its trace. */
 export type WireTrace = { traceId: string; spanId: string; traceFlags: number };
 
 export type HostRequest =
-  | { t: 'run'; id: number; tool: WireTool; args: string; secrets?: Record<string, string>; trace?: WireTrace; call?: CallInfo }
+  /** `tool` only when the host may not have `key` yet; `args` is the arguments' JSON. */
+  | { t: 'run'; id: number; key: string; tool?: WireTool; args: string; secrets?: Record<string, string>; trace?: WireTrace; call?: CallInfo }
   | { t: 'cancel'; id: number }
   | { t: 'check'; id: number; code: string };
 
@@ -37,7 +38,7 @@ export type HostReply =
   | { t: 'done'; id: number; ok: true; value: unknown; logs: string[]; runMs: number }
   /** `stack`: the tool-code frames of a thrown Error, mapped through the tool's source map by the parent. */
   | { t: 'done'; id: number; ok: false; code: string; message: string; logs: string[]; stack?: string }
-  /** The host no longer has the tool's code: send the call again with it. */
+  /** The host no longer has the tool: send the call again with it. */
   | { t: 'miss'; id: number }
   | { t: 'checked'; id: number; ok: true }
   | { t: 'checked'; id: number; ok: false; message: string }

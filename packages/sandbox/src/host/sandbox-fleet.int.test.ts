@@ -48,6 +48,19 @@ describe('SandboxFleet', () => {
     expect(fleet.stats()).toMatchObject({ shared: 1, spare: 1 });
   });
 
+  test('a tool its host let go is sent again with the call that needs it', async () => {
+    // Room for one tool's code at a time: every switch between the two finds the other one gone.
+    const small = new SandboxFleet({ hosts: 1, spare: false, hostCodeBytes: 40 });
+    try {
+      const [a, b] = [tool('export default (x) => x.n + 1'), tool('export default (x) => x.n * 10')];
+      const values: unknown[] = [];
+      for (const n of [1, 2, 3]) for (const t of [a, b]) values.push((await small.run(t, { n })).value);
+      expect(values).toEqual([2, 10, 3, 20, 4, 30]);
+    } finally {
+      await small.close();
+    }
+  });
+
   /** Name, code, the codes that are right, and whether the host must be replaced (else the isolate's own limits end it). */
   const BLOCKERS: Array<[string, string, unknown[], boolean]> = [
     // Started from a module factory, the call's first spin is inside the synchronous attempt, whose

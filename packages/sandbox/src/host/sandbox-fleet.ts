@@ -8,7 +8,7 @@ import { fail } from '../errors.js';
 import type { DisposalReason, RunOptions, RunResult, ToolSource } from '../sandbox.js';
 import { mapStack } from '../source-map.js';
 import type { HostOptions } from './host-main.js';
-import { HEARTBEAT_MS, batchedWriter, lineReader, type HostReply, type HostRequest, type WireTrace } from './protocol.js';
+import { HEARTBEAT_MS, batchedWriter, lineReader, type HostReply, type HostRequest, type WireTool, type WireTrace } from './protocol.js';
 
 /** Why a host was killed and replaced; bounded, so it can label a metric. */
 export type HostFailure = 'stall' | 'deadline' | 'memory' | 'fatal' | 'crash';
@@ -54,6 +54,8 @@ export type SandboxFleetOptions = {
   stallMs?: number;
   /** Registration checks get this long in all, then their host is killed. @default 1000 */
   checkTimeoutMs?: number;
+  /** Tool code a host keeps, least recently used going first; a call of a tool it let go is sent again with it. @default 64 MiB */
+  hostCodeBytes?: number;
   /** Variables the hosts get; nothing of the parent's environment is passed otherwise. @default {} */
   env?: Record<string, string>;
   onDispose?: (reason: DisposalReason) => void;
@@ -152,6 +154,7 @@ export class SandboxFleet {
       graceMs: options.graceMs ?? 100,
       stallMs: options.stallMs ?? 1_000,
       checkTimeoutMs: options.checkTimeoutMs ?? 1_000,
+      hostCodeBytes: options.hostCodeBytes ?? 64 * 1024 * 1024,
       env: options.env ?? {},
     };
     this.log = options.logger ?? silentLogger();
@@ -304,13 +307,18 @@ export class SandboxFleet {
     p.host = host;
     p.startedAt = performance.now();
     host.calls.set(p.id, p);
-    const withCode = !host.known.has(p.tool.key);
-    host.known.add(p.tool.key);
-    const { code, sourceMap: _sourceMap, ...rest } = p.tool;
+    const key = p.tool.key;
+    let tool: WireTool | undefined;
+    if (!host.known.has(key)) {
+      host.known.add(key);
+      const { sourceMap: _sourceMap, ...wire } = p.tool;
+      tool = wire;
+    }
     host.send({
       t: 'run',
       id: p.id,
-      tool: withCode ? { ...rest, code } : rest,
+      key,
+      ...(tool ? { tool } : {}),
       args: p.args,
       ...(p.opts.secrets ? { secrets: p.opts.secrets } : {}),
       ...(p.opts.call ? { call: p.opts.call } : {}),
@@ -398,7 +406,7 @@ export class SandboxFleet {
       maxFetchesPerCall: this.opts.maxFetchesPerCall,
       idleTtlMs: this.opts.idleTtlMs,
       allowPrivateNetworks: this.opts.allowPrivateNetworks,
-      maxCodeBytes: 64 * 1024 * 1024,
+      maxCodeBytes: this.opts.hostCodeBytes,
     };
     const proc = spawn(process.execPath, ['--no-node-snapshot', HOST_MAIN, JSON.stringify(hostOptions)], {
       // fd 3: the batched channel; fd 4: the host's last words (which call's isolate went fatal).
