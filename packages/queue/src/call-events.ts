@@ -66,10 +66,12 @@ export class CallEventLog {
    * expiry to the attempt's longest run plus {@link CallEventLogOptions.retentionMs}.
    */
   writer(tool: string, id: string, attempt: number, timeoutMs: number): (report: { fraction: number; message: string; logs: string[] }) => void {
-    const key = this.keys.callProgress(tool, id);
+    // Most calls report no progress: the key is made on the first report.
+    let key: string | undefined;
     let logCount = 0;
     let first = true;
     return (report) => {
+      key ??= this.keys.callProgress(tool, id);
       logCount += report.logs.length;
       const fields = ['a', String(attempt), 'f', String(report.fraction), 'm', report.message, 'l', JSON.stringify(report.logs), 'n', String(logCount)];
       const batch = this.redis.multi().xadd(key, 'MAXLEN', '~', String(this.maxLen), '*', ...fields);

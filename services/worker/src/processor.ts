@@ -15,7 +15,7 @@ import {
   type ToolRegistry,
 } from '@toolplane/queue';
 import type { UpstreamClients } from '@toolplane/mcp';
-import type { SandboxFleet } from '@toolplane/sandbox';
+import type { SandboxFleet, ToolSource } from '@toolplane/sandbox';
 import { deadlineMessage, deferCall, isPastDeadline, type HoldKind } from './deadline.js';
 
 export type ProcessorDeps = {
@@ -147,17 +147,7 @@ export function createProcessor(deps: ProcessorDeps) {
               signal,
             })
           : deps.sandbox.run(
-          {
-            key: `${tool.name}@${tool.version}`,
-            code: tool.code,
-            timeoutMs: tool.limits.timeoutMs,
-            ...(tool.limits.cpuMs ? { cpuMs: tool.limits.cpuMs } : {}),
-            memoryMb: tool.limits.memoryMb,
-            maxResultBytes: tool.limits.maxResultBytes,
-            egress: tool.egress,
-            ...(tool.sourceMap ? { sourceMap: tool.sourceMap } : {}),
-            ...(tool.isolation ? { isolation: tool.isolation } : {}),
-          },
+          sandboxSource(tool),
           data.arguments,
           {
             signal,
@@ -198,6 +188,28 @@ export function createProcessor(deps: ProcessorDeps) {
       deps.metrics.active.dec({ tool: tool.name });
     }
   };
+}
+
+/** What the sandbox runs of a tool version; made once per version (the registry keeps one object per version). */
+const sources = new WeakMap<Tool, ToolSource>();
+
+function sandboxSource(tool: Tool): ToolSource {
+  let source = sources.get(tool);
+  if (!source) {
+    source = {
+      key: `${tool.name}@${tool.version}`,
+      code: tool.code,
+      timeoutMs: tool.limits.timeoutMs,
+      ...(tool.limits.cpuMs ? { cpuMs: tool.limits.cpuMs } : {}),
+      memoryMb: tool.limits.memoryMb,
+      maxResultBytes: tool.limits.maxResultBytes,
+      egress: tool.egress,
+      ...(tool.sourceMap ? { sourceMap: tool.sourceMap } : {}),
+      ...(tool.isolation ? { isolation: tool.isolation } : {}),
+    };
+    sources.set(tool, source);
+  }
+  return source;
 }
 
 /** Ends a call that is still waiting (or would retry) past its deadline: `DEADLINE_EXCEEDED`, no further attempt. */
