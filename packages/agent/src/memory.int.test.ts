@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { AgentMemory } from './memory.js';
 import { createAgentKeys } from './keys.js';
 import { countTokens } from './tokens.js';
+import { freshPrefix } from '../../../test/support/redis.js';
 
 describe('AgentMemory on a real Redis', () => {
   let redis: Redis;
-  const keys = createAgentKeys(`mem${randomUUID().slice(0, 8)}`);
+  const keys = createAgentKeys(freshPrefix('mem'));
 
   beforeAll(() => {
     redis = new Redis(inject('redisUrl'));

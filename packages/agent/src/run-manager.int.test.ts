@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { Redis } from 'ioredis';
 import type { CallRecord, SerializedError } from '@toolplane/core';
@@ -11,6 +10,7 @@ import type { ToolGateway } from './tool-gateway.js';
 import type { RunRecord } from './types.js';
 import { RunRequest } from './types.js';
 import { startScriptedModelServer, type ScriptedModelServer } from './testing/index.js';
+import { freshPrefix } from '../../../test/support/redis.js';
 
 /**
  * The planner's side of tool calls, held in memory so a test can decide approvals the way
@@ -82,7 +82,7 @@ class ApprovalDesk implements ToolGateway {
 describe('runs that wait for approval (run side)', () => {
   let redis: Redis;
   let llm: ScriptedModelServer;
-  const keys = createAgentKeys(`runs${randomUUID().slice(0, 8)}`);
+  const keys = createAgentKeys(freshPrefix('runs'));
 
   const manager = (tools: ToolGateway) =>
     new RunManager({

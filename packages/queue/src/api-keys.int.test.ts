@@ -1,18 +1,12 @@
-import { afterAll, beforeAll, expect, inject, test } from 'vitest';
-import { randomUUID } from 'node:crypto';
-import { closeRedis, createRedisConnection, type RedisConnection } from './connection.js';
+import { expect, test } from 'vitest';
 import { createKeys } from './keys.js';
 import { ApiKeyStore } from './api-keys.js';
+import { sharedRedis, freshPrefix } from '../../../test/support/redis.js';
 
-// The run's shared redis-server (test/support/global-setup.ts); keys are isolated by prefix.
-let redis: RedisConnection;
-beforeAll(() => {
-  redis = createRedisConnection(inject('redisUrl'), 'worker');
-});
-afterAll(() => closeRedis(redis));
+const redis = sharedRedis();
 
 test("a key's requests are counted per second, each second's counter expiring by itself", async () => {
-  const keys = createKeys(`t${randomUUID().slice(0, 8)}`);
+  const keys = createKeys(freshPrefix());
   const store = new ApiKeyStore(redis, keys);
   const second = 1_800_000_000_000;
   expect(await Promise.all([1, 2, 3].map(() => store.countRequest('k1', second + 10)))).toEqual([1, 2, 3]);

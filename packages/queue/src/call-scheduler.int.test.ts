@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { describe, expect, inject, test } from 'vitest';
 import { DelayedError, type Job } from 'bullmq';
 import { ToolSpec, type CallJobData, type CallOutput, type Tool } from '@toolplane/core';
 import { CallScheduler } from './call-scheduler.js';
@@ -9,23 +8,19 @@ import { createKeys } from './keys.js';
 import { ToolRegistry } from './registry.js';
 import type { CallProcessor } from './tool-worker.js';
 import { startRedisServer } from './testing/redis-server.js';
+import { sharedRedis, freshPrefix } from '../../../test/support/redis.js';
 
 /**
  * The scheduler against the run's real redis-server, with a processor that runs no sandbox: what
  * it owns is which calls start when, over which connections, and what idle tools cost.
  */
-let redis: RedisConnection;
-beforeAll(async () => {
-  redis = createRedisConnection(inject('redisUrl'), 'worker');
-  await waitForRedis(redis);
-});
-afterAll(() => closeRedis(redis));
+const redis = sharedRedis();
 
 const SPEC = ToolSpec.parse({ description: 'test', parameters: { type: 'object' }, code: 'export default (a) => a', concurrency: 10_000 });
 
 /** A scheduler on its own key prefix; on the run's shared server unless `url` names another. */
 async function setup(processor: CallProcessor, concurrency: number, url = inject('redisUrl')) {
-  const keys = createKeys(`cs${randomUUID().slice(0, 8)}`);
+  const keys = createKeys(freshPrefix('cs'));
   const producer = url === inject('redisUrl') ? redis : createRedisConnection(url, 'worker');
   const registry = new ToolRegistry(producer, keys);
   const calls = createCalls(producer, keys, { maxCallsInFlight: 0 });

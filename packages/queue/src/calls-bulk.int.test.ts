@@ -1,20 +1,14 @@
-import { afterAll, beforeAll, expect, inject, test } from 'vitest';
-import { randomUUID } from 'node:crypto';
+import { expect, test } from 'vitest';
 import { ToolSpec } from '@toolplane/core';
-import { closeRedis, createRedisConnection, type RedisConnection } from './connection.js';
 import { createKeys } from './keys.js';
 import { createCalls } from './calls.js';
 import { ToolRegistry } from './registry.js';
+import { sharedRedis, freshPrefix } from '../../../test/support/redis.js';
 
-// The run's shared redis-server (test/support/global-setup.ts); keys are isolated by prefix.
-let redis: RedisConnection;
-beforeAll(() => {
-  redis = createRedisConnection(inject('redisUrl'), 'worker');
-});
-afterAll(() => closeRedis(redis));
+const redis = sharedRedis();
 
 test('enqueueBulk queues the same jobs and audit records as enqueue', async () => {
-  const keys = createKeys(`t${randomUUID().slice(0, 8)}`);
+  const keys = createKeys(freshPrefix());
   const registry = new ToolRegistry(redis, keys);
   const { tool } = await registry.put(
     'add',

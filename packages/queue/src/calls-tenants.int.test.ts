@@ -7,6 +7,7 @@ import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection }
 import { createKeys } from './keys.js';
 import { ToolRegistry } from './registry.js';
 import { startRedisServer, type RedisServer } from './testing/redis-server.js';
+import { freshPrefix } from '../../../test/support/redis.js';
 
 // A redis-server of this file's own: MONITOR below must see only this file's commands (the run's
 // shared server carries other files' traffic, BullMQ's binary arguments included).
@@ -25,7 +26,7 @@ afterAll(async () => {
 const SPEC = ToolSpec.parse({ description: 'echoes', parameters: { type: 'object' }, code: 'export default (a) => a' });
 
 async function setup(opts: { maxCallsInFlight?: number } = {}) {
-  const keys = createKeys(`ct${randomUUID().slice(0, 8)}`);
+  const keys = createKeys(freshPrefix('ct'));
   const registry = new ToolRegistry(redis, keys);
   const calls = createCalls(redis, keys, opts);
   const tools: Tool[] = [];

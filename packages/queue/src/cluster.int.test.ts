@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { Cluster } from 'ioredis';
 import { ToolExecError, ToolSpec, silentLogger, type Tool } from '@toolplane/core';
@@ -14,6 +13,7 @@ import { ToolRegistry } from './registry.js';
 import { SecretStore } from './secrets.js';
 import { TenantQuotas } from './tenant-quotas.js';
 import { startRedisCluster, type RedisCluster } from './testing/index.js';
+import { freshPrefix } from '../../../test/support/redis.js';
 
 // Every class that touches Redis, run against a real 3-master cluster with the connection roles the
 // services use. A command or script whose keys span slots fails here with CROSSSLOT.
@@ -21,7 +21,7 @@ let cluster: RedisCluster;
 let client: RedisConnection;
 let worker: RedisConnection;
 let subscriber: RedisConnection;
-const keys = createKeys(`t${randomUUID().slice(0, 8)}`);
+const keys = createKeys(freshPrefix());
 
 beforeAll(async () => {
   cluster = await startRedisCluster({ masters: 3 });

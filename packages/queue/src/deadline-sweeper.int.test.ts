@@ -11,6 +11,7 @@ import { DeadlineSweeper } from './deadline-sweeper.js';
 import { createKeys } from './keys.js';
 import { ToolRegistry } from './registry.js';
 import { startRedisCluster, startRedisServer } from './testing/index.js';
+import { freshPrefix } from '../../../test/support/redis.js';
 
 /**
  * The deadline sweeper against the run's real redis-server: calls waiting past their deadline end
@@ -31,7 +32,7 @@ const SPEC = ToolSpec.parse({ description: 'test', parameters: { type: 'object' 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function setup(url = inject('redisUrl'), conn = redis) {
-  const keys = createKeys(`ds${randomUUID().slice(0, 8)}`);
+  const keys = createKeys(freshPrefix('ds'));
   const registry = new ToolRegistry(conn, keys);
   const calls = createCalls(conn, keys, { maxCallsInFlight: 10_000 });
   const sweepers: DeadlineSweeper[] = [];

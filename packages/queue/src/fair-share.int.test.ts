@@ -1,22 +1,16 @@
-import { afterAll, beforeAll, expect, inject, test } from 'vitest';
-import { randomUUID } from 'node:crypto';
+import { expect, test } from 'vitest';
 import { Worker, type Job } from 'bullmq';
 import { ToolSpec, type CallJobData } from '@toolplane/core';
-import { closeRedis, createRedisConnection, type RedisConnection } from './connection.js';
 import { createKeys, type Keys } from './keys.js';
 import { createCalls } from './calls.js';
 import { ToolRegistry } from './registry.js';
+import { sharedRedis, freshPrefix } from '../../../test/support/redis.js';
 
-// The run's shared redis-server (test/support/global-setup.ts); keys are isolated by prefix.
-let redis: RedisConnection;
-beforeAll(() => {
-  redis = createRedisConnection(inject('redisUrl'), 'worker');
-});
-afterAll(() => closeRedis(redis));
+const redis = sharedRedis();
 
 /** A tool with its queues; `start(n)` takes the next n calls the way a worker does, in BullMQ's order. */
 async function setup(opts: { deadlineMs?: number } = {}) {
-  const keys: Keys = createKeys(`t${randomUUID().slice(0, 8)}`);
+  const keys: Keys = createKeys(freshPrefix());
   const { tool } = await new ToolRegistry(redis, keys).put(
     'shared',
     ToolSpec.parse({ description: 'shared', parameters: { type: 'object' }, code: 'export default () => 1', ...opts }),

@@ -1,19 +1,14 @@
-import { afterAll, beforeAll, expect, inject, test } from 'vitest';
+import { expect, inject, test } from 'vitest';
 import { Queue, Worker } from 'bullmq';
-import { randomUUID } from 'node:crypto';
-import { closeRedis, createRedisConnection, type RedisConnection } from './connection.js';
+import { createRedisConnection } from './connection.js';
 import { createKeys } from './keys.js';
 import { readQueueDepths } from './queue-depth.js';
+import { sharedRedis, freshPrefix } from '../../../test/support/redis.js';
 
-// The run's shared redis-server (test/support/global-setup.ts); keys are isolated by prefix.
-let redis: RedisConnection;
-beforeAll(() => {
-  redis = createRedisConnection(inject('redisUrl'), 'worker');
-});
-afterAll(() => closeRedis(redis));
+const redis = sharedRedis();
 
 test('counts every state as BullMQ getJobCounts does, for many tools in one call', async () => {
-  const keys = createKeys(`t${randomUUID().slice(0, 8)}`);
+  const keys = createKeys(freshPrefix());
   const queue = new Queue(keys.queueName('add'), { connection: redis, prefix: keys.bullPrefix });
   await queue.add('call', {}, { delay: 60_000 });
   await queue.add('call', {}, { priority: 3 });

@@ -4,6 +4,7 @@ import { ToolSpec } from '@toolplane/core';
 import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
 import { createKeys } from './keys.js';
 import { ToolRegistry } from './registry.js';
+import { freshPrefix } from '../../../test/support/redis.js';
 
 /**
  * A registry that follows changes answers `get` from memory, and still sees every change: its own
@@ -12,7 +13,7 @@ import { ToolRegistry } from './registry.js';
 let redis: RedisConnection;
 let followerRedis: RedisConnection;
 let subscriber: RedisConnection;
-const keys = createKeys(`rf${randomUUID().slice(0, 8)}`);
+const keys = createKeys(freshPrefix('rf'));
 const subscriberName = `rf-sub-${randomUUID().slice(0, 8)}`;
 let follower: ToolRegistry;
 /** Another replica: its changes reach the follower only through Redis. */

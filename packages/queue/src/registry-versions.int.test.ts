@@ -1,21 +1,15 @@
-import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, expect, inject, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { ToolSpec } from '@toolplane/core';
-import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
 import { createKeys } from './keys.js';
 import { ToolRegistry } from './registry.js';
+import { sharedRedis, freshPrefix } from '../../../test/support/redis.js';
 
-let redis: RedisConnection;
-beforeAll(async () => {
-  redis = createRedisConnection(inject('redisUrl'), 'worker');
-  await waitForRedis(redis);
-});
-afterAll(() => closeRedis(redis));
+const redis = sharedRedis();
 
 const spec = (n: number) => ToolSpec.parse({ description: 'd', parameters: { type: 'object' }, code: `export default () => ${n}` });
 
 test('versions list newest first with code hashes and authors; rollback makes a new version of old code', async () => {
-  const registry = new ToolRegistry(redis, createKeys(`rv${randomUUID().slice(0, 8)}`));
+  const registry = new ToolRegistry(redis, createKeys(freshPrefix('rv')));
   await registry.put('t', spec(1), 'ten', { createdBy: 'k1' });
   await registry.put('t', spec(2), 'ten', { createdBy: 'k2' });
   const before = await registry.versions('t');
@@ -30,7 +24,7 @@ test('versions list newest first with code hashes and authors; rollback makes a 
 });
 
 test('pruning drops the oldest versions past the count, never the current or a referenced one', async () => {
-  const registry = new ToolRegistry(redis, createKeys(`rp${randomUUID().slice(0, 8)}`), { maxVersions: 3 });
+  const registry = new ToolRegistry(redis, createKeys(freshPrefix('rp')), { maxVersions: 3 });
   for (let i = 1; i <= 6; i++) await registry.put('p', spec(i));
   expect(await registry.prune('p', new Set([2]))).toEqual([3, 1]);
   expect((await registry.versions('p')).map((v) => v.version)).toEqual([6, 5, 4, 2]);

@@ -1,19 +1,12 @@
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { randomUUID } from 'node:crypto';
+import { describe, expect, test } from 'vitest';
 import { RequestError, ToolExecError } from '@toolplane/core';
-import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
 import { createKeys, type Keys } from './keys.js';
 import { TenantQuotas, type CallAdmission } from './tenant-quotas.js';
+import { sharedRedis, freshPrefix } from '../../../test/support/redis.js';
 
-// The run's shared redis-server (test/support/global-setup.ts); each test has a key prefix of its own.
-let redis: RedisConnection;
-beforeAll(async () => {
-  redis = createRedisConnection(inject('redisUrl'), 'worker');
-  await waitForRedis(redis);
-});
-afterAll(() => closeRedis(redis));
+const redis = sharedRedis();
 
-const freshKeys = (): Keys => createKeys(`q${randomUUID().slice(0, 8)}`);
+const freshKeys = (): Keys => createKeys(freshPrefix('q'));
 const call = (tenant: string, ids: string[], extra: Partial<CallAdmission> = {}): CallAdmission => ({
   tenant,
   tool: 'echo',

@@ -1,22 +1,16 @@
-import { afterAll, beforeAll, expect, inject, test } from 'vitest';
-import { randomUUID } from 'node:crypto';
+import { expect, test } from 'vitest';
 import { once } from 'node:events';
 import { Worker } from 'bullmq';
 import { ToolSpec } from '@toolplane/core';
-import { closeRedis, createRedisConnection, type RedisConnection } from './connection.js';
 import { createKeys } from './keys.js';
 import { createCalls } from './calls.js';
 import { ToolRegistry } from './registry.js';
+import { sharedRedis, freshPrefix } from '../../../test/support/redis.js';
 
-// The run's shared redis-server (test/support/global-setup.ts); keys are isolated by prefix.
-let redis: RedisConnection;
-beforeAll(() => {
-  redis = createRedisConnection(inject('redisUrl'), 'worker');
-});
-afterAll(() => closeRedis(redis));
+const redis = sharedRedis();
 
 test('a tool without a concurrency cap leaves BullMQ no fleet-wide count to keep; a cap sets it again', async () => {
-  const keys = createKeys(`t${randomUUID().slice(0, 8)}`);
+  const keys = createKeys(freshPrefix());
   const registry = new ToolRegistry(redis, keys);
   const calls = createCalls(redis, keys);
   const spec = (concurrency: number | null) =>
@@ -45,7 +39,7 @@ async function runOneCall(keys: ReturnType<typeof createKeys>, tool: string): Pr
 }
 
 test('without a history store, a deleted tool is settled step by step and its name forgotten once nothing of it is left', async () => {
-  const keys = createKeys(`t${randomUUID().slice(0, 8)}`);
+  const keys = createKeys(freshPrefix());
   const registry = new ToolRegistry(redis, keys);
   // Finished calls kept a week (the default) and, for a second process's lifecycle, 1 ms.
   const calls = createCalls(redis, keys);
@@ -80,7 +74,7 @@ test('without a history store, a deleted tool is settled step by step and its na
 });
 
 test('a name registered again is never forgotten on the strength of its old queue, nor stripped of its settings', async () => {
-  const keys = createKeys(`t${randomUUID().slice(0, 8)}`);
+  const keys = createKeys(freshPrefix());
   const registry = new ToolRegistry(redis, keys);
   const calls = createCalls(redis, keys, { retentionMs: 1 });
   await registry.put('again', SPEC);

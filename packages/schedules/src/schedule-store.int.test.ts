@@ -1,19 +1,12 @@
-import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { RequestError } from '@toolplane/core';
-import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from '@toolplane/queue';
 import { ScheduleRequest } from './schedule.js';
 import { ScheduleStore, createScheduleKeys, type FireSchedule } from './schedule-store.js';
+import { sharedRedis, freshPrefix } from '../../../test/support/redis.js';
 
-// The run's shared redis-server (test/support/global-setup.ts); each test has a key prefix of its own.
-let redis: RedisConnection;
-beforeAll(async () => {
-  redis = createRedisConnection(inject('redisUrl'), 'worker');
-  await waitForRedis(redis);
-});
-afterAll(() => closeRedis(redis));
+const redis = sharedRedis();
 
-const freshStore = (opts = {}) => new ScheduleStore(redis, createScheduleKeys(`s${randomUUID().slice(0, 8)}`), opts);
+const freshStore = (opts = {}) => new ScheduleStore(redis, createScheduleKeys(freshPrefix('s')), opts);
 
 describe('schedule requests', () => {
   test('exactly one of cron and everyMs; timezone only with cron and only a real one; 1 s at least', () => {

@@ -1,23 +1,16 @@
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from '@toolplane/queue';
+import { describe, expect, test } from 'vitest';
 import { WebhookDeliveries, type WebhookSender } from './deliveries.js';
 import { createWebhookKeys } from './keys.js';
 import { WebhookSecrets } from './secrets.js';
 import { verifyWebhook } from './signature.js';
+import { sharedRedis, freshPrefix } from '../../../test/support/redis.js';
 
-// The run's shared redis-server (test/support/global-setup.ts); each test has a key prefix of its own.
-let redis: RedisConnection;
-beforeAll(async () => {
-  redis = createRedisConnection(inject('redisUrl'), 'worker');
-  await waitForRedis(redis);
-});
-afterAll(() => closeRedis(redis));
+const redis = sharedRedis();
 
-const freshKeys = () => createWebhookKeys(`w${randomUUID().slice(0, 8)}`);
+const freshKeys = () => createWebhookKeys(freshPrefix('w'));
 
 type Received = { headers: IncomingHttpHeaders; body: string; at: number };
 

@@ -4,7 +4,6 @@ import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventEmitter } from 'node:events';
@@ -30,6 +29,7 @@ import { API_ROUTES } from './api-routes.js';
 import { openApiPath } from './api-spec.js';
 import { createPlannerApp, type PlannerDeps, type PlannerEvents } from './app.js';
 import { ArgumentValidator } from './validation.js';
+import { freshPrefix } from '../../../test/support/redis.js';
 
 /**
  * Mounts that serve a user interface, not the API: the document leaves them out on purpose.
@@ -59,7 +59,7 @@ function routesOf(app: Express): string[] {
 }
 
 describe('the OpenAPI document', () => {
-  const prefix = `oa${randomUUID().slice(0, 8)}`;
+  const prefix = freshPrefix('oa');
   const closing = new AbortController();
   let redis: RedisConnection;
   let subscriber: RedisConnection;

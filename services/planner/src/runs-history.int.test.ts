@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { EventEmitter, once } from 'node:events';
-import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { newCallId, silentLogger } from '@toolplane/core';
@@ -24,6 +23,7 @@ import { Archiver, type HistoryStore } from '@toolplane/history';
 import { storeFactory, type StoreFactory } from '@toolplane/history/testing';
 import { createPlannerApp, type PlannerDeps, type PlannerEvents } from './app.js';
 import { ArgumentValidator } from './validation.js';
+import { freshPrefix } from '../../../test/support/redis.js';
 
 // Agent runs end to end through history: the planner's API in this process over the run's shared
 // redis-server and an embedded SQLite history store, with the archiver moving runs as main.ts wires it.
@@ -51,7 +51,7 @@ function finishedRun(id: string, tenant: string): RunRecord {
 }
 
 describe('agent runs archived to history (sqlite)', () => {
-  const prefix = `rh${randomUUID().slice(0, 8)}`;
+  const prefix = freshPrefix('rh');
   const keys = createKeys(prefix);
   const agentKeys = createAgentKeys(prefix);
   const closing = new AbortController();

@@ -21,6 +21,7 @@ import {
 import { createPlannerApp, type PlannerDeps } from './app.js';
 import { PlannerToolGateway } from './run-tools.js';
 import { ArgumentValidator } from './validation.js';
+import { freshPrefix } from '../../../test/support/redis.js';
 
 // The three ways a call is submitted — POST /v1/calls, MCP tools/call and an agent run's tool
 // gateway — against one planner in this process over the run's redis-server (no worker: accepted
@@ -104,7 +105,7 @@ async function enqueuedCount(metrics: HttpMetrics, tool: string): Promise<number
 }
 
 describe('one submission path: REST, MCP and agent runs answer alike', () => {
-  const prefix = `sc${randomUUID().slice(0, 8)}`;
+  const prefix = freshPrefix('sc');
   let redis: RedisConnection;
   let subscriber: RedisConnection;
   let live: Awaited<ReturnType<typeof startPlanner>>;

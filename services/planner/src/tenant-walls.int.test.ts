@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { EventEmitter, once } from 'node:events';
-import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ToolSpec, newCallId, silentLogger } from '@toolplane/core';
@@ -24,6 +23,7 @@ import {
 import { RunEventFeed, RunStore, createAgentKeys, type RunRecord } from '@toolplane/agent';
 import { createPlannerApp, type PlannerDeps, type PlannerEvents } from './app.js';
 import { ArgumentValidator } from './validation.js';
+import { freshPrefix } from '../../../test/support/redis.js';
 
 // The planner's HTTP API in this process over the run's shared redis-server: each surface a tenant
 // reaches, probed by tenant B against tenant A. No worker is needed: calls stay queued or pending.
@@ -32,7 +32,7 @@ const TENANT_SCOPES = ['tools:read', 'tools:write', 'calls:read', 'calls:write',
 const SPEC = ToolSpec.parse({ description: 'echoes', parameters: { type: 'object' }, code: 'export default (a) => a' });
 
 describe('tenant B against tenant A, surface by surface', () => {
-  const prefix = `tw${randomUUID().slice(0, 8)}`;
+  const prefix = freshPrefix('tw');
   const keys = createKeys(prefix);
   const agentKeys = createAgentKeys(prefix);
   const closing = new AbortController();

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { Redis } from 'ioredis';
 import type { CallRecord } from '@toolplane/core';
@@ -10,6 +9,7 @@ import { RunManager } from '../run-manager.js';
 import type { ToolGateway } from '../tool-gateway.js';
 import { RunRequest, type RunRecord } from '../types.js';
 import { startScriptedModelServer, type ScriptedModelServer } from '../testing/index.js';
+import { freshPrefix } from '../../../../test/support/redis.js';
 
 /** Calls held in memory: `pay` waits for approval, `echo` returns its arguments at once. */
 class Desk implements ToolGateway {
@@ -66,7 +66,7 @@ class Desk implements ToolGateway {
 describe('plan runs (run side)', () => {
   let redis: Redis;
   let llm: ScriptedModelServer;
-  const keys = createAgentKeys(`plans${randomUUID().slice(0, 8)}`);
+  const keys = createAgentKeys(freshPrefix('plans'));
   const manager = (tools: ToolGateway) =>
     new RunManager({
       redis,
