@@ -17,7 +17,7 @@ import { schedulesRouter } from './routes-schedules.js';
 import { webhooksRouter } from './routes-webhooks.js';
 import { toolsRouter } from './routes-tools.js';
 import { upstreamsRouter } from './routes-upstreams.js';
-import { captureRouteTemplate, routeTemplateOf } from './route-template.js';
+import { captureRouteTemplates, routeTemplateOf } from './route-template.js';
 import { CONSOLE_PATH, consoleRouter } from './console.js';
 import { consoleDataRouter } from './routes-console.js';
 import { traceRequests } from './tracing.js';
@@ -30,7 +30,7 @@ export function createPlannerApp(deps: PlannerDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  app.use(captureRouteTemplate());
+  captureRouteTemplates(app);
   if (deps.tracing) app.use(traceRequests());
   // The API serves JSON only (Bull Board and the console set their own policies below their paths).
   const headers = helmet();

@@ -7,7 +7,7 @@ import { routeTemplateOf } from './route-template.js';
  * One SERVER span per HTTP request, named by method and route template (`POST /v1/calls`), with its
  * status. A caller's `traceparent` header makes the request part of the caller's trace. Only the
  * method, route and status are recorded: paths hold ids, query strings and bodies hold arguments.
- * Install it after {@link captureRouteTemplate}, and only when tracing is on.
+ * Install it only when tracing is on; the app captures route templates (`captureRouteTemplates`).
  */
 export function traceRequests(): RequestHandler {
   const tracer = trace.getTracer(TRACER_NAME);
