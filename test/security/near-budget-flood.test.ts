@@ -5,7 +5,7 @@ import { api, startPlanner, startWorker, uniquePrefix, waitForCalls, type Servic
 /**
  * A tenant floods one tool whose calls each stay just under the sandbox's synchronous budget (~3 ms),
  * every way a call can keep its isolate busy. Calls that arrive in one turn take turns on one warm
- * isolate, and a turn spends at most 10 ms handing isolates over (`isolate-pool.int.test.ts` shows
+ * isolate, and a turn spends at most 10 ms starting calls (`isolate-pool.int.test.ts` shows
  * the chain and its bound in one process; through a worker the calls reach the host spread over
  * turns). Here, against real processes at WORKER_CONCURRENCY=400: all calls succeed, and the planner's
  * and the worker's `/healthz` answer within a second throughout.
