@@ -1,10 +1,10 @@
-import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, test } from 'vitest';
 import { CallErrorCode, RETRYABLE_CODES, ToolExecError, ToolSpec, silentLogger, type Tool } from '@toolplane/core';
 import { ToolBreakers, TrialFailedError, countsAgainstTool, readBreakerState, stateShownBy, type BreakerState } from './breaker.js';
 import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
 import { CallGate } from './gate.js';
 import { createKeys } from './keys.js';
+import { commandsDuring } from '../../../test/support/redis-monitor.js';
 
 /**
  * The breaker's decisions with real opossum and the real Redis of the test setup, no worker
@@ -223,25 +223,15 @@ describe('fleet-wide states and the trial', () => {
     const t = tool();
     // The gate's script is loaded (a first EVALSHA may answer NOSCRIPT and be followed by an EVAL).
     await gateA.admit(t, 'warm', 'default');
-    const seen: string[] = [];
-    const monitor = await new Redis(inject('redisUrl')).monitor();
-    // What clients sent; the commands a script runs inside show up too, from `lua`.
-    monitor.on('monitor', (_time: string, args: string[], source: string) => {
-      if (source !== 'lua') seen.push(args.join(' '));
-    });
-    const sentinel = `sentinel-${t.name}`;
-    try {
+    const commands = await commandsDuring(inject('redisUrl'), redisA, async () => {
       for (let i = 0; i < 10; i++) {
         const admission = await gateA.admit(t, `c${i}`, 'default');
         breakers.noteAdmission(t.name, admission.verdict);
         expect(await breakers.run(t, 'run', ok)).toBe('fine');
       }
-      // MONITOR streams on its own: wait until it has shown a command sent after the calls.
-      await redisA.get(sentinel);
-      await expect.poll(() => seen.some((line) => line.includes(sentinel)), { timeout: 5_000 }).toBe(true);
-    } finally {
-      monitor.disconnect();
-    }
+    });
+    // What clients sent; the commands a script runs inside show up too, from `lua`.
+    const seen = commands.filter((c) => c.source !== 'lua').map((c) => c.args.join(' '));
     const ofTool = seen.filter((line) => line.includes(`{${t.name}}`));
     expect(ofTool).toHaveLength(10);
     for (const line of ofTool) expect(line).toMatch(/^evalsha /i);

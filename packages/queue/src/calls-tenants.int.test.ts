@@ -1,6 +1,4 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { ToolSpec, type Tool } from '@toolplane/core';
 import { createCalls } from './calls.js';
 import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
@@ -8,6 +6,7 @@ import { createKeys } from './keys.js';
 import { ToolRegistry } from './registry.js';
 import { startRedisServer, type RedisServer } from './testing/redis-server.js';
 import { freshPrefix } from '../../../test/support/redis.js';
+import { commandsDuring } from '../../../test/support/redis-monitor.js';
 
 // A redis-server of this file's own: MONITOR below must see only this file's commands (the run's
 // shared server carries other files' traffic, BullMQ's binary arguments included).
@@ -44,21 +43,9 @@ async function setup(opts: { maxCallsInFlight?: number } = {}) {
   return { keys, registry, calls, put, cleanup };
 }
 
-/** Every command Redis runs while `fn` runs, as text (MONITOR on a connection of its own). */
-async function commandsDuring(fn: () => Promise<void>): Promise<string[]> {
-  const seen: string[] = [];
-  const monitor = await new Redis(server.url).monitor();
-  monitor.on('monitor', (_time: string, args: string[]) => seen.push(args.join(' ')));
-  const sentinel = `sentinel-${randomUUID()}`;
-  try {
-    await fn();
-    // MONITOR streams on its own: wait until it has shown a command sent after `fn`.
-    await redis.get(sentinel);
-    await expect.poll(() => seen.some((line) => line.includes(sentinel)), { timeout: 5_000 }).toBe(true);
-  } finally {
-    monitor.disconnect();
-  }
-  return seen;
+/** Every command Redis runs while `fn` runs, as text. */
+async function commandsOf(fn: () => Promise<void>): Promise<string[]> {
+  return (await commandsDuring(server.url, redis, fn)).map((c) => c.args.join(' '));
 }
 
 describe("one tenant's calls, seen from another", () => {
@@ -72,7 +59,7 @@ describe("one tenant's calls, seen from another", () => {
     for (let i = 0; i < 3; i++) idsB.push((await calls.producer.enqueue(toolB, { i }, { tenant: 'tenant-b' })).id);
 
     let pages: Array<{ calls: Array<{ id: string }> }> = [];
-    const commands = await commandsDuring(async () => {
+    const commands = await commandsOf(async () => {
       pages = await Promise.all([
         calls.reads.list({ tenant: 'tenant-b', limit: 50 }),
         calls.reads.list({ tenant: 'tenant-b', tool: 'a-echo', limit: 50 }),
