@@ -4,6 +4,7 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
 import { freePort } from '@toolplane/queue/testing';
 
 /** The repository root. */
@@ -126,6 +127,22 @@ async function startServiceOn(port: number, service: 'planner' | 'worker', env: 
     throw err;
   }
   return svc;
+}
+
+/**
+ * After a failed test, the tail of each service's output and whether it is still running: CI shows
+ * the test log only, and a service that crashed or stalled says why there.
+ */
+export function showServicesOnFailure(services: () => Record<string, ServiceProcess | undefined>): void {
+  afterEach((ctx) => {
+    if (ctx.task.result?.state !== 'fail') return;
+    for (const [name, svc] of Object.entries(services())) {
+      if (!svc) continue;
+      const { exitCode, signalCode, pid } = svc.proc;
+      const state = exitCode === null && signalCode === null ? `running (pid ${pid})` : `exited (code ${exitCode}, signal ${signalCode})`;
+      console.error(`--- ${name}: ${state}; last of its output ---\n${svc.output().slice(-6_000)}`);
+    }
+  });
 }
 
 /** A planner process; without a `TOOLPLANE_ADMIN_KEY` from the caller it runs with `TOOLPLANE_AUTH=off`. */
