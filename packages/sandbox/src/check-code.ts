@@ -4,7 +4,16 @@ import { installIdleRuntime } from './runtime-source.js';
 
 /** Registration-time checks run in a throwaway isolate with tight limits. */
 const CHECK_MEMORY_MB = 16;
-const CHECK_TIMEOUT_MS = 200;
+/** The CPU time top-level code may use: what a module needs to define its exports, many times over. */
+const CHECK_CPU_MS = 200;
+/**
+ * Wall time for the same, which a busy machine stretches (a wall bound of 200 ms refused valid code
+ * under load): still under the fleet's bound on a whole check (`checkTimeoutMs`, 1 s by default),
+ * so a slow check is refused here rather than by killing its host.
+ */
+const CHECK_WALL_MS = 750;
+/** How often the CPU time of an evaluating module is looked at. */
+const CHECK_CPU_POLL_MS = 10;
 
 /**
  * Checks that `code` is an ES module without imports whose default export is a function, by compiling
@@ -33,7 +42,9 @@ export async function checkToolCode(code: string): Promise<{ ok: true } | { ok: 
       await module.instantiate(context, (s) => {
         throw new Error(`import of '${s}' is not allowed`);
       });
-      await module.evaluate({ timeout: CHECK_TIMEOUT_MS });
+      if (await overranCpu(isolate, () => module.evaluate({ timeout: CHECK_WALL_MS }))) {
+        return { ok: false, message: `module evaluation failed: top-level code used more than ${CHECK_CPU_MS} ms of CPU time` };
+      }
       const kind = module.namespace.getSync('default', { reference: true }).typeof;
       if (kind !== 'function') return { ok: false, message: `the default export must be a function, got ${kind}` };
     } catch (err: unknown) {
@@ -42,6 +53,30 @@ export async function checkToolCode(code: string): Promise<{ ok: true } | { ok: 
     return { ok: true };
   } finally {
     if (!isolate.isDisposed) isolate.dispose();
+  }
+}
+
+/**
+ * Runs `evaluate` (on isolated-vm's threads, so this thread stays free to watch) and disposes the
+ * isolate once it has used {@link CHECK_CPU_MS} of CPU time. True when that ended it; its other
+ * failures are thrown.
+ */
+async function overranCpu(isolate: ivm.Isolate, evaluate: () => Promise<unknown>): Promise<boolean> {
+  const start = isolate.cpuTime;
+  let overran = false;
+  const watch = setInterval(() => {
+    if (isolate.isDisposed || Number(isolate.cpuTime - start) / 1e6 < CHECK_CPU_MS) return;
+    overran = true;
+    isolate.dispose();
+  }, CHECK_CPU_POLL_MS);
+  try {
+    await evaluate();
+    return false;
+  } catch (err: unknown) {
+    if (overran) return true;
+    throw err;
+  } finally {
+    clearInterval(watch);
   }
 }
 
