@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startScriptedModelServer, type ScriptedModelServer } from '@toolplane/agent/testing';
-import { ADD_TOOL, ROOT, api, showServicesOnFailure, startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
+import { ADD_TOOL, ROOT, api, startPlanner, startWorker, uniquePrefix, type ServiceProcess } from '../support/services.js';
 import { pollUntil, waitReady } from '../support/poll.js';
 
 const ADMIN_KEY = 'console-admin-key-0123456789';
@@ -43,7 +43,6 @@ describe('the web console', () => {
     expect(html).not.toContain(secret);
     expect(await page.evaluate(() => document.cookie)).not.toContain('toolplane_console');
   };
-  showServicesOnFailure(() => ({ planner, worker }));
   const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 
   beforeAll(async () => {

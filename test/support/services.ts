@@ -97,6 +97,22 @@ async function startService(service: 'planner' | 'worker', env: Record<string, s
   }
 }
 
+/** The services this test file started, and whether a test stopped each itself. */
+const fileServices = new Map<ServiceProcess, { name: string; stopped: boolean }>();
+
+// After a failed test: the tail of the output of each service of the file that no test stopped, and
+// whether it still runs. CI shows the test log only, and a service that crashed or stalled says why
+// there. Registered when a test file imports this module, so it covers all of that file's tests.
+afterEach((ctx) => {
+  if (ctx.task.result?.state !== 'fail') return;
+  for (const [svc, { name, stopped }] of fileServices) {
+    if (stopped) continue;
+    const { exitCode, signalCode, pid } = svc.proc;
+    const state = exitCode === null && signalCode === null ? `running (pid ${pid})` : `exited (code ${exitCode}, signal ${signalCode})`;
+    console.error(`--- ${name} at ${svc.url}: ${state}; the last of its output ---\n${svc.output().slice(-6_000)}`);
+  }
+});
+
 async function startServiceOn(port: number, service: 'planner' | 'worker', env: Record<string, string>, portVar: string): Promise<ServiceProcess> {
   let out = '';
   const proc = spawn(process.execPath, ['--no-node-snapshot', join(ROOT, 'services', service, 'dist', 'main.js')], {
@@ -115,6 +131,8 @@ async function startServiceOn(port: number, service: 'planner' | 'worker', env: 
     output: () => out,
     kill: (signal = 'SIGTERM') =>
       new Promise((resolve) => {
+        const entry = fileServices.get(svc);
+        if (entry) entry.stopped = true;
         if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
         proc.once('exit', (code) => resolve(code));
         proc.kill(signal);
@@ -126,23 +144,8 @@ async function startServiceOn(port: number, service: 'planner' | 'worker', env: 
     proc.kill('SIGKILL');
     throw err;
   }
+  fileServices.set(svc, { name: service, stopped: false });
   return svc;
-}
-
-/**
- * After a failed test, the tail of each service's output and whether it is still running: CI shows
- * the test log only, and a service that crashed or stalled says why there.
- */
-export function showServicesOnFailure(services: () => Record<string, ServiceProcess | undefined>): void {
-  afterEach((ctx) => {
-    if (ctx.task.result?.state !== 'fail') return;
-    for (const [name, svc] of Object.entries(services())) {
-      if (!svc) continue;
-      const { exitCode, signalCode, pid } = svc.proc;
-      const state = exitCode === null && signalCode === null ? `running (pid ${pid})` : `exited (code ${exitCode}, signal ${signalCode})`;
-      console.error(`--- ${name}: ${state}; last of its output ---\n${svc.output().slice(-6_000)}`);
-    }
-  });
 }
 
 /** A planner process; without a `TOOLPLANE_ADMIN_KEY` from the caller it runs with `TOOLPLANE_AUTH=off`. */
