@@ -112,6 +112,39 @@ describe('SandboxFleet', () => {
     expect(await fleet.check('export default () => 2')).toEqual({ ok: true });
   });
 
+  test('registration checks: every way top-level code can spin ends on its CPU bound, and the checking process stays responsive', async () => {
+    const spinning = [
+      'const p = new Proxy({}, { get() { for (;;); } }); const v = p.x; export default () => v',
+      'const o = { get x() { for (;;); } }; const v = o.x; export default () => v',
+      'await { then() { for (;;); } }; export default () => 1',
+      'Promise.resolve().then(() => { for (;;); }); export default () => 1',
+      'queueMicrotask(() => { for (;;); }); export default () => 1',
+      'export default () => 1; (async () => { await null; for (;;); })()',
+      'const spin = () => Promise.resolve().then(spin); spin(); export default () => 1',
+      // Native work: a regular expression backtracking for ever.
+      'const v = /(a+)+$/.test("a".repeat(40) + "b"); export default () => v',
+    ];
+    let maxLagMs = 0;
+    let last = performance.now();
+    const lag = setInterval(() => {
+      const now = performance.now();
+      maxLagMs = Math.max(maxLagMs, now - last - 10);
+      last = now;
+    }, 10);
+    try {
+      for (const code of spinning) {
+        const started = performance.now();
+        // A promise chain piles its promises up too: the check's 16 MB heap limit may end it first.
+        const bound = code.includes('const spin') ? /more than 200 ms of CPU time|memory limit/ : /more than 200 ms of CPU time/;
+        expect(await fleet.check(code), code).toEqual({ ok: false, message: expect.stringMatching(bound) });
+        expect(performance.now() - started, code).toBeLessThan(2_500);
+      }
+    } finally {
+      clearInterval(lag);
+    }
+    expect(maxLagMs).toBeLessThan(1_000);
+  });
+
   test('a burst of registration checks of valid code all pass: each gets its host and its time bound to itself', async () => {
     // Each evaluates 5 M additions at its top level: fine alone, but forty sharing one host's
     // CPU (and each other's time bound) failed as "blocked its checker" before checks took turns.
