@@ -25,16 +25,6 @@ export function uniquePrefix(): string {
 }
 
 /**
- * Every service process a test file started and has not seen exit: killed when the file's process
- * exits, so a test that failed before its teardown (or a start that never got healthy) leaves no
- * planner or worker behind spinning on a Redis that is gone. (Sandbox hosts exit with their worker.)
- */
-const started = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const proc of started) proc.kill('SIGKILL');
-});
-
-/**
  * Whether process `pid` holds the socket listening on `port`, from Linux's /proc (true where /proc
  * cannot tell). A free port found for one test file can be taken by another file's service before
  * this one binds it: then that service answers this one's health checks.
@@ -97,8 +87,17 @@ async function startService(service: 'planner' | 'worker', env: Record<string, s
   }
 }
 
-/** The services this test file started, and whether a test stopped each itself. */
+/**
+ * The services this test file started, and whether a test stopped each itself. Those still running
+ * when the file's process exits are killed, so a test that failed before its teardown (or a start
+ * that never got healthy) leaves no planner or worker behind spinning on a Redis that is gone.
+ * (Sandbox hosts exit with their worker.)
+ */
 const fileServices = new Map<ServiceProcess, { name: string; stopped: boolean }>();
+const isRunning = (proc: ChildProcess) => proc.exitCode === null && proc.signalCode === null;
+process.once('exit', () => {
+  for (const svc of fileServices.keys()) if (isRunning(svc.proc)) svc.proc.kill('SIGKILL');
+});
 
 // After a failed test: the tail of the output of each service of the file that no test stopped, and
 // whether it still runs. CI shows the test log only, and a service that crashed or stalled says why
@@ -108,7 +107,7 @@ afterEach((ctx) => {
   for (const [svc, { name, stopped }] of fileServices) {
     if (stopped) continue;
     const { exitCode, signalCode, pid } = svc.proc;
-    const state = exitCode === null && signalCode === null ? `running (pid ${pid})` : `exited (code ${exitCode}, signal ${signalCode})`;
+    const state = isRunning(svc.proc) ? `running (pid ${pid})` : `exited (code ${exitCode}, signal ${signalCode})`;
     console.error(`--- ${name} at ${svc.url}: ${state}; the last of its output ---\n${svc.output().slice(-6_000)}`);
   }
 });
@@ -119,8 +118,6 @@ async function startServiceOn(port: number, service: 'planner' | 'worker', env: 
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env, [portVar]: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  started.add(proc);
-  proc.once('exit', () => started.delete(proc));
   proc.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
   proc.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
   const url = `http://127.0.0.1:${port}`;
@@ -131,20 +128,21 @@ async function startServiceOn(port: number, service: 'planner' | 'worker', env: 
     output: () => out,
     kill: (signal = 'SIGTERM') =>
       new Promise((resolve) => {
-        const entry = fileServices.get(svc);
-        if (entry) entry.stopped = true;
-        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
+        fileServices.get(svc)!.stopped = true;
+        if (!isRunning(proc)) return resolve(proc.exitCode);
         proc.once('exit', (code) => resolve(code));
         proc.kill(signal);
       }),
   };
+  fileServices.set(svc, { name: service, stopped: false });
   try {
     await waitHealthy(url, port, proc, svc.output);
   } catch (err: unknown) {
+    // Its start failed with its output in the error: not shown again after the test.
+    fileServices.get(svc)!.stopped = true;
     proc.kill('SIGKILL');
     throw err;
   }
-  fileServices.set(svc, { name: service, stopped: false });
   return svc;
 }
 
