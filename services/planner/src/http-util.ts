@@ -1,3 +1,4 @@
+import type { Response } from 'express';
 import { RequestError, ToolName } from '@toolplane/core';
 
 export function parseToolName(raw: unknown): string {
@@ -14,3 +15,16 @@ export function zodIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: 
   return issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
 }
 
+
+/**
+ * Aborts when the client hangs up before its response is complete (waits and streams end with it).
+ * A response sent in full has nobody left to stop, so its close aborts nothing: `abort()` builds a
+ * DOMException with a stack (~10 µs), which every sync call paid once its answer had gone.
+ */
+export function clientGone(res: Response): AbortSignal {
+  const gone = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) gone.abort();
+  });
+  return gone.signal;
+}

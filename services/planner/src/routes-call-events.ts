@@ -5,6 +5,7 @@ import { CallEventLog } from '@toolplane/queue';
 import type { ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import { followCall, parseCursor } from './call-events.js';
+import { clientGone } from './http-util.js';
 import type { PlannerDeps } from './deps.js';
 
 /** An idle SSE stream gets a comment this often, so proxies and clients don't time it out. */
@@ -35,9 +36,7 @@ export function callEventsRouter(deps: PlannerDeps): Router {
       'x-accel-buffering': 'no',
     });
     res.flushHeaders();
-    const gone = new AbortController();
-    res.on('close', () => gone.abort());
-    const signal = AbortSignal.any([gone.signal, closing.signal]);
+    const signal = AbortSignal.any([clientGone(res), closing.signal]);
     try {
       for await (const e of followCall({ reads: deps.calls.reads, waiter: deps.waiter, log }, record, resume, signal, KEEP_ALIVE_MS)) {
         if (!e) {

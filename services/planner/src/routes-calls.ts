@@ -17,7 +17,7 @@ import { apiSchema, type ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import { waitForCallDone } from './call-wait.js';
 import type { PlannerDeps } from './deps.js';
-import { zodIssues } from './http-util.js';
+import { clientGone, zodIssues } from './http-util.js';
 import { submitCall, type SubmitOptions } from './submit-call.js';
 import { withWebhookStatus } from './routes-webhooks.js';
 
@@ -42,18 +42,17 @@ export function callsRouter(deps: PlannerDeps): Router {
     }
     const body = parsed.data;
     const waitMs = body.wait === true ? DEFAULT_WAIT_MS : body.wait || 0;
-    const gone = new AbortController();
-    const { id, duplicate, finished: early } = await submitCall(deps, principal, body.tool, body.arguments, {
-      ...callOptionsOf(body),
-      ...(waitMs > 0 ? { watch: { timeoutMs: waitMs, signal: gone.signal } } : {}),
-    });
-    if (!early) return void res.status(202).json({ id, status: 'queued' });
     // The response's close, not the socket's: a kept-alive socket serves many requests, and a
     // listener left on it per request kept each request's controller and closures until it closed.
-    res.once('close', () => gone.abort());
+    const gone = waitMs > 0 ? clientGone(res) : undefined;
+    const { id, duplicate, finished: early } = await submitCall(deps, principal, body.tool, body.arguments, {
+      ...callOptionsOf(body),
+      ...(gone ? { watch: { timeoutMs: waitMs, signal: gone } } : {}),
+    });
+    if (!early || !gone) return void res.status(202).json({ id, status: 'queued' });
     // A duplicate may have finished long ago: nobody will announce it again, so read it first.
     if (duplicate) early.cancel();
-    const record = await waitForCallDone(deps, id, waitMs, gone.signal, duplicate ? undefined : early, body.tool);
+    const record = await waitForCallDone(deps, id, waitMs, gone, duplicate ? undefined : early, body.tool);
     res
       .status(record && isFinished(record.status) ? 200 : 202)
       .json(record ?? { id, status: 'queued' });
@@ -96,8 +95,7 @@ export function callsRouter(deps: PlannerDeps): Router {
       throw new RequestError('INVALID_REQUEST', 'invalid query', { issues: zodIssues(q.error.issues) });
     const tenant = q.data.tenant ?? principal.tenant;
     if (!canSee(principal, tenant)) throw new RequestError('FORBIDDEN', "only admins may export another tenant's calls");
-    const gone = new AbortController();
-    res.once('close', () => gone.abort());
+    const gone = clientGone(res);
     res.status(200).type('application/x-ndjson');
     let cursor: string | undefined;
     do {
@@ -109,9 +107,9 @@ export function callsRouter(deps: PlannerDeps): Router {
         ...(cursor ? { cursor } : {}),
       });
       const chunk = page.calls.map((c) => `${JSON.stringify(c)}\n`).join('');
-      if (chunk && !res.write(chunk)) await once(res, 'drain', { signal: gone.signal }).catch(() => {});
+      if (chunk && !res.write(chunk)) await once(res, 'drain', { signal: gone }).catch(() => {});
       cursor = page.nextCursor;
-    } while (cursor && !gone.signal.aborted);
+    } while (cursor && !gone.aborted);
     res.end();
   });
 
@@ -236,9 +234,7 @@ function waitForCall(
   waitMs: number,
   res: Response,
 ): Promise<CallRecord | undefined> {
-  const gone = new AbortController();
-  res.once('close', () => gone.abort());
-  return waitForCallDone(deps, id, waitMs, gone.signal);
+  return waitForCallDone(deps, id, waitMs, clientGone(res));
 }
 
 /** `{"id","status":"queued"}`: a call accepted and not finished yet. */

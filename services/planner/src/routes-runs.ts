@@ -5,7 +5,7 @@ import { EVENT_ID_PATTERN, RunRequest, toRunView, type RunView, type StoredRunEv
 import { apiSchema, type ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import type { PlannerDeps, RunsDeps } from './deps.js';
-import { zodIssues } from './http-util.js';
+import { clientGone, zodIssues } from './http-util.js';
 import { withWebhookStatus } from './routes-webhooks.js';
 
 /** An idle SSE stream gets a comment this often, so proxies and clients don't time it out. */
@@ -89,9 +89,7 @@ export function runsRouter(deps: PlannerDeps): Router {
       res.end();
       return;
     }
-    const gone = new AbortController();
-    res.on('close', () => gone.abort());
-    const signal = AbortSignal.any([gone.signal, closing]);
+    const signal = AbortSignal.any([clientGone(res), closing]);
     try {
       for await (const e of feed.follow(id, after, signal, KEEP_ALIVE_MS)) {
         res.write(e ? `id: ${e.id}\nevent: ${e.event.type}\ndata: ${JSON.stringify(e.event)}\n\n` : ': keep-alive\n\n');

@@ -208,6 +208,19 @@ describe('one submission path: REST, MCP and agent runs answer alike', () => {
     }
   });
 
+  test('a client that hangs up during a wait ends the wait: its entry in the waiter goes at once', async () => {
+    expect(live.waiter.size).toBe(0);
+    const body = JSON.stringify({ tool: 'add', arguments: { a: 1, b: 2 }, idempotencyKey: 'hangs-up', wait: 30_000 });
+    const req = request(`${live.base}/v1/calls`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${keyOf('tenant-a')}` } });
+    req.on('error', () => {});
+    req.end(body);
+    await expect.poll(() => live.waiter.size, { timeout: 5_000 }).toBe(1);
+    req.destroy();
+    await expect.poll(() => live.waiter.size, { timeout: 2_000 }).toBe(0);
+    const id = idempotentCallId('tenant-a', 'add', 'hangs-up');
+    await http(live.base, keyOf('tenant-a'), 'POST', `/v1/calls/${id}/cancel`, {});
+  });
+
   test('a key without calls:write: FORBIDDEN over REST and MCP, nothing enqueued', async () => {
     const created = await http(live.base, ADMIN_KEY, 'POST', '/v1/admin/keys', { name: 'reader', tenant: 'tenant-a', scopes: ['tools:read'] });
     apiKeys.reader = created.body.key;
