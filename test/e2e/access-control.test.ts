@@ -163,8 +163,7 @@ describe('API keys, scopes and tenants', () => {
   });
 
   test('per-key request rate limit, security headers, JSON depth limit', async () => {
-    // 30 per second, counted in windows of a wall-clock second: even spread over three windows (up to
-    // two seconds on a loaded machine), 100 at once cannot all pass.
+    // 30 per sliding second: 100 at once cannot all pass, even spread over two seconds on a loaded machine.
     const burst = await Promise.all(Array.from({ length: 100 }, () => call('burst', 'GET', '/v1/tools')));
     const limited = burst.filter((r) => r.status === 429);
     expect(limited.length).toBeGreaterThan(0);

@@ -131,8 +131,8 @@ describe('@toolplane/client', () => {
   test('429 is retried after the Retry-After the planner sends; 503 with backoff, then thrown typed', async () => {
     const seen: Array<{ status: number; delayMs: number }> = [];
     const client = new ToolplaneClient({ baseUrl: strict.url, apiKey: ADMIN_KEY, onRetry: (r) => seen.push({ status: r.status, delayMs: r.delayMs }) });
-    // One request per second per key, counted in windows of a wall-clock second: four at once may
-    // straddle two windows, so one or two pass and at least two must wait their turn.
+    // One request per sliding second per key (estimated from two wall-clock seconds' counters): of four
+    // at once one passes, or two when they straddle a second boundary; at least two wait their turn.
     const lists = await Promise.all(Array.from({ length: 4 }, () => client.tools.list()));
     expect(lists.every((l) => l.some((t) => t.name === 'add'))).toBe(true);
     expect(seen.length).toBeGreaterThanOrEqual(2);

@@ -4,7 +4,9 @@ import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
 import { LuaScript } from './lua-script.js';
 
-const COUNT_REQUEST = LuaScript.fromFile('count-request-1');
+/** A second's counter is read through the next second, and goes by itself after. */
+const COUNTER_TTL_MS = 3_000;
+const ADMIT_REQUEST = LuaScript.fromFile('admit-request-2');
 
 /** An API key as stored and listed: never the key itself, only a hash of its secret part. */
 export type ApiKeyRecord = { id: string; name: string; tenant: string; scopes: Scope[]; createdAt: string };
@@ -84,13 +86,14 @@ export class ApiKeyStore {
   }
 
   /**
-   * Counts a request of key `keyId` in the current second, across planner replicas; returns the count
-   * so far. One script (it was a MULTI of INCR and PEXPIRE: four commands, and an ioredis pipeline
-   * that copies every script BullMQ defined on the connection, on every API request).
+   * Admits one request of key `keyId` if fewer than `perSecond` were admitted in the last second,
+   * across planner replicas (a sliding second, estimated from two one-second counters: see
+   * `lua/admit-request-2.lua`). One script run per API request.
    */
-  async countRequest(keyId: string, nowMs = Date.now()): Promise<number> {
-    const key = this.keys.requestWindow(keyId, Math.floor(nowMs / 1000));
-    return Number(await COUNT_REQUEST.run(this.redis, [key], [2_000]));
+  async admitRequest(keyId: string, perSecond: number, nowMs = Date.now()): Promise<boolean> {
+    const second = Math.floor(nowMs / 1000);
+    const counters = [this.keys.requestWindow(keyId, second), this.keys.requestWindow(keyId, second - 1)];
+    return (await ADMIT_REQUEST.run(this.redis, counters, [perSecond, 1000 - (nowMs - second * 1000), COUNTER_TTL_MS])) === 1;
   }
 
   async revoke(id: string): Promise<boolean> {

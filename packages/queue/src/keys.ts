@@ -25,8 +25,8 @@ export function createKeys(prefix: string) {
     callIndex: (id: string) => `${prefix}:call:${id}`,
     /** Hash of API key id → record with the hash of its secret. */
     apiKeys: `${reg}:apikeys`,
-    /** Request counter of one API key for one second (the API's own rate limit). */
-    requestWindow: (keyId: string, second: number) => `${prefix}:req:${keyId}:${second}`,
+    /** Request counter of one API key for one second (the API's own rate limit); a key's seconds share a slot. */
+    requestWindow: (keyId: string, second: number) => `${prefix}:req:{${keyId}}:${second}`,
     callDone: `${reg}:calls:done`,
     /** Hash of secret name → value (sealed with AES-256-GCM when a key is configured). */
     secrets: `${reg}:secrets`,

@@ -70,8 +70,7 @@ export function requireScope(scope: Scope): RequestHandler {
 export function rateLimitPerKey(deps: PlannerDeps, perSecond: number): RequestHandler {
   return async (_req, res, next) => {
     if (perSecond <= 0) return next();
-    const count = await deps.apiKeys.countRequest(principalOf(res).keyId);
-    if (count > perSecond) {
+    if (!(await deps.apiKeys.admitRequest(principalOf(res).keyId, perSecond))) {
       res.set('retry-after', '1');
       return next(new RequestError('RATE_LIMITED', `more than ${perSecond} requests per second with this API key`));
     }
