@@ -4,7 +4,7 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach } from 'vitest';
+import { afterAll, afterEach } from 'vitest';
 import { freePort } from '@toolplane/queue/testing';
 
 /** The repository root. */
@@ -89,15 +89,19 @@ async function startService(service: 'planner' | 'worker', env: Record<string, s
 
 /**
  * The services this test file started, and whether a test stopped each itself. Those still running
- * when the file's process exits are killed, so a test that failed before its teardown (or a start
+ * when the file's tests are over are killed, so a test that failed before its teardown (or a start
  * that never got healthy) leaves no planner or worker behind spinning on a Redis that is gone.
- * (Sandbox hosts exit with their worker.)
+ * (Sandbox hosts exit with their worker.) After the file's own `afterAll` hooks (registered on
+ * import, this one runs last), and again at exit: vitest may end a test file's process without
+ * its `exit` event.
  */
 const fileServices = new Map<ServiceProcess, { name: string; stopped: boolean }>();
 const isRunning = (proc: ChildProcess) => proc.exitCode === null && proc.signalCode === null;
-process.once('exit', () => {
+const killLeftovers = () => {
   for (const svc of fileServices.keys()) if (isRunning(svc.proc)) svc.proc.kill('SIGKILL');
-});
+};
+afterAll(killLeftovers);
+process.once('exit', killLeftovers);
 
 // After a failed test: the tail of the output of each service of the file that no test stopped, and
 // whether it still runs. CI shows the test log only, and a service that crashed or stalled says why
