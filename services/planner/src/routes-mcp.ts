@@ -102,7 +102,8 @@ function plannerCatalog(deps: PlannerDeps): McpToolCatalog<Principal> {
           await Promise.race([forwarding, setTimeout(PROGRESS_DRAIN_MS, undefined, { signal: watching.signal }).catch(() => {})]);
         }
       } finally {
-        watching.abort();
+        // Only a forwarder and its drain timer listen; `abort()` builds a DOMException with a stack.
+        if (forwarding) watching.abort();
       }
       switch (record?.status) {
         case 'succeeded':
