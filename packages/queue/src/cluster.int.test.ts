@@ -2,6 +2,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { Worker } from 'bullmq';
 import { Cluster } from 'ioredis';
 import { ToolExecError, ToolSpec, silentLogger, type Tool } from '@toolplane/core';
+import { ApiKeyStore } from './api-keys.js';
 import { ToolBreakers } from './breaker.js';
 import { CallWaiter, announceCallDone } from './call-waiter.js';
 import { createCalls } from './calls.js';
@@ -104,6 +105,18 @@ test('registry, secrets and pub/sub work across nodes', async () => {
   const { done } = waiter.wait('abc', 5_000);
   await announceCallDone(worker, keys, 'abc');
   await expect(done).resolves.toBe(true);
+});
+
+test("API keys and their request limit: a key's counters of two seconds meet in one script on its node", async () => {
+  const store = new ApiKeyStore(client, keys);
+  const { key, record } = await store.create({ name: 'ci', tenant: 'default', scopes: ['tools:read'] });
+  expect((await store.verify(key))?.tenant).toBe('default');
+  const second = Math.floor(Date.now() / 1000) * 1000;
+  const admitted = [];
+  for (const at of [second + 900, second + 900, second + 900, second + 1_050, second + 1_050]) admitted.push(await store.admitRequest(record.id, 2, at));
+  // Past the boundary the previous second still weighs 2 × 0.95: one more, not two.
+  expect(admitted).toEqual([true, true, false, true, false]);
+  expect(await store.revoke(record.id)).toBe(true);
 });
 
 test('calls of tools on different nodes: enqueue, idempotency, approval, cancel, listing, depths, gate', async () => {
