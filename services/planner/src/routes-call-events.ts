@@ -5,8 +5,8 @@ import { CallEventLog } from '@toolplane/queue';
 import type { ApiRoute } from './api-spec.js';
 import { principalOf, requireScope } from './auth.js';
 import { followCall, parseCursor } from './call-events.js';
-import { clientGone } from './http-util.js';
 import type { PlannerDeps } from './deps.js';
+import { clientGone } from './http-util.js';
 
 /** An idle SSE stream gets a comment this often, so proxies and clients don't time it out. */
 const KEEP_ALIVE_MS = 15_000;

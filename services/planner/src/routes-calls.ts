@@ -42,8 +42,6 @@ export function callsRouter(deps: PlannerDeps): Router {
     }
     const body = parsed.data;
     const waitMs = body.wait === true ? DEFAULT_WAIT_MS : body.wait || 0;
-    // The response's close, not the socket's: a kept-alive socket serves many requests, and a
-    // listener left on it per request kept each request's controller and closures until it closed.
     const gone = waitMs > 0 ? clientGone(res) : undefined;
     const { id, duplicate, finished: early } = await submitCall(deps, principal, body.tool, body.arguments, {
       ...callOptionsOf(body),
