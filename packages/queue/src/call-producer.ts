@@ -95,7 +95,7 @@ export class CallProducer {
     // a tombstone, a missing job is one whose add failed: the repeat adds it.
     if (
       admitted === 'duplicate' &&
-      !(await this.redis.exists(`${this.keys.bullPrefix}:${this.keys.queueName(tool.name)}:${id}`)) &&
+      !(await this.redis.exists(this.jobKey(tool.name, id))) &&
       (this.archived || (await this.redis.exists(this.keys.cancelMarker(tool.name, id))))
     ) {
       return { id, duplicate: true };
@@ -104,12 +104,13 @@ export class CallProducer {
       // Independent writes, sent back to back in one round trip (the id key lives in another
       // cluster slot than the tool's keys, so no MULTI). Each is idempotent, so a duplicate
       // (same idempotency key) changes nothing; BullMQ returns the existing job for a known id.
+      const adding = this.queues.queue(tool.name).add('call', call.data, call.opts);
       const [indexed, job] = await Promise.all([
         this.redis.set(this.keys.callIndex(id), tool.name, 'PX', this.retentionMs, 'NX'),
-        this.queues.queue(tool.name).add('call', call.data, call.opts),
+        adding,
+        // After the add: a worker woken before the call exists would find nothing and not come back.
+        this.wakeups.wakeBehind(adding, tool.name, this.jobKey(tool.name, id), call.opts.delay ? Date.now() + call.opts.delay : 0),
       ]);
-      // After the add: a worker woken before the call exists would find nothing and not come back.
-      await this.wakeups.wake(tool.name, call.opts.delay ? Date.now() + call.opts.delay : 0);
       // Marked for the first request only: a later duplicate must not put an approved call back to
       // waiting. The job sits in the delayed set until approval, so marking after adding is safe.
       if (tool.requiresApproval && indexed !== null) {
@@ -121,6 +122,10 @@ export class CallProducer {
       if (admitted === 'admitted') await this.quotas.release(opts.tenant, [id]).catch(() => {});
       throw err;
     }
+  }
+
+  private jobKey(tool: string, id: string): string {
+    return `${this.keys.bullPrefix}:${this.keys.queueName(tool)}:${id}`;
   }
 
   /**
