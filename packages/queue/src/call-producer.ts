@@ -89,13 +89,14 @@ export class CallProducer {
     // in flight; on the tool's slot the call's fair-share tag and its deadline. (A tag taken by a
     // call refused here is only a gap in its tenant's turns.)
     const [admitted] = await Promise.all([this.quotas.admit(this.admission(tool, [id], call)), this.tagCalls(tool.name, opts, [call])]);
+    const queue = this.queues.queue(tool.name);
     // A repeat of a call whose job left Redis — archived, or cancelled before it ran (its tombstone
     // stays) — must not add it again: that would run it a second time. (A repeat racing the first
     // request's add finds no job either, and the first request adds it.) Without a history store and
     // a tombstone, a missing job is one whose add failed: the repeat adds it.
     if (
       admitted === 'duplicate' &&
-      !(await this.redis.exists(this.jobKey(tool.name, id))) &&
+      !(await this.redis.exists(queue.toKey(id))) &&
       (this.archived || (await this.redis.exists(this.keys.cancelMarker(tool.name, id))))
     ) {
       return { id, duplicate: true };
@@ -104,12 +105,12 @@ export class CallProducer {
       // Independent writes, sent back to back in one round trip (the id key lives in another
       // cluster slot than the tool's keys, so no MULTI). Each is idempotent, so a duplicate
       // (same idempotency key) changes nothing; BullMQ returns the existing job for a known id.
-      const adding = this.queues.queue(tool.name).add('call', call.data, call.opts);
+      const adding = queue.add('call', call.data, call.opts);
       const [indexed, job] = await Promise.all([
         this.redis.set(this.keys.callIndex(id), tool.name, 'PX', this.retentionMs, 'NX'),
         adding,
         // After the add: a worker woken before the call exists would find nothing and not come back.
-        this.wakeups.wakeBehind(adding, tool.name, this.jobKey(tool.name, id), call.opts.delay ? Date.now() + call.opts.delay : 0),
+        this.wakeups.wakeBehind(adding, tool.name, queue.toKey(id), call.opts.delay ? Date.now() + call.opts.delay : 0),
       ]);
       // Marked for the first request only: a later duplicate must not put an approved call back to
       // waiting. The job sits in the delayed set until approval, so marking after adding is safe.
@@ -122,10 +123,6 @@ export class CallProducer {
       if (admitted === 'admitted') await this.quotas.release(opts.tenant, [id]).catch(() => {});
       throw err;
     }
-  }
-
-  private jobKey(tool: string, id: string): string {
-    return `${this.keys.bullPrefix}:${this.keys.queueName(tool)}:${id}`;
   }
 
   /**
