@@ -89,6 +89,11 @@ const REGISTRATION_BOMBS: Array<[string, string]> = [
   ['endless microtask chain at top level', 'const go = () => Promise.resolve().then(go); go(); export default () => 1'],
   ['typed array bomb at top level', 'const big = new Float64Array(2 ** 28); export default () => big.length'],
   ['top-level await that never ends', 'await new Promise(() => {}); export default () => 1'],
+  ['getter read at top level that spins', 'const o = { get x() { for (;;) {} } }; const v = o.x; export default () => v'],
+  ['Proxy trap hit at top level that spins', 'const p = new Proxy({}, { get() { for (;;) {} } }); const v = p.x; export default () => v'],
+  ['queueMicrotask that spins at top level', 'queueMicrotask(() => { for (;;) {} }); export default () => 1'],
+  ['spin after an await in a top-level async function', 'export default () => 1; (async () => { await null; for (;;) {} })()'],
+  ['backtracking regular expression at top level', 'const v = /(a+)+$/.test("a".repeat(40) + "b"); export default () => v'],
 ];
 
 describe('hostile tenants against a planner and two workers', () => {
