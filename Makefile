@@ -1,7 +1,7 @@
 SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
-.PHONY: bootstrap up test bench down image
+.PHONY: bootstrap up test bench soak down image
 bootstrap:
 	@./scripts/bootstrap.sh
 
@@ -21,6 +21,10 @@ image: bootstrap
 
 bench: bootstrap
 	@$(ENV) node --no-node-snapshot bench/run.mjs
+
+## A mixed load for SOAK_MINUTES (10) with workers killed on the way; checks every call ends right and nothing leaks.
+soak: bootstrap
+	@$(ENV) node --no-node-snapshot bench/soak.mjs
 
 down:
 	@$(ENV) node scripts/down.mjs

@@ -57,13 +57,13 @@ export function spawnNode(script, env, nodeArgs = []) {
 
 /**
  * A real Toolplane worker process, configured as the brief and production do: metrics server on,
- * logging at warn. `profileFile` turns on `--cpu-prof` (written when the process exits).
+ * logging at warn. `profileFile` turns on `--cpu-prof` (written when the process exits); `env` adds settings.
  */
-export function startToolplaneWorker({ redisUrl, prefix, concurrency, profileFile }) {
+export function startToolplaneWorker({ redisUrl, prefix, concurrency, profileFile, env = {} }) {
   const nodeArgs = profileFile ? ['--cpu-prof', `--cpu-prof-dir=${dirname(profileFile)}`, `--cpu-prof-name=${profileFile.split('/').at(-1)}`] : [];
   return spawnNode(
     join(ROOT, 'services', 'worker', 'dist', 'main.js'),
-    { REDIS_URL: redisUrl, TOOLPLANE_PREFIX: prefix, WORKER_METRICS_PORT: '0', WORKER_CONCURRENCY: String(concurrency) },
+    { REDIS_URL: redisUrl, TOOLPLANE_PREFIX: prefix, WORKER_METRICS_PORT: '0', WORKER_CONCURRENCY: String(concurrency), ...env },
     nodeArgs,
   );
 }
