@@ -1,9 +1,17 @@
-import { countTokens as countBpeTokens } from 'gpt-tokenizer';
+import { createRequire } from 'node:module';
+import type * as Tokenizer from 'gpt-tokenizer';
 import type { ChatMessage } from './types.js';
+
+/**
+ * Loaded on the first count, not with the package: its BPE tables take ~16 MB of heap and ~250 ms
+ * to load, which a planner that runs no agent (no model configured) would pay at every start.
+ */
+let tokenizer: typeof Tokenizer | undefined;
+const loadTokenizer = (): typeof Tokenizer => (tokenizer ??= createRequire(import.meta.url)('gpt-tokenizer') as typeof Tokenizer);
 
 /** Tokens of `text` with the o200k BPE (GPT-4o family); close enough for budgets on other models. */
 export function countTokens(text: string): number {
-  return text ? countBpeTokens(text) : 0;
+  return text ? loadTokenizer().countTokens(text) : 0;
 }
 
 /** Chat framing costs a few tokens per message on top of the content (OpenAI's cookbook counts 3). */
