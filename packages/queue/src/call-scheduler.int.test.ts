@@ -1,6 +1,6 @@
 import { describe, expect, inject, test } from 'vitest';
 import { DelayedError, type Job } from 'bullmq';
-import { ToolSpec, type CallJobData, type CallOutput, type Tool } from '@toolplane/core';
+import { ToolExecError, ToolSpec, type CallJobData, type CallOutput, type Tool } from '@toolplane/core';
 import { CallScheduler } from './call-scheduler.js';
 import { createCalls } from './calls.js';
 import { closeRedis, createRedisConnection, waitForRedis, type RedisConnection } from './connection.js';
@@ -34,8 +34,8 @@ async function setup(processor: CallProcessor, concurrency: number, url = inject
     tools: () => registry.names(),
   });
   const tools: Tool[] = [];
-  const put = async (name: string) => {
-    const { tool } = await registry.put(name, SPEC, 'default');
+  const put = async (name: string, spec = SPEC) => {
+    const { tool } = await registry.put(name, spec, 'default');
     await calls.lifecycle.applyToolSettings(tool);
     tools.push(tool);
     return tool;
@@ -162,6 +162,33 @@ describe('CallScheduler', () => {
       await until(() => runs.get(delayed) === 1 && runs.get(putBack) === 2, 10_000);
       expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
       expect(Date.now() - t0).toBeLessThan(3_000);
+    } finally {
+      await stop();
+    }
+  });
+
+  test('a call that finished for good leaves its deadline index; one waiting for another attempt keeps its entry', async () => {
+    const runs = new Map<string, number>();
+    const { keys, calls, scheduler, put, stop } = await setup(async (job) => {
+      const n = (runs.get(job.id!) ?? 0) + 1;
+      runs.set(job.id!, n);
+      const mode = (job.data.arguments as { mode: string }).mode;
+      if (mode === 'reject') throw new ToolExecError('REJECTED', 'not this one');
+      if (mode === 'retry' && n === 1) throw new ToolExecError('TOOL_ERROR', 'first attempt fails');
+      return { result: n, logs: [] };
+    }, 4);
+    try {
+      const tool = await put('deadlined', ToolSpec.parse({ ...SPEC, retries: { attempts: 2, backoffMs: 1_500 } }));
+      const index = keys.callDeadlines(tool.name);
+      const enqueue = async (mode: string) => (await calls.producer.enqueue(tool, { mode }, { tenant: 'default', deadlineMs: 60_000 })).id;
+      const [ok, rejected, retried] = [await enqueue('ok'), await enqueue('reject'), await enqueue('retry')];
+      expect(await redis.zcard(index)).toBe(3);
+      scheduler.start();
+      await until(() => runs.get(ok) === 1 && runs.get(rejected) === 1 && runs.get(retried) === 1, 10_000);
+      // The retried call waits out its backoff with its deadline still indexed.
+      await expect.poll(async () => await redis.zrange(index, 0, -1), { timeout: 5_000 }).toEqual([retried]);
+      await until(() => runs.get(retried) === 2, 10_000);
+      await expect.poll(async () => await redis.zcard(index), { timeout: 5_000 }).toBe(0);
     } finally {
       await stop();
     }

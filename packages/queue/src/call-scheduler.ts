@@ -13,6 +13,7 @@ import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
 import { LuaScript } from './lua-script.js';
 import type { TenantQuotas } from './tenant-quotas.js';
+import { TickBatcher } from './tick-batcher.js';
 import { ToolWakeups } from './tool-wakeups.js';
 import { toBullProcessor, type CallProcessor } from './tool-worker.js';
 
@@ -124,6 +125,15 @@ export class CallScheduler extends EventEmitter {
   private readyHead: string[] = [];
   private readyCheckedAt = 0;
   private loopDone: Promise<void> | undefined;
+  /**
+   * Calls of one tool that finished for good in one turn leave its deadline index with one `ZREM`.
+   * Left there, each entry stayed in Redis until its deadline (an hour by default: at 5,000 calls/s,
+   * 18 million entries) and cost the deadline sweep a look when it came due.
+   */
+  private readonly finished = new TickBatcher<string, void>(async (tool, ids) => {
+    await this.redis.zrem(this.keys.callDeadlines(tool), ...ids);
+    return ids.map(() => undefined);
+  });
 
   constructor(
     private readonly redis: RedisConnection,
@@ -402,6 +412,12 @@ export class CallScheduler extends EventEmitter {
       );
       lane.on('completed', (job) => this.emit('completed', job));
       lane.on('failed', (job, err) => this.emit('failed', job, err));
+      // `finishedOn` is set only when no attempt is left: a call waiting to be retried keeps its deadline.
+      const forgetDeadline = (job: Job<CallJobData, CallOutput> | undefined) => {
+        if (job?.id && job.finishedOn && job.data?.deadlineAt !== undefined) this.finished.add(tool, job.id).catch(() => {});
+      };
+      lane.on('completed', forgetDeadline);
+      lane.on('failed', forgetDeadline);
       lane.on('stalled', () => void this.wake(tool));
       lane.on('error', (err) => {
         lane!.errors++;
