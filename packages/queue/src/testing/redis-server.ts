@@ -54,6 +54,20 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   throw new Error(`redis-server did not listen on ${port} within ${timeoutMs}ms`);
 }
 
+/** Servers still running: a process that exits (a bench or soak stopped with Ctrl-C) takes them along. */
+const running = new Set<ChildProcess>();
+let exitHooked = false;
+
+function track(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  if (exitHooked) return;
+  exitHooked = true;
+  process.once('exit', () => {
+    for (const c of running) c.kill('SIGKILL');
+  });
+}
+
 export async function startRedisServer(opts: RedisServerOptions = {}): Promise<RedisServer> {
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'toolplane-redis-'));
@@ -72,6 +86,7 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   let child: ChildProcess | undefined;
   const start = async () => {
     child = spawn('redis-server', args, { stdio: 'ignore' });
+    track(child);
     await waitForPort(port, 5_000);
   };
   const exited = () =>
