@@ -5,12 +5,14 @@
 //
 // SOAK_MINUTES (default 10), SOAK_RATE calls/s (default 100), SOAK_KILL_EVERY_S (default 60);
 // SOAK_SMOKE=1: 25 s, a kill every 8 s, the memory check left out (too short to tell growth from warm-up).
+// The planner and the steady worker run with an inspector on loopback: each sample reads their heap
+// after a full collection through it.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRedisConnection, closeRedis } from '@toolplane/queue';
 import { startRedisServer } from '@toolplane/queue/testing';
-import { ROOT, sleep, startPlanner, startToolplaneWorker } from './lib/processes.mjs';
+import { ROOT, heapAfterGc, inspectorUrl, sleep, startPlanner, startToolplaneWorker } from './lib/processes.mjs';
 
 const SMOKE = process.env.SOAK_SMOKE === '1';
 const num = (name, fallback) => (process.env[name] ? Number(process.env[name]) : fallback);
@@ -37,7 +39,10 @@ const TOOLS = {
   },
   'soak-slow': {
     share: 0.15,
-    spec: { code: 'export default async (a) => { await new Promise((r) => setTimeout(r, a.ms)); return a.ms }', limits: { timeoutMs: 3000, memoryMb: 32 } },
+    spec: {
+      code: 'export default async (a, ctx) => { ctx.progress(0.5, "half"); await new Promise((r) => setTimeout(r, a.ms)); return a.ms }',
+      limits: { timeoutMs: 3000, memoryMb: 32 },
+    },
     args: (i) => ({ a: 0, b: 0, ms: 20 + (i % 10) * 30 }),
     expect: (args) => ({ status: 'succeeded', result: args.ms }),
   },
@@ -70,6 +75,9 @@ const TOOLS = {
 const PARAMETERS = { type: 'object', properties: { a: { type: 'number' }, b: { type: 'number' }, ms: { type: 'number' } }, required: ['a', 'b'] };
 /** Shares of the calls that are submitted with `wait: true`, cancelled after submitting, or sent twice with one idempotency key. */
 const WAIT_SHARE = 0.1;
+/** Of the slow tool's calls: the share followed over `GET /v1/calls/{id}/events` (half of them dropped early), and waited for by a client that hangs up. */
+const WATCH_SHARE = 0.3;
+const ABANDON_SHARE = 0.1;
 const CANCEL_SHARE = 0.05;
 const REPEAT_SHARE = 0.05;
 /** Worker deaths may leave a call that ran on two killed workers `POISONED` (stalled twice): allowed, and counted. */
@@ -80,16 +88,19 @@ const log = (...a) => console.log(...a);
 const redisServer = await startRedisServer();
 const redis = createRedisConnection(redisServer.url, 'worker');
 const prefix = `soak${randomBytes(3).toString('hex')}`;
-const planner = await startPlanner({ redisUrl: redisServer.url, prefix });
+// Inspectors on loopback: the memory check reads what the planner and the steady worker keep alive.
+const INSPECT = ['--inspect=127.0.0.1:0'];
+const planner = await startPlanner({ redisUrl: redisServer.url, prefix, nodeArgs: INSPECT });
 /** Every worker started; `steady` lives through the run, `churn` is killed and replaced. */
 const workers = [];
-const startWorker = () => {
-  const w = startToolplaneWorker({ redisUrl: redisServer.url, prefix, concurrency: cfg.concurrency, env: WORKER_ENV });
+const startWorker = (nodeArgs = []) => {
+  const w = startToolplaneWorker({ redisUrl: redisServer.url, prefix, concurrency: cfg.concurrency, env: WORKER_ENV, nodeArgs });
   workers.push(w);
   return w;
 };
-const steady = startWorker();
+const steady = startWorker(INSPECT);
 let churn = startWorker();
+const inspectors = { planner: await inspectorUrl(planner), steady: await inspectorUrl(steady) };
 
 const api = async (method, path, body) => {
   const res = await fetch(`${planner.url}/v1${path}`, {
@@ -109,7 +120,7 @@ for (const [name, t] of Object.entries(TOOLS)) {
 /** Every accepted call: id → what it must end as. */
 const accepted = new Map();
 const problems = [];
-const counts = { submitted: 0, refused: 0, waited: 0, cancelled: 0, repeats: 0, kills: 0 };
+const counts = { submitted: 0, refused: 0, waited: 0, cancelled: 0, repeats: 0, watched: 0, abandoned: 0, kills: 0 };
 
 const pickTool = (r) => {
   let acc = 0;
@@ -131,8 +142,16 @@ async function submitOne(i) {
     // Sync: the answer itself must be the finished call.
     counts.waited++;
     const res = await api('POST', '/calls', { ...body, wait: true });
-    if (res.status !== 200 || res.body.result !== args.a + args.b) problems.push(`wait answer ${res.status} ${JSON.stringify(res.body)}`);
+    // A finished call; whether it ended right is checked with all the others at the end.
+    if (res.status !== 200 || !['succeeded', 'failed'].includes(res.body?.status)) problems.push(`wait answer ${res.status} ${JSON.stringify(res.body)}`);
     if (res.body?.id) accepted.set(res.body.id, { tool, want: t.expect(args) });
+    return;
+  }
+  if (tool === 'soak-slow' && kind < ABANDON_SHARE) {
+    // A client that hangs up mid-wait: the call goes on and must end like any other.
+    counts.abandoned++;
+    const id = await abandonedWait(body);
+    if (id) accepted.set(id, { tool, want: t.expect(args) });
     return;
   }
   if (kind < WAIT_SHARE + REPEAT_SHARE) {
@@ -158,6 +177,42 @@ async function submitOne(i) {
     return;
   }
   accepted.set(res.body.id, { tool, want: t.expect(args) });
+  if (tool === 'soak-slow' && Math.random() < WATCH_SHARE) {
+    counts.watched++;
+    await watch(res.body.id, Math.random() < 0.5);
+  }
+}
+
+/** Submits with `wait: true` and hangs up before the answer; the call's id comes from the audit trail. */
+async function abandonedWait(body) {
+  const key = `soak-abandoned-${randomBytes(6).toString('hex')}`;
+  await fetch(`${planner.url}/v1/calls`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...body, idempotencyKey: key, wait: true }),
+    signal: AbortSignal.timeout(15),
+  }).catch(() => {});
+  // The same key again answers with the same call, without waiting.
+  const again = await api('POST', '/calls', { ...body, idempotencyKey: key });
+  return again.body?.id;
+}
+
+/**
+ * Follows a call's event stream: to its final `status` event (which must come), or dropped after
+ * 30 ms. Either way the planner must let go of everything the stream held.
+ */
+async function watch(id, dropEarly) {
+  const res = await fetch(`${planner.url}/v1/calls/${id}/events`, { signal: dropEarly ? AbortSignal.timeout(30) : AbortSignal.timeout(SETTLE_MS) }).catch(() => undefined);
+  if (!res) return;
+  let text = '';
+  try {
+    for await (const chunk of res.body) text += Buffer.from(chunk).toString();
+  } catch {
+    if (!dropEarly) problems.push(`event stream of ${id} broke: ${text.slice(-200)}`);
+    return;
+  }
+  const last = text.trim().split('\n\n').at(-1) ?? '';
+  if (!/^event: status\ndata: \{.*"status":"(succeeded|failed|cancelled)"/m.test(last)) problems.push(`event stream of ${id} ended without a final status: ${last.slice(0, 200)}`);
 }
 
 /** Resident memory in MB of a process and its children (a worker's sandbox hosts). */
@@ -224,6 +279,8 @@ async function sample(t0) {
     accepted: accepted.size,
     plannerMb: Math.round(rssMb(planner.pid)),
     steadyWorkerMb: Math.round(rssMb(steady.pid)),
+    plannerHeapMb: Math.round((await heapAfterGc(inspectors.planner)) / 1024 / 1024),
+    steadyWorkerHeapMb: Math.round((await heapAfterGc(inspectors.steady)) / 1024 / 1024),
     redisMb: Math.round(field('used_memory') / 1024 / 1024),
     redisClients: field('connected_clients'),
   };
@@ -307,19 +364,19 @@ const orphans = orphanHosts();
 if (orphans.length > 0) problems.push(`sandbox hosts outlived their killed workers: ${orphans.join(', ')}`);
 // The planner's connections plus four per live worker and this script's own: a killed worker's are gone.
 if (clientsAtEnd > clientsAtStart) problems.push(`Redis clients grew from ${clientsAtStart} to ${clientsAtEnd} over ${counts.kills} worker kills`);
-// Memory of a live process moves with its collections by ~100 MB: the mean of the run's last third
-// against that of its middle third (both warm) shows a climb without taking one collection for it.
+// What the planner and the steady worker keep alive after a full collection, the mean of the run's
+// last third against that of its middle third (both warm): a leak climbs, caches level off.
 const mean = (from, to, key) => {
   const xs = samples.filter((x) => x.s >= from && x.s < to).map((x) => x[key]);
   return xs.length === 0 ? NaN : Math.round(xs.reduce((a, b) => a + b, 0) / xs.length);
 };
 const third = cfg.seconds / 3;
 const growth = {};
-for (const key of ['plannerMb', 'steadyWorkerMb']) growth[key] = mean(2 * third, Infinity, key) - mean(third, 2 * third, key);
-const MAX_GROWTH_MB = 48;
+for (const key of ['plannerHeapMb', 'steadyWorkerHeapMb', 'plannerMb', 'steadyWorkerMb']) growth[key] = mean(2 * third, Infinity, key) - mean(third, 2 * third, key);
+const MAX_HEAP_GROWTH_MB = 8;
 if (!SMOKE) {
-  if (growth.plannerMb > MAX_GROWTH_MB) problems.push(`planner memory grew by ${growth.plannerMb} MB from the middle third to the last`);
-  if (growth.steadyWorkerMb > MAX_GROWTH_MB) problems.push(`the steady worker's memory (with its sandbox hosts) grew by ${growth.steadyWorkerMb} MB from the middle third to the last`);
+  if (growth.plannerHeapMb > MAX_HEAP_GROWTH_MB) problems.push(`the planner's heap after collection grew by ${growth.plannerHeapMb} MB from the middle third to the last`);
+  if (growth.steadyWorkerHeapMb > MAX_HEAP_GROWTH_MB) problems.push(`the steady worker's heap after collection grew by ${growth.steadyWorkerHeapMb} MB from the middle third to the last`);
 }
 
 const result = {
@@ -339,7 +396,8 @@ mkdirSync(dirname(OUT), { recursive: true });
 writeFileSync(OUT, `${JSON.stringify(result, null, 1)}\n`);
 log(`\ncalls: ${accepted.size} accepted (${result.calls.per_s}/s), ${counts.kills} workers killed`);
 log(`outcome: ${Object.entries(outcome).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-log(`memory, last third against middle third: planner ${growth.plannerMb >= 0 ? '+' : ''}${growth.plannerMb} MB, steady worker ${growth.steadyWorkerMb >= 0 ? '+' : ''}${growth.steadyWorkerMb} MB; Redis clients ${clientsAtStart} → ${clientsAtEnd}; orphan hosts ${orphans.length}`);
+const signed = (mb) => `${mb >= 0 ? '+' : ''}${mb} MB`;
+log(`heap after collection, last third against middle third: planner ${signed(growth.plannerHeapMb)}, steady worker ${signed(growth.steadyWorkerHeapMb)} (resident: ${signed(growth.plannerMb)}, ${signed(growth.steadyWorkerMb)}); Redis clients ${clientsAtStart} → ${clientsAtEnd}; orphan hosts ${orphans.length}`);
 log(problems.length === 0 ? 'soak: OK' : `soak: ${problems.length} problems\n  ${problems.slice(0, 20).join('\n  ')}`);
 
 await planner.stop();

@@ -57,10 +57,12 @@ export function spawnNode(script, env, nodeArgs = []) {
 
 /**
  * A real Toolplane worker process, configured as the brief and production do: metrics server on,
- * logging at warn. `profileFile` turns on `--cpu-prof` (written when the process exits); `env` adds settings.
+ * logging at warn. `profileFile` turns on `--cpu-prof` (written when the process exits); `env` adds
+ * settings, `nodeArgs` flags of node.
  */
-export function startToolplaneWorker({ redisUrl, prefix, concurrency, profileFile, env = {} }) {
-  const nodeArgs = profileFile ? ['--cpu-prof', `--cpu-prof-dir=${dirname(profileFile)}`, `--cpu-prof-name=${profileFile.split('/').at(-1)}`] : [];
+export function startToolplaneWorker({ redisUrl, prefix, concurrency, profileFile, env = {}, nodeArgs: extraArgs = [] }) {
+  const profileArgs = profileFile ? ['--cpu-prof', `--cpu-prof-dir=${dirname(profileFile)}`, `--cpu-prof-name=${profileFile.split('/').at(-1)}`] : [];
+  const nodeArgs = [...extraArgs, ...profileArgs];
   return spawnNode(
     join(ROOT, 'services', 'worker', 'dist', 'main.js'),
     { REDIS_URL: redisUrl, TOOLPLANE_PREFIX: prefix, WORKER_METRICS_PORT: '0', WORKER_CONCURRENCY: String(concurrency), ...env },
@@ -82,7 +84,7 @@ export function startBullmqWorker({ redisUrl, prefix, queueName, concurrency }) 
  * A real planner process on a free port, on 127.0.0.1 with auth off (the bench measures the queue
  * path, not key checks); resolves once `/healthz` answers.
  */
-export async function startPlanner({ redisUrl, prefix }) {
+export async function startPlanner({ redisUrl, prefix, nodeArgs = [] }) {
   const port = await freePort();
   const p = spawnNode(join(ROOT, 'services', 'planner', 'dist', 'main.js'), {
     REDIS_URL: redisUrl,
@@ -92,7 +94,7 @@ export async function startPlanner({ redisUrl, prefix }) {
     TOOLPLANE_AUTH: 'off',
     // The hand-built stack it is compared with has no per-key limit; the default 1,000/s would cap the sync figure.
     API_RATE_LIMIT_PER_S: '0',
-  });
+  }, nodeArgs);
   const url = `http://127.0.0.1:${port}`;
   await waitHealthy(p, url, 'planner');
   return { ...p, url };
@@ -179,3 +181,44 @@ function childrenOf(pid) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The inspector address a process started with `--inspect=127.0.0.1:0` printed, once it has. */
+export async function inspectorUrl(proc, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const url = /ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/.exec(proc.output())?.[0];
+    if (url) return url;
+    if (proc.exited() || Date.now() > deadline) throw new Error(`no inspector address:\n${proc.output()}`);
+    await sleep(50);
+  }
+}
+
+/**
+ * Bytes of heap a process still uses right after a full collection, through its inspector: what it
+ * keeps alive, without the garbage that makes its resident memory swing by ~100 MB.
+ */
+export async function heapAfterGc(url) {
+  const ws = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = () => reject(new Error(`inspector ${url} unreachable`));
+  });
+  const replies = new Map();
+  ws.onmessage = (e) => {
+    const m = JSON.parse(String(e.data));
+    replies.get(m.id)?.(m);
+  };
+  let id = 0;
+  const call = (method, params) =>
+    new Promise((resolve) => {
+      replies.set(++id, resolve);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  try {
+    await call('HeapProfiler.collectGarbage');
+    const reply = await call('Runtime.evaluate', { expression: 'process.memoryUsage().heapUsed', returnByValue: true });
+    return reply.result.result.value;
+  } finally {
+    ws.close();
+  }
+}
