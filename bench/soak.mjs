@@ -254,6 +254,28 @@ function orphanHosts() {
   });
 }
 
+/**
+ * What Redis holds at the end, by kind of key (call ids and numbers folded), largest first: a kind
+ * that grows with every call and outlives the hot retention shows here.
+ */
+async function keyCensus(top = 12) {
+  const kinds = new Map();
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'COUNT', 1000);
+    cursor = next;
+    const sizes = await Promise.all(keys.map((k) => redis.memory('USAGE', k)));
+    keys.forEach((k, j) => {
+      const kind = k.replace(/[0-9a-z]{26}/g, '<id>').replace(/\d{6,}/g, '<n>');
+      const e = kinds.get(kind) ?? { kind, keys: 0, bytes: 0 };
+      e.keys++;
+      e.bytes += sizes[j] ?? 0;
+      kinds.set(kind, e);
+    });
+  } while (cursor !== '0');
+  return [...kinds.values()].sort((a, b) => b.bytes - a.bytes).slice(0, top);
+}
+
 /** Redis's client count once it has not changed for a second (connections opening or closing settle first). */
 async function steadyClients() {
   let last = -1;
@@ -358,6 +380,7 @@ outcome.unfinished = pending.length;
 for (const id of pending.slice(0, 10)) problems.push(`call ${id} (${accepted.get(id).tool}) did not end within ${SETTLE_MS / 1000} s of the load's end`);
 
 const clientsAtEnd = await steadyClients();
+const census = await keyCensus();
 const end = await sample(t0);
 samples.push(end);
 const orphans = orphanHosts();
@@ -388,6 +411,7 @@ const result = {
   memory_growth_mb: growth,
   redis_bytes_per_accepted_call: Math.round(((end.redisMb - samples[0].redisMb) * 1024 * 1024) / Math.max(1, accepted.size)),
   orphan_hosts: orphans.length,
+  redis_keys_by_kind: census,
   samples,
   problems,
   ok: problems.length === 0,
@@ -398,6 +422,7 @@ log(`\ncalls: ${accepted.size} accepted (${result.calls.per_s}/s), ${counts.kill
 log(`outcome: ${Object.entries(outcome).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 const signed = (mb) => `${mb >= 0 ? '+' : ''}${mb} MB`;
 log(`heap after collection, last third against middle third: planner ${signed(growth.plannerHeapMb)}, steady worker ${signed(growth.steadyWorkerHeapMb)} (resident: ${signed(growth.plannerMb)}, ${signed(growth.steadyWorkerMb)}); Redis clients ${clientsAtStart} → ${clientsAtEnd}; orphan hosts ${orphans.length}`);
+log(`Redis at the end, largest kinds of key: ${census.slice(0, 6).map((c) => `${c.kind} ${c.keys} keys ${Math.round(c.bytes / 1024)} KiB`).join('; ')}`);
 log(problems.length === 0 ? 'soak: OK' : `soak: ${problems.length} problems\n  ${problems.slice(0, 20).join('\n  ')}`);
 
 await planner.stop();
