@@ -159,8 +159,12 @@ export class CallActions {
       await this.redis.publish(this.keys.callCancel, `${tool}\n${id}`);
       return this.reads.get(id);
     }
-    // Removed before it ran: no longer in flight. Should Redis fail here, the entry goes stale by itself.
-    await this.quotas.release(tomb.tenant, [id]).catch(() => {});
+    // Removed before it ran: no longer in flight nor due. Should Redis fail here, both entries go
+    // stale by themselves (the in-flight one past its time, the deadline one when the sweep meets it).
+    await Promise.all([
+      this.quotas.release(tomb.tenant, [id]).catch(() => {}),
+      this.redis.zrem(this.keys.callDeadlines(tool), id).catch(() => {}),
+    ]);
     // Whoever waits on this call (a `wait` request, an agent run) learns at once.
     await this.redis.publish(this.keys.callDone, id);
     return this.reads.get(id);

@@ -46,7 +46,7 @@ test('without a history store, a deleted tool is settled step by step and its na
   const shortLived = createCalls(redis, keys, { retentionMs: 1 });
   const { tool } = await registry.put('gone', SPEC);
   await calls.lifecycle.applyToolSettings(tool);
-  await calls.producer.enqueue(tool, {}, { tenant: 'acme' });
+  await calls.producer.enqueue(tool, {}, { tenant: 'acme', deadlineMs: 60_000 });
   expect(await registry.delete('gone')).toBe(true);
 
   // A call still queued: it keeps its version and the queue; the name stays listed.
@@ -56,10 +56,13 @@ test('without a history store, a deleted tool is settled step by step and its na
   const queueKeys = calls.queues.queue('gone').keys;
   expect(await redis.exists(queueKeys.meta!)).toBe(1);
 
+  expect(await redis.zcard(keys.callDeadlines('gone'))).toBe(1);
+
+  // (Run by a bare BullMQ worker, which leaves the call's deadline entry behind, as a killed one would.)
   await runOneCall(keys, 'gone');
   // Finished and still within its retention: the bookkeeping and the version go, the call stays readable.
   expect(await calls.lifecycle.settleDeleted('gone', registry)).toBe('calls-finished');
-  expect(await redis.exists(queueKeys.meta!, queueKeys.events!)).toBe(0);
+  expect(await redis.exists(queueKeys.meta!, queueKeys.events!, keys.callDeadlines('gone'))).toBe(0);
   expect(await registry.versions('gone')).toEqual([]);
   expect(await calls.queues.queue('gone').getJobCountByTypes('completed')).toBe(1);
   expect(await registry.deletedNames()).toEqual(['gone']);

@@ -76,7 +76,9 @@ export class ToolLifecycle {
       for (const state of ['completed', 'failed'] as const) await queue.clean(this.opts.retentionMs, EXPIRE_BATCH, state);
     }
     const k = queue.keys;
-    await this.redis.del(k.meta!, k.events!, k.marker!, k['stalled-check']!, k.pc!, k.id!, this.keys.fairTags(tool));
+    // With nothing left to run, what the deadline index still holds are entries of calls that ended
+    // without removing theirs (a worker killed between finish and removal).
+    await this.redis.del(k.meta!, k.events!, k.marker!, k['stalled-check']!, k.pc!, k.id!, this.keys.fairTags(tool), this.keys.callDeadlines(tool));
     return false;
   }
 
