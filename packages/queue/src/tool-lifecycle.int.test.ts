@@ -5,6 +5,7 @@ import { ToolSpec } from '@toolplane/core';
 import { createKeys } from './keys.js';
 import { createCalls } from './calls.js';
 import { ToolRegistry } from './registry.js';
+import { TOOL_EVENTS_KEPT } from './tool-queue-cache.js';
 import { sharedRedis, freshPrefix } from '../../../test/support/redis.js';
 
 const redis = sharedRedis();
@@ -29,6 +30,28 @@ test('a tool without a concurrency cap leaves BullMQ no fleet-wide count to keep
 });
 
 const SPEC = ToolSpec.parse({ description: 'd', parameters: { type: 'object' }, code: 'export default () => 1' });
+
+test("a tool's BullMQ events stream keeps about a thousand entries, also after the tool is deleted and registered again", async () => {
+  const keys = createKeys(freshPrefix());
+  const registry = new ToolRegistry(redis, keys);
+  const calls = createCalls(redis, keys);
+  const queue = calls.queues.queue('busy');
+  const flood = async () => {
+    await calls.lifecycle.applyToolSettings((await registry.put('busy', SPEC)).tool);
+    // 2,500 calls: 5,000 events (added, waiting), where BullMQ would keep 10,000.
+    for (let i = 0; i < 5; i++) await calls.producer.enqueueBulk((await registry.get('busy'))!, Array.from({ length: 500 }, () => ({})), { tenant: 'acme' });
+    const kept = await redis.xlen(queue.keys.events!);
+    expect(kept).toBeGreaterThanOrEqual(TOOL_EVENTS_KEPT);
+    expect(kept).toBeLessThan(TOOL_EVENTS_KEPT * 1.2);
+  };
+  await flood();
+  await queue.obliterate({ force: true });
+  expect(await registry.delete('busy')).toBe(true);
+  expect(await calls.lifecycle.settleDeleted('busy', registry)).toBe('forgotten');
+  expect(await redis.exists(queue.keys.meta!)).toBe(0);
+  await flood();
+  await queue.obliterate({ force: true });
+});
 
 /** Runs the one waiting call of `tool` with a plain BullMQ worker and stops. */
 async function runOneCall(keys: ReturnType<typeof createKeys>, tool: string): Promise<void> {

@@ -2,7 +2,7 @@ import type { Tool } from '@toolplane/core';
 import type { RedisConnection } from './connection.js';
 import type { Keys } from './keys.js';
 import type { ToolRegistry } from './registry.js';
-import type { ToolQueueCache } from './tool-queue-cache.js';
+import { TOOL_EVENTS_KEPT, type ToolQueueCache } from './tool-queue-cache.js';
 
 /** Unfinished calls read to learn which versions of a tool they still need. */
 const QUEUED_VERSIONS_SCAN = 1000;
@@ -34,10 +34,17 @@ export class ToolLifecycle {
     private readonly opts: ToolLifecycleOptions,
   ) {}
 
-  /** Makes the tool's concurrency cap hold across every worker replica (BullMQ global concurrency). */
+  /**
+   * Makes the tool's concurrency cap hold across every worker replica (BullMQ global concurrency),
+   * and sets its events stream's length again (a deleted tool's queue settings are dropped; a `Queue`
+   * object writes them only when made).
+   */
   async applyToolSettings(tool: Tool): Promise<void> {
     const queue = this.queues.queue(tool.name);
-    await (tool.concurrency === null ? queue.removeGlobalConcurrency() : queue.setGlobalConcurrency(tool.concurrency));
+    await Promise.all([
+      tool.concurrency === null ? queue.removeGlobalConcurrency() : queue.setGlobalConcurrency(tool.concurrency),
+      this.redis.hset(queue.keys.meta!, 'opts.maxLenEvents', TOOL_EVENTS_KEPT),
+    ]);
   }
 
   /** The versions of `tool` its unfinished calls were accepted for (read from at most 1,000 of them). */
