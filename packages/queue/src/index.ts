@@ -17,6 +17,8 @@ export type { RedisConnection, ConnectionRole } from './connection.js';
 export { createKeys } from './keys.js';
 export type { Keys } from './keys.js';
 export { ToolRegistry, watchToolChanges } from './registry.js';
+export { ToolNames } from './tool-names.js';
+export type { ToolNamesEvents, ToolNamesOptions } from './tool-names.js';
 export { createCalls } from './calls.js';
 export type { Calls, CallsOptions } from './calls.js';
 export { CallProducer } from './call-producer.js';

@@ -18,6 +18,7 @@ import {
   readQueueDepths,
   waitForRedis,
   watchToolChanges,
+  ToolNames,
 } from '@toolplane/queue';
 import {
   AgentMemory,
@@ -94,10 +95,14 @@ async function main(): Promise<void> {
   );
   // Every submitted call looks its tool up: the current versions stay in memory while changes are heard.
   void registry.followChanges(subscriber).catch((err: unknown) => logger.warn({ err }, 'subscribe failed'));
+  // The archiver and the queue gauges go over every tool once a second or a scrape: the names stay in memory too.
+  const toolNames = new ToolNames(registry, subscriber, keys);
+  toolNames.on('failed', (err) => logger.warn({ err: err.message }, 'reading tool names failed'));
+  void toolNames.start().catch((err: unknown) => logger.warn({ err }, 'subscribe failed'));
   const promRegistry = createRegistry();
   const httpMetrics = createHttpMetrics(promRegistry);
   createQueueGauges(promRegistry, {
-    read: async () => readQueueDepths(redis, keys, await registry.names()),
+    read: () => readQueueDepths(redis, keys, toolNames.list()),
     // While a tool's breaker is open, a downstream asked to back off, or its rate limit paused the
     // queue, none of its waiting calls can start: adding workers would not help.
     held: async (tool) => {
@@ -119,7 +124,7 @@ async function main(): Promise<void> {
         store: history,
         redis,
         keys,
-        tools: toolsToArchive(registry),
+        tools: toolsToArchive(toolNames, registry),
         hotRetentionMs: config.CALL_HOT_RETENTION_MS,
         runs: runStore,
         batchSize: config.HISTORY_BATCH_SIZE,
@@ -279,6 +284,7 @@ async function main(): Promise<void> {
     await Promise.all([schedules.close(), webhooks.deliveries.close(), closeRedis(scheduleConnection)]).catch(() => {});
     await archiver?.stop();
     await deletedTools.stop();
+    toolNames.stop();
     await history.close().catch(() => {});
     await Promise.all([closeRedis(redis), closeRedis(subscriber), codeChecker.close()]);
     await tracing?.shutdown();

@@ -10,6 +10,7 @@ import {
   DeadlineSweeper,
   SecretStore,
   ToolRegistry,
+  ToolNames,
   TenantQuotas,
   UpstreamSecretError,
   UpstreamStore,
@@ -122,9 +123,7 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
   let webhookWorker: ReturnType<WebhookDeliveries['startWorker']> | undefined;
   const ops = createOpsServer(promRegistry, () => state === 'RUNNING' && redis.status === 'ready', config.TOOLPLANE_METRICS_TOKEN);
   let state: WorkerState = 'INITIALIZED';
-  let discovery: NodeJS.Timeout | undefined;
   let metricsPort = config.WORKER_METRICS_PORT;
-  const known = new Set<string>();
 
   for (const conn of [redis, bull, subscriber, blocking]) {
     conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
@@ -161,28 +160,17 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
 
   // Only for metrics: every registered tool's series exist at 0 before its first call. Runnable
   // calls reach the scheduler through the ready set, not through this.
-  const discover = async () => {
-    try {
-      const names = new Set(await registry.names());
-      for (const name of names) {
-        if (!known.has(name)) initToolSeries(metrics, name);
-      }
-      for (const name of known) {
-        if (names.has(name)) continue;
-        // Deleted: nothing of it stays in this process (its lane goes once its calls here end).
-        scheduler.forget(name);
-        breakers.forget(name);
-        removeToolSeries(metrics, name);
-      }
-      known.clear();
-      for (const name of names) known.add(name);
-    } catch (err: unknown) {
-      logger.warn({ err: (err as Error).message }, 'tool discovery failed');
-    }
-  };
+  const toolNames = new ToolNames(registry, subscriber, keys, { refreshMs: config.TOOL_DISCOVERY_INTERVAL_MS });
+  toolNames.on('added', (name) => initToolSeries(metrics, name));
+  // Deleted: nothing of it stays in this process (its lane goes once its calls here end).
+  toolNames.on('removed', (name) => {
+    scheduler.forget(name);
+    breakers.forget(name);
+    removeToolSeries(metrics, name);
+  });
+  toolNames.on('failed', (err) => logger.warn({ err: err.message }, 'reading tool names failed'));
 
   subscriber.on('message', (channel: string, message: string) => {
-    if (channel === keys.registryChanged) void discover();
     if (channel === keys.callCancel) {
       const [tool, id] = message.split('\n');
       // Aborts the processor's signal if this process runs the call; the sandbox then disposes its isolate.
@@ -207,9 +195,8 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
       await once(ops, 'listening');
       metricsPort = (ops.address() as AddressInfo).port;
       state = 'RUNNING';
-      await subscriber.subscribe(keys.registryChanged, keys.callCancel);
-      await discover();
-      discovery = setInterval(() => void discover(), config.TOOL_DISCOVERY_INTERVAL_MS);
+      await subscriber.subscribe(keys.callCancel);
+      await toolNames.start();
       scheduler.start();
       deadlines.start();
       webhookWorker = webhooks.startWorker({
@@ -221,12 +208,12 @@ export function createWorkerApp(config: WorkerConfig, logger: Logger): WorkerApp
         jobLocks: jobLockOptions(config),
         logger: logger.child({ component: 'webhooks' }),
       });
-      logger.info({ metricsPort, tools: known.size, concurrency: config.WORKER_CONCURRENCY }, 'worker started');
+      logger.info({ metricsPort, tools: toolNames.size, concurrency: config.WORKER_CONCURRENCY }, 'worker started');
     },
     async stop() {
       if (state === 'STOPPED' || state === 'DRAINING') return;
       state = 'DRAINING';
-      clearInterval(discovery);
+      toolNames.stop();
       logger.info({ running: scheduler.active }, 'worker draining');
       // Its lease goes at once, so another worker sweeps from its next tick.
       await deadlines.stop();

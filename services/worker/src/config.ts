@@ -33,8 +33,11 @@ export const WorkerConfig = serviceConfig({
         ctx.addIssue({ code: 'custom', message: (err as Error).message });
       }
     }),
-  /** How often the registry is read again, in case a change notice was missed during a disconnect. */
-  TOOL_DISCOVERY_INTERVAL_MS: z.coerce.number().int().min(100).default(5_000),
+  /**
+   * How often every tool name is read again (in pages), a safety net for a change notice never sent;
+   * notices missed during a disconnect are made up for on reconnecting.
+   */
+  TOOL_DISCOVERY_INTERVAL_MS: z.coerce.number().int().min(100).default(60_000),
   /** On SIGTERM, running calls get this long to finish before the process exits. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
   /** Bytes of results one tenant keeps stored; a result past it fails its call with `QUOTA_EXCEEDED`. 0 = no quota. */
